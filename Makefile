@@ -1,0 +1,74 @@
+# dunning: the project's vocabulary. `make demo` and `make test` set everything up themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
+export PYTHONPATH := .:shared
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+PIP_QUIET := --quiet --disable-pip-version-check
+
+.PHONY: help env demo test lint typecheck validate policy-check pytest bench build deploy clean
+
+help:
+	@echo "make demo      deploy template.yaml into in-process moto and simulate 40 days"
+	@echo "make test      lint, type-check, template checks, policy lint and every test"
+	@echo "make bench     benchmarks (composition, planning throughput)"
+	@echo "make build     sam build (python3.13 from pyenv)"
+	@echo "make deploy    sam deploy --guided"
+
+env: $(VENV)/.installed
+
+$(VENV)/.installed: requirements-dev.txt shared/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_QUIET) -r requirements-dev.txt 2> >(grep -v "is ignored: it is neither" >&2)
+	touch $@
+
+# aws-sam-cli pins older boto3 and pydantic; checkov conflicts with it: each gets its own venv.
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install $(PIP_QUIET) aws-sam-cli==1.170.0 2> >(grep -v "is ignored: it is neither" >&2)
+	touch $@
+
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install $(PIP_QUIET) checkov==3.3.30 2> >(grep -v "is ignored: it is neither" >&2)
+	touch $@
+
+demo: env
+	$(PY) -m dunning.cli demo
+
+lint: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: env
+	$(VENV)/bin/mypy shared/dunning functions
+
+policy-check: env
+	$(PY) -m dunning.cli policy check shared/dunning/default_policy.yaml
+
+validate: env $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM_VENV)/bin/sam validate --lint --template template.yaml
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformation --file template.yaml
+
+pytest: env
+	$(PY) -m pytest -q -n 2
+
+test: lint typecheck policy-check validate pytest
+
+bench: env
+	$(PY) -m pytest -q benchmarks -p no:xdist --benchmark-only 2>/dev/null || $(PY) benchmarks/run.py
+
+build: $(SAM_VENV)/.installed
+	PATH="$$(pyenv root 2>/dev/null)/versions/$$(pyenv versions --bare 2>/dev/null | grep '^3\.13' | tail -1)/bin:$$PATH" \
+	  $(SAM_VENV)/bin/sam build --template template.yaml
+
+deploy: build
+	$(SAM_VENV)/bin/sam deploy --guided
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

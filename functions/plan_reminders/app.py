@@ -1,0 +1,33 @@
+"""PlanRemindersFunction: finds loans with a reminder due and enqueues send jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from dunning import service
+from dunning.handlers import rejected
+from dunning.models.events import ScheduledEvent
+from dunning.observability import logger, metrics
+from dunning.settings import get_settings
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        scheduled = parse(event=event, model=ScheduledEvent)
+    except ValidationError as exc:
+        return rejected("scheduled_event", exc)
+    planner = service.planner(get_settings())
+    report = planner.run(
+        scheduled.time,
+        segment=scheduled.detail.segment,
+        total_segments=scheduled.detail.total_segments,
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+    )
+    logger.info("planning run finished", extra={"report": report.as_dict()})
+    return report.as_dict()

@@ -1,0 +1,40 @@
+"""SendRemindersFunction: re-checks, composes, publishes and records each SQS send job."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Json
+
+from dunning import service
+from dunning.models.jobs import SendJob
+from dunning.observability import MetricUnit, logger, metrics
+from dunning.settings import get_settings
+
+
+class SendJobRecord(SqsRecordModel):  # type: ignore[misc]
+    body: Json[SendJob]  # type: ignore[assignment]
+
+
+class _Processor(BatchProcessor):
+    def failure_handler(self, record: Any, exception: Any) -> Any:
+        metrics.add_metric(name="SendJobFailures", unit=MetricUnit.Count, value=1)
+        return super().failure_handler(record, exception)
+
+
+processor = _Processor(event_type=EventType.SQS, model=SendJobRecord)
+
+
+def record_handler(record: SendJobRecord) -> dict[str, Any]:
+    outcome = service.sender(get_settings()).send(record.body, dt.datetime.now(dt.UTC))
+    return {"sent": outcome.sent, "uncertain": outcome.uncertain}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,28 @@
+"""Composition of the SMS a borrower receives: templates, money and dates, segments, references."""
+
+from dunning.compose.formatting import format_date, format_money
+from dunning.compose.reference import REFERENCE_ALPHABET, is_reference_code, reference_code
+from dunning.compose.render import (
+    SERVICE_MESSAGE_KINDS,
+    ComposedSms,
+    is_service_kind,
+    render_reminder,
+    render_service,
+)
+from dunning.compose.segments import Encoding, is_gsm7, sms_encoding
+
+__all__ = [
+    "REFERENCE_ALPHABET",
+    "SERVICE_MESSAGE_KINDS",
+    "ComposedSms",
+    "Encoding",
+    "format_date",
+    "format_money",
+    "is_gsm7",
+    "is_reference_code",
+    "is_service_kind",
+    "reference_code",
+    "render_reminder",
+    "render_service",
+    "sms_encoding",
+]

@@ -1,0 +1,248 @@
+"""Render a policy template into the exact SMS body that is sent, recorded and billed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from string import Formatter
+
+from dunning.compose.formatting import format_date, format_money
+from dunning.compose.segments import Encoding, is_gsm7, sms_encoding
+from dunning.models.loan import Locale
+from dunning.models.policy import Policy, PolicyError
+
+# Service messages answer something the borrower did; every other template kind is a reminder.
+SERVICE_MESSAGE_KINDS = ("payment_confirmation", "opt_out_confirmation")
+
+REMINDER_PLACEHOLDERS = frozenset(
+    {
+        "brand", "name", "total", "late_fees", "due_date", "pay_by", "days_past_due",
+        "methods", "hotline", "reference", "loan_count", "promise",
+    }
+)  # fmt: skip
+SERVICE_PLACEHOLDERS = frozenset({"brand", "name", "methods", "hotline", "reference", "paid", "remaining"})
+FRAGMENT_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
+    "late_fees": frozenset({"fees"}),
+    "promise": frozenset({"promised_date"}),
+}
+
+
+@dataclass(frozen=True)
+class ComposedSms:
+    body: str
+    encoding: Encoding
+    segments: int
+
+
+def is_service_kind(kind: str) -> bool:
+    return kind in SERVICE_MESSAGE_KINDS
+
+
+@lru_cache(maxsize=256)
+def _parse(template: str) -> tuple[str, ...] | str:
+    """The placeholder names of a template, or why it cannot be used (a str)."""
+    try:
+        pieces = list(Formatter().parse(template))
+    except ValueError as exc:
+        return f"not a valid template: {exc}"
+    names: list[str] = []
+    for _, field, spec, conversion in pieces:
+        if field is None:
+            continue
+        if not field.isidentifier():
+            # Rules out positional `{}`/`{0}` and attribute or index access such as `{name.x}`.
+            return f"placeholder {{{field}}} is not allowed (use a plain name such as {{total}})"
+        if spec or conversion:
+            return f"placeholder {{{field}}} takes no format spec or conversion"
+        names.append(field)
+    return tuple(names)
+
+
+def placeholders(template: str, where: str, allowed: frozenset[str]) -> tuple[str, ...]:
+    """Placeholder names used by `template`; PolicyError (naming `where`) for anything else."""
+    parsed = _parse(template)
+    if isinstance(parsed, str):
+        raise PolicyError(f"{where}: {parsed}")
+    for name in parsed:
+        if name not in allowed:
+            raise PolicyError(f"{where}: unknown placeholder {{{name}}} (allowed: {', '.join(sorted(allowed))})")
+    return parsed
+
+
+class _Values(dict[str, str]):
+    """format_map mapping that refuses, rather than renders, a name it was not given."""
+
+    def __init__(self, values: Mapping[str, str], where: str) -> None:
+        super().__init__(values)
+        self.where = where
+
+    def __missing__(self, key: str) -> str:
+        raise PolicyError(f"{self.where}: unknown placeholder {{{key}}}")
+
+
+def _fill(template: str, where: str, allowed: frozenset[str], values: Mapping[str, str]) -> str:
+    placeholders(template, where, allowed)
+    return template.format_map(_Values(values, where))
+
+
+def _fragment(policy: Policy, name: str, locale: Locale, values: Mapping[str, str]) -> str:
+    where = f"fragments.{name}.{locale}"
+    text = policy.fragments.get(name, {}).get(locale)
+    if text is None:
+        raise PolicyError(f"{where} is missing")
+    return _fill(text, where, FRAGMENT_PLACEHOLDERS[name], values)
+
+
+def _template(policy: Policy, kind: str, locale: Locale) -> tuple[str, str]:
+    where = f"templates.{kind}.{locale}"
+    text = policy.templates.get(kind, {}).get(locale)
+    if text is None:
+        raise PolicyError(f"{where} is missing")
+    return text, where
+
+
+def clean_name(name: str) -> str:
+    """The name on one line: no control or invisible formatting characters, single spaces."""
+    kept = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in name)
+    kept = "".join(c for c in kept if unicodedata.category(c) != "Cf")
+    return " ".join(kept.split())
+
+
+def _fold_to_gsm(name: str) -> str:
+    """`Zoë` -> `Zoe`: drop accents that would force a GSM-7 message into UCS-2."""
+    out = []
+    for c in name:
+        if is_gsm7(c):
+            out.append(c)
+            continue
+        base = "".join(d for d in unicodedata.normalize("NFKD", c) if not unicodedata.combining(d))
+        out.append(base if base and is_gsm7(base) else c)
+    return "".join(out)
+
+
+def _compose(body: str) -> ComposedSms:
+    encoding, segments = sms_encoding(body)
+    return ComposedSms(body=body, encoding=encoding, segments=segments)
+
+
+def _fit_name(render: Callable[[str], str], name: str, max_segments: int, fit: bool) -> ComposedSms:
+    """Render with the full name; if that breaks the budget, shorten only the name."""
+    full = _compose(render(name))
+    if not fit or full.segments <= max_segments:
+        return full
+    base = name
+    folded = _fold_to_gsm(name)
+    if folded != name:
+        attempt = _compose(render(folded))
+        if attempt.segments <= max_segments:
+            return attempt
+        base = folded
+    # "..." keeps a GSM-7 message GSM-7; "…" is one character where UCS-2 is spent anyway.
+    ellipsis = "..." if is_gsm7(render("")) else "…"
+    for length in range(len(base) - 1, 0, -1):
+        attempt = _compose(render(base[:length].rstrip() + ellipsis))
+        if attempt.segments <= max_segments:
+            return attempt
+    return full  # still over budget: send as rendered; `dunning policy check` flags such templates
+
+
+def _check_money(label: str, amount: Decimal) -> None:
+    if not isinstance(amount, Decimal):
+        raise TypeError(f"{label} must be a Decimal, got {type(amount).__name__}")
+    if amount < 0:
+        raise ValueError(f"{label} must not be negative")
+
+
+def render_reminder(
+    policy: Policy,
+    *,
+    kind: str,
+    locale: Locale,
+    name: str,
+    currency: str,
+    total: Decimal,
+    late_fees: Decimal,
+    days_past_due: int,
+    due_date: dt.date,
+    pay_by: dt.date,
+    reference: str,
+    loan_count: int = 1,
+    promised_date: dt.date | None = None,
+    fit_name: bool = True,
+) -> ComposedSms:
+    """A collection reminder (any ladder stage, or `consolidated` for several loans).
+
+    `total` is what the borrower owes now, late fees included; `late_fees` is the part of it
+    that is fees, shown through the `late_fees` fragment only when above zero.
+    `fit_name=False` renders the full name even over budget (the policy lint measures that).
+    """
+    if is_service_kind(kind):
+        raise ValueError(f"{kind} is a service message: use render_service")
+    _check_money("total", total)
+    _check_money("late_fees", late_fees)
+    template, where = _template(policy, kind, locale)
+    used = placeholders(template, where, REMINDER_PLACEHOLDERS)
+    values = {
+        "brand": policy.brand[locale],
+        "methods": policy.repayment_methods[locale],
+        "hotline": policy.hotline,
+        "reference": reference,
+        "total": format_money(total, currency, locale),
+        "due_date": format_date(due_date, locale),
+        "pay_by": format_date(pay_by, locale),
+        "days_past_due": str(days_past_due),
+        "loan_count": str(loan_count),
+        "late_fees": "",
+        "promise": "",
+    }
+    if "late_fees" in used and late_fees > 0:
+        fees = format_money(late_fees, currency, locale)
+        values["late_fees"] = _fragment(policy, "late_fees", locale, {"fees": fees})
+    if "promise" in used and promised_date is not None:
+        promised = format_date(promised_date, locale)
+        values["promise"] = _fragment(policy, "promise", locale, {"promised_date": promised})
+
+    def render(shown_name: str) -> str:
+        return _fill(template, where, REMINDER_PLACEHOLDERS, {**values, "name": shown_name})
+
+    return _fit_name(render, clean_name(name), policy.max_segments, fit_name)
+
+
+def render_service(
+    policy: Policy,
+    *,
+    kind: str,
+    locale: Locale,
+    name: str,
+    currency: str,
+    reference: str,
+    paid: Decimal | None = None,
+    remaining: Decimal | None = None,
+    fit_name: bool = True,
+) -> ComposedSms:
+    """A service message: `payment_confirmation` (needs `paid`, `remaining`) or `opt_out_confirmation`."""
+    if not is_service_kind(kind):
+        raise ValueError(f"{kind} is a reminder: use render_reminder")
+    template, where = _template(policy, kind, locale)
+    used = placeholders(template, where, SERVICE_PLACEHOLDERS)
+    values = {
+        "brand": policy.brand[locale],
+        "methods": policy.repayment_methods[locale],
+        "hotline": policy.hotline,
+        "reference": reference,
+    }
+    for label, amount in (("paid", paid), ("remaining", remaining)):
+        if amount is not None:
+            _check_money(label, amount)
+            values[label] = format_money(amount, currency, locale)
+        elif label in used:
+            raise ValueError(f"{where} shows {{{label}}}: pass {label}")
+
+    def render(shown_name: str) -> str:
+        return _fill(template, where, SERVICE_PLACEHOLDERS, {**values, "name": shown_name})
+
+    return _fit_name(render, clean_name(name), policy.max_segments, fit_name)

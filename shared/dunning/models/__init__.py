@@ -1,0 +1,1 @@
+"""Models of the collection domain: loans, policy, send jobs, delivery records, events."""

@@ -1,0 +1,67 @@
+"""The DeliveriesTable record (DESIGN 4.3, contract)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from dunning.models.jobs import utc_iso
+
+
+class Outcome(StrEnum):
+    SENT = "SENT"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+    SUPPRESSED = "SUPPRESSED"
+    UNCERTAIN = "UNCERTAIN"
+
+
+FINAL_OUTCOMES = frozenset({Outcome.DELIVERED, Outcome.FAILED})
+
+
+class DeliveryRecord(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    loan_id: str
+    record_id: str
+    borrower_id: str | None = None
+    cycle: str
+    stage: str
+    outcome: Outcome
+    reason: str | None = None
+    message_id: str | None = None
+    phone: str | None = None
+    locale: str | None = None
+    body: str | None = None
+    encoding: str | None = None
+    segments: int | None = None
+    amount_due: Decimal | None = None
+    late_fees: Decimal | None = None
+    currency: str | None = None
+    reference: str | None = None
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    expires_at: int
+    price_usd: Decimal | None = None
+    provider_response: str | None = None
+
+    def to_item(self) -> dict[str, Any]:
+        values = self.model_dump()
+        values["outcome"] = self.outcome.value
+        values["created_at"] = utc_iso(self.created_at)
+        values["updated_at"] = utc_iso(self.updated_at)
+        return values
+
+
+def record_id(created_at: dt.datetime, cycle: str, stage: str, suffix: str = "") -> str:
+    """Begins with the ISO-8601 UTC time so a loan's records sort by time."""
+    rid = f"{utc_iso(created_at)}#{cycle}#{stage}"
+    return f"{rid}#{suffix}" if suffix else rid
+
+
+def expires_at(created_at: dt.datetime, retention_days: int) -> int:
+    return int((created_at + dt.timedelta(days=retention_days)).timestamp())

@@ -1,0 +1,36 @@
+"""The SQS send job: one borrower, the loans (and stages) the planner found due for them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class JobLine(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    loan_id: Annotated[str, Field(min_length=1, max_length=128)]
+    cycle: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="due_date being chased")]
+    stage: Annotated[str, Field(pattern=r"^[a-z_0-9]+$", max_length=64)]
+
+
+class SendJob(BaseModel):
+    """What the planner enqueues; the sender re-checks everything in it against live data."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    borrower_id: Annotated[str, Field(min_length=1, max_length=128)]
+    lines: Annotated[tuple[JobLine, ...], Field(min_length=1, max_length=25)]
+    planned_at: AwareDatetime
+
+    @property
+    def job_id(self) -> str:
+        keys = ",".join(f"{line.loan_id}/{line.cycle}/{line.stage}" for line in self.lines)
+        return f"{self.borrower_id}:{keys}"
+
+
+def utc_iso(moment: dt.datetime) -> str:
+    """ISO-8601 UTC with milliseconds and a Z: sortable, as record ids require."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -1,0 +1,136 @@
+"""The LoansTable item (DESIGN 4.2): written upstream, validated here before anything uses it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from dunning.models.money import ExactDecimal, is_currency
+
+Locale = Literal["zh-CN", "en-US"]
+SUPPORTED_LOCALES: tuple[Locale, ...] = ("zh-CN", "en-US")
+
+
+class LoanStatus(StrEnum):
+    OPEN = "OPEN"
+    PAID = "PAID"
+    CLOSED = "CLOSED"
+    WRITTEN_OFF = "WRITTEN_OFF"
+
+
+def e164(value: Any) -> str:
+    """A valid mobile-capable E.164 number; AWS rejects numbers without '+', so do we."""
+    if not isinstance(value, str) or not value.startswith("+"):
+        raise ValueError("must be an E.164 phone number starting with '+'")
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError("is not a parseable phone number") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError("is not a valid phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def iso_date(value: Any) -> dt.date:
+    """Strict YYYY-MM-DD (no datetimes, no other formats)."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str) or len(value) != 10:
+        raise ValueError("must be a date written YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be a date written YYYY-MM-DD") from None
+
+
+def iana_zone(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be an IANA time zone name")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value[:40]!r} is not an IANA time zone") from None
+    return value
+
+
+PhoneNumber = Annotated[str, BeforeValidator(e164)]
+IsoDate = Annotated[dt.date, BeforeValidator(iso_date)]
+TimeZoneName = Annotated[str, BeforeValidator(iana_zone)]
+NonNegativeMoney = Annotated[ExactDecimal, Field(ge=0)]
+
+
+class Loan(BaseModel):
+    """One loan as upstream wrote it. Unknown attributes are ignored (upstream owns the item)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    loan_id: Annotated[str, Field(min_length=1, max_length=128)]
+    borrower_id: Annotated[str, Field(min_length=1, max_length=128)]
+    borrower_name: Annotated[str, Field(min_length=1, max_length=200)]
+    phone: PhoneNumber
+    status: LoanStatus
+    due_date: IsoDate
+    amount_due: NonNegativeMoney
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    late_fees: NonNegativeMoney | None = None
+    locale: Locale | None = None
+    timezone: TimeZoneName | None = None
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        if not is_currency(value):
+            raise ValueError(f"{value!r} is not an ISO 4217 currency")
+        return value
+
+    @property
+    def cycle(self) -> str:
+        """The delinquency being chased: one cycle per unpaid due date."""
+        return self.due_date.isoformat()
+
+
+class InvalidLoan(Exception):
+    """A LoansTable item that breaks the contract; carries a reason safe to log and record."""
+
+    def __init__(self, loan_id: str, reason: str, detail: str) -> None:
+        super().__init__(f"loan {loan_id}: {reason}: {detail}")
+        self.loan_id = loan_id
+        self.reason = reason
+        self.detail = detail
+
+
+_REASON_BY_FIELD = {
+    "phone": "invalid_phone",
+    "amount_due": "invalid_amount",
+    "late_fees": "invalid_amount",
+    "due_date": "invalid_due_date",
+    "status": "invalid_status",
+    "currency": "invalid_currency",
+    "timezone": "invalid_timezone",
+    "locale": "invalid_locale",
+}
+
+
+def parse_loan(item: dict[str, Any]) -> Loan:
+    """Validate a LoansTable item; raise InvalidLoan naming the first broken attribute."""
+    loan_id = str(item.get("loan_id") or "<missing loan_id>")[:128]
+    try:
+        return Loan.model_validate(item)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "item"
+        missing = first["type"] == "missing"
+        reason = f"missing_{field}" if missing else _REASON_BY_FIELD.get(field, f"invalid_{field}")
+        fields = ", ".join(sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]}))
+        # The message never echoes the value itself: it may be a phone number or a name.
+        raise InvalidLoan(loan_id, reason, f"{first['msg']} (attributes: {fields})") from None
+
+
+def outstanding(loan: Loan) -> Decimal:
+    return loan.amount_due + (loan.late_fees or Decimal(0))

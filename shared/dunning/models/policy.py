@@ -1,0 +1,144 @@
+"""The policy document (DESIGN 5): data, not code. Bundled YAML, optional SSM override."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dunning.models.loan import SUPPORTED_LOCALES, Locale, TimeZoneName
+from dunning.models.money import ExactDecimal
+
+DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "default_policy.yaml"
+
+# Template kinds: one per ladder stage kind, plus the service messages.
+LADDER_KINDS = ("courtesy", "due_today", "overdue_notice", "follow_up")
+SERVICE_KINDS = ("consolidated", "payment_confirmation", "opt_out_confirmation")
+
+
+class PolicyError(ValueError):
+    """A policy document that cannot be used; the message names what is wrong."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StageRule(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z_]+$", description="template kind and stage id")]
+    day: Annotated[int, Field(ge=-30, le=365, description="days past due the stage starts on")]
+
+
+class FollowUpRule(_Strict):
+    first_day: Annotated[int, Field(ge=1)]
+    every_days: Annotated[int, Field(ge=1)]
+    last_day: Annotated[int, Field(ge=1)]
+
+
+class Ladder(_Strict):
+    stages: Annotated[tuple[StageRule, ...], Field(min_length=1)]
+    follow_up: FollowUpRule
+    escalation_day: Annotated[int, Field(ge=1, description="no collection SMS from this day on")]
+    bureau_day: Annotated[int, Field(ge=1, description="credit-bureau reporting from this day on")]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Ladder:
+        days = [s.day for s in self.stages]
+        if days != sorted(set(days)):
+            raise ValueError("ladder.stages must have strictly increasing days")
+        if self.follow_up.first_day <= days[-1]:
+            raise ValueError("ladder.follow_up.first_day must come after the last fixed stage")
+        if self.follow_up.last_day >= self.escalation_day:
+            raise ValueError("ladder.follow_up.last_day must come before escalation_day")
+        return self
+
+
+class Window(_Strict):
+    start: dt.time
+    end: dt.time
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> Window:
+        if self.start >= self.end:
+            raise ValueError("window start must be before its end")
+        return self
+
+
+class Caps(_Strict):
+    per_borrower_per_day: Annotated[int, Field(ge=1)]
+    per_borrower_per_7_days: Annotated[int, Field(ge=1)]
+
+
+class LateFeeRule(_Strict):
+    daily_rate: Annotated[ExactDecimal, Field(ge=0, le=Decimal("0.1"))]
+    cap_rate: Annotated[ExactDecimal, Field(ge=0, le=Decimal(1))]
+
+
+class Escalation(_Strict):
+    failed_in_a_row: Annotated[int, Field(ge=1, description="open a case after this many failed SMS")]
+
+
+class Policy(_Strict):
+    version: Annotated[int, Field(ge=1)]
+    brand: dict[Locale, Annotated[str, Field(min_length=1, max_length=16)]]
+    hotline: Annotated[str, Field(pattern=r"^[0-9+\- ]{5,20}$")]
+    repayment_methods: dict[Locale, Annotated[str, Field(min_length=1)]]
+    business_timezone: TimeZoneName
+    default_locale: Locale
+    default_timezone: TimeZoneName
+    ladder: Ladder
+    pay_by_days: Annotated[int, Field(ge=1, le=30)]
+    send_window: Window
+    country_windows: dict[Annotated[str, Field(pattern=r"^[A-Z]{2}$")], Window] = {}
+    caps: Caps
+    late_fee: LateFeeRule
+    max_segments: Annotated[int, Field(ge=1, le=10)]
+    escalation: Escalation
+    opt_out_keywords: Annotated[list[str], Field(min_length=1)]
+    templates: dict[str, dict[Locale, Annotated[str, Field(min_length=1)]]]
+    fragments: dict[str, dict[Locale, str]] = {}
+
+    @field_validator("brand", "repayment_methods")
+    @classmethod
+    def _every_locale(cls, value: dict[str, str]) -> dict[str, str]:
+        missing = [loc for loc in SUPPORTED_LOCALES if loc not in value]
+        if missing:
+            raise ValueError(f"missing locale(s) {', '.join(missing)}")
+        return value
+
+    @model_validator(mode="after")
+    def _templates_complete(self) -> Policy:
+        kinds = {s.name for s in self.ladder.stages} | {"follow_up"} | set(SERVICE_KINDS)
+        for kind in sorted(kinds):
+            for locale in SUPPORTED_LOCALES:
+                if locale not in self.templates.get(kind, {}):
+                    raise ValueError(f"templates.{kind}.{locale} is missing")
+        return self
+
+
+def parse_policy(text: str, source: str = "policy") -> Policy:
+    """Parse and validate a policy YAML document; PolicyError names the field and the rule."""
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise PolicyError(f"{source}: must be a YAML mapping")
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(document)'}: {e['msg']}" for e in exc.errors())
+        raise PolicyError(f"{source}: {problems}") from None
+
+
+def load_policy_file(path: Path | str = DEFAULT_POLICY_PATH) -> Policy:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_policy(text, str(path))

@@ -1,0 +1,51 @@
+"""The product's own state per loan (StateTable): send claims and the loan's collection controls."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+
+class ClaimState(StrEnum):
+    PLANNED = "PLANNED"  # a job is on the queue
+    DEFERRED = "DEFERRED"  # not now (window, cap, pause); plan again from retry_after
+    SENDING = "SENDING"  # written just before Publish: finding it on a retry means "maybe sent"
+    SENT = "SENT"
+    SUPPRESSED = "SUPPRESSED"  # final for this stage
+    UNCERTAIN = "UNCERTAIN"  # Publish outcome unknown: never resent automatically
+
+
+FINAL_CLAIM_STATES = frozenset({ClaimState.SENT, ClaimState.SUPPRESSED, ClaimState.UNCERTAIN})
+
+
+class SendClaim(BaseModel):
+    """At most one SMS per (loan, cycle, stage): this item is the guard."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    loan_id: str
+    cycle: str
+    stage: str
+    state: ClaimState
+    updated_at: AwareDatetime
+    retry_after: AwareDatetime | None = None
+    reason: str | None = None
+    record_id: str | None = None
+    message_id: str | None = None
+
+
+class LoanControl(BaseModel):
+    """Holds and pauses set by borrower events (LoanEventsFunction); absent means none."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    loan_id: str
+    dispute_hold: bool = False
+    paused_until: dt.date | None = None
+    pause_reason: str | None = None  # promise_pending or grace_period
+    promised_date: dt.date | None = None
+    promise_broken: bool = False
+    case_cycle: str | None = None  # cycle handed to human collectors: no more collection SMS
+    plan_due_date: dt.date | None = None

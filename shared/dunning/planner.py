@@ -1,0 +1,211 @@
+"""Planning run: find loans with a reminder due, record what is held back, enqueue send jobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dunning import decisions, ladder
+from dunning.dal.deliveries import DeliveriesRepository
+from dunning.dal.loans import LoansRepository
+from dunning.dal.queue import JobQueue
+from dunning.dal.state import ClaimKey, StateRepository
+from dunning.models.jobs import JobLine, SendJob
+from dunning.models.loan import InvalidLoan, Loan, parse_loan
+from dunning.models.policy import Policy
+from dunning.models.state import ClaimState
+from dunning.observability import MetricUnit, logger, metrics
+from dunning.records import suppression_record
+
+MAX_LINES_PER_JOB = 25
+
+
+@dataclass
+class PlanReport:
+    now: str
+    segment: int
+    total_segments: int
+    loans_read: int = 0
+    jobs_enqueued: int = 0
+    lines_enqueued: int = 0
+    invalid: Counter[str] = field(default_factory=Counter)
+    suppressed: Counter[str] = field(default_factory=Counter)
+    waiting: Counter[str] = field(default_factory=Counter)
+    due_dates_done: int = 0
+    complete: bool = True
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "now": self.now,
+            "segment": self.segment,
+            "total_segments": self.total_segments,
+            "loans_read": self.loans_read,
+            "jobs_enqueued": self.jobs_enqueued,
+            "lines_enqueued": self.lines_enqueued,
+            "invalid": dict(self.invalid),
+            "suppressed": dict(self.suppressed),
+            "waiting": dict(self.waiting),
+            "due_dates_done": self.due_dates_done,
+            "complete": self.complete,
+        }
+
+
+@dataclass
+class Planner:
+    loans: LoansRepository
+    state: StateRepository
+    deliveries: DeliveriesRepository
+    queue: JobQueue
+    policy: Policy
+    retention_days: int
+
+    def run(
+        self,
+        now: dt.datetime,
+        *,
+        segment: int = 0,
+        total_segments: int = 1,
+        time_left: Callable[[], float] = lambda: float("inf"),
+        min_seconds_left: float = 20.0,
+    ) -> PlanReport:
+        """Plan the due dates of this segment; stop cleanly between due dates when time runs short."""
+        if not 0 <= segment < total_segments:
+            raise ValueError(f"segment must be in 0..{total_segments - 1}, got {segment}")
+        report = PlanReport(now=now.isoformat(), segment=segment, total_segments=total_segments)
+        today = ladder.business_date(now, self.policy)
+        earliest, latest = ladder.due_date_window(today, self.policy)
+        candidates: dict[str, list[tuple[Loan, ladder.Stage]]] = defaultdict(list)
+        day = earliest
+        while day <= latest:
+            if day.toordinal() % total_segments == segment:
+                if time_left() < min_seconds_left:
+                    report.complete = False
+                    logger.warning("planner stopping early: time limit near", extra={"due_date": day.isoformat()})
+                    break
+                self._plan_due_date(day, now, today, report, candidates)
+                report.due_dates_done += 1
+            day += dt.timedelta(days=1)
+        self._enqueue(candidates, now, report)
+        metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=report.jobs_enqueued)
+        return report
+
+    def _plan_due_date(
+        self,
+        due_date: dt.date,
+        now: dt.datetime,
+        today: dt.date,
+        report: PlanReport,
+        candidates: dict[str, list[tuple[Loan, ladder.Stage]]],
+    ) -> None:
+        stage = ladder.current_stage(due_date, today, self.policy)
+        if stage is None:
+            return
+        loans: list[Loan] = []
+        for item in self.loans.open_loans_due_on(due_date):
+            report.loans_read += 1
+            try:
+                loans.append(parse_loan(item))
+            except InvalidLoan as exc:
+                self._record_invalid(exc, item, now, today, stage, report)
+        if not loans:
+            return
+        keys: list[ClaimKey] = [(loan.loan_id, loan.cycle, stage.id) for loan in loans]
+        claims, controls, opted_out = self.state.load(keys, [loan.phone for loan in loans])
+        for loan, key in zip(loans, keys, strict=True):
+            if decisions.claim_blocks(claims.get(key), now):
+                continue
+            verdict = decisions.evaluate(
+                loan, controls.get(loan.loan_id), now, self.policy, opted_out=loan.phone in opted_out
+            )
+            if isinstance(verdict, decisions.Due):
+                candidates[loan.borrower_id].append((loan, verdict.stage))
+            elif isinstance(verdict, decisions.Suppress):
+                self._suppress(loan, key, verdict, now, report)
+            else:
+                report.waiting[verdict.why] += 1
+
+    def _suppress(
+        self, loan: Loan, key: ClaimKey, verdict: decisions.Suppress, now: dt.datetime, report: PlanReport
+    ) -> None:
+        state = ClaimState.DEFERRED if verdict.retry_after else ClaimState.SUPPRESSED
+        record = suppression_record(
+            loan_id=loan.loan_id,
+            borrower_id=loan.borrower_id,
+            cycle=loan.cycle,
+            stage=key[2],
+            reason=verdict.reason,
+            now=now,
+            retention_days=self.retention_days,
+            amount_due=loan.amount_due,
+            currency=loan.currency,
+        )
+        # Record first: a crash after it only repeats the record, never loses the decision.
+        self.deliveries.put(record)
+        self.state.settle(
+            key,
+            loan.borrower_id,
+            state,
+            now,
+            reason=verdict.reason,
+            retry_after=verdict.retry_after,
+            record_id=record.record_id,
+        )
+        report.suppressed[verdict.reason] += 1
+        metrics.add_metric(name=f"Suppressed_{verdict.reason}", unit=MetricUnit.Count, value=1)
+
+    def _record_invalid(
+        self,
+        exc: InvalidLoan,
+        item: dict[str, object],
+        now: dt.datetime,
+        today: dt.date,
+        stage: ladder.Stage,
+        report: PlanReport,
+    ) -> None:
+        report.invalid[exc.reason] += 1
+        metrics.add_metric(name="InvalidLoanItems", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "skipping invalid loan item", extra={"loan_id": exc.loan_id, "reason": exc.reason, "detail": exc.detail}
+        )
+        if not item.get("loan_id"):
+            return  # Nothing to key a record on; the log line and the metric are the evidence.
+        midnight = dt.datetime.combine(today, dt.time(0), tzinfo=dt.UTC)
+        self.deliveries.put(
+            suppression_record(
+                loan_id=exc.loan_id,
+                borrower_id=str(item.get("borrower_id") or "") or None,
+                cycle=str(item.get("due_date") or "unknown")[:10],
+                stage=stage.id,
+                reason=exc.reason,
+                now=now,
+                retention_days=self.retention_days,
+                record_at=midnight,  # one record per item and day, however often the planner runs
+            )
+        )
+
+    def _enqueue(
+        self, candidates: dict[str, list[tuple[Loan, ladder.Stage]]], now: dt.datetime, report: PlanReport
+    ) -> None:
+        stale_before = now - decisions.REPLAN_AFTER
+        jobs: list[SendJob] = []
+        for borrower_id, due in candidates.items():
+            lines = [
+                JobLine(loan_id=loan.loan_id, cycle=loan.cycle, stage=stage.id)
+                for loan, stage in due
+                if self.state.plan((loan.loan_id, loan.cycle, stage.id), borrower_id, now, stale_before)
+            ]
+            for start in range(0, len(lines), MAX_LINES_PER_JOB):
+                jobs.append(
+                    SendJob(
+                        borrower_id=borrower_id, lines=tuple(lines[start : start + MAX_LINES_PER_JOB]), planned_at=now
+                    )
+                )
+        failed = self.queue.send(jobs)
+        if failed:
+            # Their claims stay PLANNED: the next run re-enqueues them once REPLAN_AFTER has passed.
+            logger.error("some jobs were not accepted by SQS", extra={"count": len(failed)})
+            metrics.add_metric(name="EnqueueFailures", unit=MetricUnit.Count, value=len(failed))
+        report.jobs_enqueued = len(jobs) - len(failed)
+        report.lines_enqueued = sum(len(j.lines) for j in jobs if j not in failed)

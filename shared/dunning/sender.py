@@ -1,0 +1,415 @@
+"""Send run: re-check each job against live data, compose one SMS per borrower, publish, record.
+
+Exactly once per (loan, cycle, stage): the claim moves PLANNED -> SENDING in the same
+transaction that takes the borrower's day slot, immediately before Publish; SENDING -> SENT
+with the delivery records right after. A retry that finds SENDING cannot know whether the SMS
+left, so it records UNCERTAIN (alarmed, reviewed by people) and never resends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from dunning import compliance, decisions, ladder
+from dunning.compose import reference_code, render_reminder
+from dunning.dal.deliveries import DeliveriesRepository
+from dunning.dal.loans import LoansRepository
+from dunning.dal.sms import Pacer, PublishRejected, PublishUncertain, SmsGateway
+from dunning.dal.state import ClaimKey, StateRepository
+from dunning.models.delivery import DeliveryRecord, Outcome, expires_at, record_id
+from dunning.models.jobs import JobLine, SendJob
+from dunning.models.loan import InvalidLoan, Loan, parse_loan
+from dunning.models.policy import Policy
+from dunning.models.state import ClaimState
+from dunning.observability import MetricUnit, logger, mask_phone, metrics
+from dunning.records import suppression_record
+
+PUBLISH_ATTEMPTS = 3
+
+
+class RetryLater(Exception):
+    """The job could not be completed now and nothing irreversible happened: redeliver it."""
+
+
+@dataclass
+class SendOutcome:
+    sent: int = 0
+    messages: int = 0
+    suppressed: Counter[str] = field(default_factory=Counter)
+    deferred: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    uncertain: int = 0
+
+
+@dataclass(frozen=True)
+class _Line:
+    line: JobLine
+    loan: Loan
+    stage: ladder.Stage
+
+    @property
+    def key(self) -> ClaimKey:
+        return (self.line.loan_id, self.line.cycle, self.line.stage)
+
+
+@dataclass
+class Sender:
+    loans: LoansRepository
+    state: StateRepository
+    deliveries: DeliveriesRepository
+    sms: SmsGateway
+    pacer: Pacer
+    policy: Policy
+    retention_days: int
+    sleep: Callable[[float], None] = field(default=lambda seconds: None)
+
+    def send(self, job: SendJob, now: dt.datetime) -> SendOutcome:
+        outcome = SendOutcome()
+        live = self.loans.get_many([line.loan_id for line in job.lines])
+        parsed: dict[str, Loan | InvalidLoan] = {}
+        for loan_id, item in live.items():
+            try:
+                parsed[loan_id] = parse_loan(item)
+            except InvalidLoan as exc:
+                parsed[loan_id] = exc
+        phones = [p.phone for p in parsed.values() if isinstance(p, Loan)]
+        keys: list[ClaimKey] = [(line.loan_id, line.cycle, line.stage) for line in job.lines]
+        claims, controls, opted_out = self.state.load(keys, phones)
+
+        eligible: list[_Line] = []
+        for line, key in zip(job.lines, keys, strict=True):
+            claim = claims.get(key)
+            if claim is None or claim.state is not ClaimState.PLANNED:
+                if claim is not None and claim.state is ClaimState.SENDING:
+                    self._uncertain([key], job.borrower_id, now, "unknown_after_retry", outcome)
+                else:
+                    outcome.skipped["duplicate_job"] += 1
+                continue
+            loan = parsed.get(line.loan_id)
+            if loan is None:
+                self._suppress(key, job.borrower_id, "loan_not_found", now, outcome)
+                continue
+            if isinstance(loan, InvalidLoan):
+                self._suppress(key, job.borrower_id, loan.reason, now, outcome)
+                continue
+            verdict = decisions.evaluate(
+                loan,
+                controls.get(loan.loan_id),
+                now,
+                self.policy,
+                opted_out=loan.phone in opted_out,
+                expected_cycle=line.cycle,
+                expected_stage=line.stage,
+            )
+            if isinstance(verdict, decisions.Due):
+                eligible.append(_Line(line, loan, verdict.stage))
+            elif isinstance(verdict, decisions.Suppress):
+                self._suppress(key, job.borrower_id, verdict.reason, now, outcome, verdict.retry_after, loan)
+            elif verdict.why == "outside_window":
+                # Planned inside the window, arrived outside it: wait for the next window.
+                self._defer_quietly(key, job.borrower_id, verdict.until or now, "outside_window", now, outcome)
+            else:
+                self._suppress(key, job.borrower_id, "stage_passed", now, outcome, None, loan)
+        if eligible:
+            self._send_consolidated(job.borrower_id, eligible, now, outcome)
+        return outcome
+
+    # ---------------------------------------------------------------- the SMS
+    def _send_consolidated(
+        self, borrower_id: str, eligible: list[_Line], now: dt.datetime, outcome: SendOutcome
+    ) -> None:
+        first = eligible[0].loan
+        group = [e for e in eligible if e.loan.phone == first.phone and e.loan.currency == first.currency]
+        tz = decisions.borrower_timezone(first, self.policy)
+        local_today = compliance.local_time(now, tz).date()
+        tomorrow = compliance.next_local_midnight(now, tz)
+        for other in (e for e in eligible if e not in group):
+            # Another number or currency of the same borrower: one SMS a day, so tomorrow.
+            self._suppress(other.key, borrower_id, "cap_daily", now, outcome, tomorrow, other.loan)
+        group_keys = [e.key for e in group]
+
+        if self.sms.is_opted_out(first.phone):
+            for e in group:
+                self._suppress(e.key, borrower_id, "opted_out", now, outcome, None, e.loan)
+            return
+        cap = compliance.cap_reason(self.state.sent_by_day(borrower_id, local_today), local_today, self.policy)
+        if cap:
+            for e in group:
+                self._suppress(e.key, borrower_id, cap, now, outcome, tomorrow, e.loan)
+            return
+
+        message = self._compose(group, now, local_today)
+        slot_expiry = expires_at(now, 8)
+        begin = [self.state.claim_transition(k, ClaimState.SENDING, now, ClaimState.PLANNED) for k in group_keys]
+        begin.append(self.state.day_slot(borrower_id, local_today, self.policy.caps.per_borrower_per_day, slot_expiry))
+        try:
+            self.state.transact(begin)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if len(reasons) == len(begin) and reasons[-1] == "ConditionalCheckFailed":
+                for e in group:
+                    self._suppress(e.key, borrower_id, "cap_daily", now, outcome, tomorrow, e.loan)
+            else:
+                outcome.skipped["claimed_concurrently"] += len(group)
+            return
+
+        try:
+            message_id = self._publish(first.phone, message["body"], int(message["segments"]))
+        except PublishUncertain as exc:
+            logger.error(
+                "publish outcome unknown; recorded UNCERTAIN",
+                extra={"phone": mask_phone(first.phone), "error": str(exc)},
+            )
+            self._uncertain(group_keys, borrower_id, now, f"publish_{exc}", outcome, group, message)
+            return
+        except PublishRejected as exc:
+            release = [self.state.day_slot(borrower_id, local_today, 0, slot_expiry, delta=-1)]
+            if exc.retryable:
+                self.state.transact(
+                    [self.state.claim_transition(k, ClaimState.PLANNED, now, ClaimState.SENDING) for k in group_keys]
+                    + release
+                )
+                raise RetryLater(f"publish throttled or failed: {exc.code}") from None
+            self.state.transact(release)
+            for e in group:
+                self._record_final(
+                    e,
+                    borrower_id,
+                    now,
+                    Outcome.FAILED,
+                    f"rejected_{exc.code}",
+                    message,
+                    None,
+                    ClaimState.SUPPRESSED,
+                    outcome,
+                )
+            return
+        finish: list[dict[str, Any]] = []
+        for e in group:
+            record = self._record(e, borrower_id, now, Outcome.SENT, None, message, message_id)
+            finish.append(
+                self.state.claim_transition(
+                    e.key, ClaimState.SENT, now, ClaimState.SENDING, message_id=message_id, record_id=record.record_id
+                )
+            )
+            finish.append(self.deliveries.put_item_request(record))
+        self._with_retries(lambda: self.state.transact(finish))
+        outcome.sent += len(group)
+        outcome.messages += 1
+        metrics.add_metric(name="SmsSent", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="SmsSegments", unit=MetricUnit.Count, value=int(message["segments"]))
+        logger.info(
+            "sms sent",
+            extra={
+                "borrower_id": borrower_id,
+                "loans": len(group),
+                "phone": mask_phone(first.phone),
+                "segments": message["segments"],
+            },
+        )
+
+    def _compose(self, group: list[_Line], now: dt.datetime, local_today: dt.date) -> dict[str, Any]:
+        today = ladder.business_date(now, self.policy)
+        first = group[0]
+        fees = [ladder.late_fees(e.loan, today, self.policy) for e in group]
+        total = sum((e.loan.amount_due for e in group), Decimal(0)) + sum(fees, Decimal(0))
+        earliest_due = min(e.loan.due_date for e in group)
+        reference = reference_code(first.line.loan_id, first.line.cycle, first.line.stage)
+        locale = first.loan.locale or self.policy.default_locale
+        sms = render_reminder(
+            self.policy,
+            kind="consolidated" if len(group) > 1 else first.stage.kind,
+            locale=locale,
+            name=first.loan.borrower_name,
+            currency=first.loan.currency,
+            total=total,
+            late_fees=sum(fees, Decimal(0)),
+            days_past_due=max(ladder.days_past_due(e.loan.due_date, today) for e in group),
+            due_date=earliest_due,
+            pay_by=ladder.pay_by(local_today, earliest_due, self.policy),
+            reference=reference,
+            loan_count=len(group),
+        )
+        return {
+            "body": sms.body,
+            "encoding": sms.encoding,
+            "segments": sms.segments,
+            "reference": reference,
+            "locale": locale,
+            "fees": dict(zip((e.line.loan_id for e in group), fees, strict=True)),
+        }
+
+    def _publish(self, phone: str, body: str, segments: int) -> str:
+        delay = 0.2
+        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+            self.pacer.wait(segments)
+            try:
+                return self.sms.publish(phone, body)
+            except PublishRejected as exc:
+                if not exc.retryable or attempt == PUBLISH_ATTEMPTS:
+                    raise
+                metrics.add_metric(name="PublishThrottled", unit=MetricUnit.Count, value=1)
+                self.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def _with_retries(self, action: Callable[[], None]) -> None:
+        delay = 0.1
+        for attempt in range(1, 4):
+            try:
+                action()
+                return
+            except ClientError:
+                if attempt == 3:
+                    raise
+                self.sleep(delay)
+                delay *= 2
+
+    # ---------------------------------------------------------------- evidence
+    def _record(
+        self,
+        e: _Line,
+        borrower_id: str,
+        now: dt.datetime,
+        result: Outcome,
+        reason: str | None,
+        message: dict[str, Any] | None,
+        message_id: str | None,
+    ) -> DeliveryRecord:
+        return DeliveryRecord(
+            loan_id=e.line.loan_id,
+            record_id=record_id(now, e.line.cycle, e.line.stage),
+            borrower_id=borrower_id,
+            cycle=e.line.cycle,
+            stage=e.line.stage,
+            outcome=result,
+            reason=reason,
+            message_id=message_id,
+            phone=e.loan.phone,
+            locale=message["locale"] if message else None,
+            body=message["body"] if message else None,
+            encoding=message["encoding"] if message else None,
+            segments=message["segments"] if message else None,
+            amount_due=e.loan.amount_due,
+            late_fees=message["fees"][e.line.loan_id] if message else None,
+            currency=e.loan.currency,
+            reference=message["reference"] if message else None,
+            created_at=now,
+            updated_at=now,
+            expires_at=expires_at(now, self.retention_days),
+        )
+
+    def _record_final(
+        self,
+        e: _Line,
+        borrower_id: str,
+        now: dt.datetime,
+        result: Outcome,
+        reason: str,
+        message: dict[str, Any] | None,
+        message_id: str | None,
+        claim_state: ClaimState,
+        outcome: SendOutcome,
+    ) -> None:
+        record = self._record(e, borrower_id, now, result, reason, message, message_id)
+        self.state.transact(
+            [
+                self.state.claim_transition(
+                    e.key, claim_state, now, ClaimState.SENDING, reason=reason, record_id=record.record_id
+                ),
+                self.deliveries.put_item_request(record),
+            ]
+        )
+        outcome.suppressed[reason] += 1
+
+    def _uncertain(
+        self,
+        keys: list[ClaimKey],
+        borrower_id: str,
+        now: dt.datetime,
+        reason: str,
+        outcome: SendOutcome,
+        group: list[_Line] | None = None,
+        message: dict[str, Any] | None = None,
+    ) -> None:
+        by_key = {e.key: e for e in group or []}
+        for key in keys:
+            e = by_key.get(key)
+            if e is not None:
+                record = self._record(e, borrower_id, now, Outcome.UNCERTAIN, reason, message, None)
+            else:
+                record = suppression_record(
+                    loan_id=key[0],
+                    borrower_id=borrower_id,
+                    cycle=key[1],
+                    stage=key[2],
+                    reason=reason,
+                    now=now,
+                    retention_days=self.retention_days,
+                )
+                record = record.model_copy(update={"outcome": Outcome.UNCERTAIN})
+            self._with_retries(
+                lambda r=record, k=key: self.state.transact(
+                    [
+                        self.state.claim_transition(
+                            k, ClaimState.UNCERTAIN, now, ClaimState.SENDING, reason=reason, record_id=r.record_id
+                        ),
+                        self.deliveries.put_item_request(r),
+                    ]
+                )
+            )
+            outcome.uncertain += 1
+        metrics.add_metric(name="SmsUncertain", unit=MetricUnit.Count, value=len(keys))
+
+    def _suppress(
+        self,
+        key: ClaimKey,
+        borrower_id: str,
+        reason: str,
+        now: dt.datetime,
+        outcome: SendOutcome,
+        retry_after: dt.datetime | None = None,
+        loan: Loan | None = None,
+    ) -> None:
+        record = suppression_record(
+            loan_id=key[0],
+            borrower_id=borrower_id,
+            cycle=key[1],
+            stage=key[2],
+            reason=reason,
+            now=now,
+            retention_days=self.retention_days,
+            amount_due=loan.amount_due if loan else None,
+            currency=loan.currency if loan else None,
+        )
+        self.deliveries.put(record)
+        state = ClaimState.DEFERRED if retry_after else ClaimState.SUPPRESSED
+        self.state.settle(
+            key,
+            borrower_id,
+            state,
+            now,
+            reason=reason,
+            retry_after=retry_after,
+            record_id=record.record_id,
+            only_from=(ClaimState.PLANNED,),
+        )
+        (outcome.deferred if retry_after else outcome.suppressed)[reason] += 1
+        metrics.add_metric(name=f"Suppressed_{reason}", unit=MetricUnit.Count, value=1)
+
+    def _defer_quietly(
+        self, key: ClaimKey, borrower_id: str, until: dt.datetime, why: str, now: dt.datetime, outcome: SendOutcome
+    ) -> None:
+        self.state.settle(
+            key, borrower_id, ClaimState.DEFERRED, now, reason=why, retry_after=until, only_from=(ClaimState.PLANNED,)
+        )
+        outcome.deferred[why] += 1
