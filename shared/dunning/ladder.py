@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from functools import cache
 from zoneinfo import ZoneInfo
 
 from dunning.models.loan import Loan
-from dunning.models.money import quantize
+from dunning.models.money import minor_unit, quantize
 from dunning.models.policy import Ladder, Policy
 
 
@@ -70,8 +70,9 @@ def late_fees(loan: Loan, today: dt.date, policy: Policy) -> Decimal:
         return quantize(loan.late_fees, loan.currency)
     dpd = max(days_past_due(loan.due_date, today), 0)
     rule = policy.late_fee
-    fee = min(loan.amount_due * rule.daily_rate * dpd, loan.amount_due * rule.cap_rate)
-    return quantize(fee, loan.currency)
+    # The cap is a ceiling: rounded down, so rounding can never lift the fee above it.
+    cap = (loan.amount_due * rule.cap_rate).quantize(minor_unit(loan.currency), rounding=ROUND_DOWN)
+    return min(quantize(loan.amount_due * rule.daily_rate * dpd, loan.currency), cap)
 
 
 def pay_by(send_date: dt.date, due_date: dt.date, policy: Policy) -> dt.date:

@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dunning import decisions, ladder
+from dunning import compliance, decisions, ladder
 from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.loans import LoansRepository
 from dunning.dal.queue import JobQueue
@@ -20,6 +20,7 @@ from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import suppression_record
 
 MAX_LINES_PER_JOB = 25
+STATE_BATCH = 200  # loans whose state is read in one go
 
 
 @dataclass
@@ -77,43 +78,64 @@ class Planner:
         today = ladder.business_date(now, self.policy)
         earliest, latest = ladder.due_date_window(today, self.policy)
         candidates: dict[str, list[tuple[Loan, ladder.Stage]]] = defaultdict(list)
-        day = earliest
-        while day <= latest:
-            if day.toordinal() % total_segments == segment:
-                if time_left() < min_seconds_left:
-                    report.complete = False
-                    logger.warning("planner stopping early: time limit near", extra={"due_date": day.isoformat()})
-                    break
-                self._plan_due_date(day, now, today, report, candidates)
-                report.due_dates_done += 1
-            day += dt.timedelta(days=1)
+        # Unsharded runs read the whole window in one query; a shard reads its own due dates.
+        days = [
+            earliest + dt.timedelta(days=n)
+            for n in range((latest - earliest).days + 1)
+            if (earliest + dt.timedelta(days=n)).toordinal() % total_segments == segment
+        ]
+        ranges = [(earliest, latest)] if total_segments == 1 else [(day, day) for day in days]
+        for first, last in ranges:
+            if time_left() < min_seconds_left:
+                report.complete = False
+                logger.warning("planner stopping early: time limit near", extra={"due_date": first.isoformat()})
+                break
+            self._plan_due_dates(first, last, now, today, report, candidates)
+            report.due_dates_done += (last - first).days + 1
         self._enqueue(candidates, now, report)
         metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=report.jobs_enqueued)
         return report
 
-    def _plan_due_date(
+    def _plan_due_dates(
         self,
-        due_date: dt.date,
+        first: dt.date,
+        last: dt.date,
         now: dt.datetime,
         today: dt.date,
         report: PlanReport,
         candidates: dict[str, list[tuple[Loan, ladder.Stage]]],
     ) -> None:
-        stage = ladder.current_stage(due_date, today, self.policy)
-        if stage is None:
-            return
-        loans: list[Loan] = []
-        for item in self.loans.open_loans_due_on(due_date):
+        due: list[tuple[Loan, ladder.Stage]] = []
+        for item in self.loans.open_loans_due_between(first, last):
             report.loans_read += 1
             try:
-                loans.append(parse_loan(item))
+                loan = parse_loan(item)
             except InvalidLoan as exc:
-                self._record_invalid(exc, item, now, today, stage, report)
-        if not loans:
-            return
-        keys: list[ClaimKey] = [(loan.loan_id, loan.cycle, stage.id) for loan in loans]
-        claims, controls, opted_out = self.state.load(keys, [loan.phone for loan in loans])
-        for loan, key in zip(loans, keys, strict=True):
+                self._record_invalid(exc, item, now, today, report)
+                continue
+            stage = ladder.current_stage(loan.due_date, today, self.policy)
+            if stage is None:
+                continue
+            if not compliance.in_send_window(
+                now, decisions.borrower_timezone(loan, self.policy), loan.phone, self.policy
+            ):
+                # Cheap pure check first: most hours most borrowers are asleep; no state read for them.
+                report.waiting["outside_window"] += 1
+                continue
+            due.append((loan, stage))
+        for start in range(0, len(due), STATE_BATCH):
+            self._decide(due[start : start + STATE_BATCH], now, report, candidates)
+
+    def _decide(
+        self,
+        due: list[tuple[Loan, ladder.Stage]],
+        now: dt.datetime,
+        report: PlanReport,
+        candidates: dict[str, list[tuple[Loan, ladder.Stage]]],
+    ) -> None:
+        keys: list[ClaimKey] = [(loan.loan_id, loan.cycle, stage.id) for loan, stage in due]
+        claims, controls, opted_out = self.state.load(keys, [loan.phone for loan, _ in due])
+        for (loan, _), key in zip(due, keys, strict=True):
             if decisions.claim_blocks(claims.get(key), now):
                 continue
             verdict = decisions.evaluate(
@@ -161,7 +183,6 @@ class Planner:
         item: dict[str, object],
         now: dt.datetime,
         today: dt.date,
-        stage: ladder.Stage,
         report: PlanReport,
     ) -> None:
         report.invalid[exc.reason] += 1
@@ -177,7 +198,7 @@ class Planner:
                 loan_id=exc.loan_id,
                 borrower_id=str(item.get("borrower_id") or "") or None,
                 cycle=str(item.get("due_date") or "unknown")[:10],
-                stage=stage.id,
+                stage="planning",
                 reason=exc.reason,
                 now=now,
                 retention_days=self.retention_days,

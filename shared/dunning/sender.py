@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from dunning import compliance, decisions, ladder
+from dunning.borrower_events import missed_promise
 from dunning.compose import reference_code, render_reminder
 from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.loans import LoansRepository
@@ -27,7 +28,7 @@ from dunning.models.delivery import DeliveryRecord, Outcome, expires_at, record_
 from dunning.models.jobs import JobLine, SendJob
 from dunning.models.loan import InvalidLoan, Loan, parse_loan
 from dunning.models.policy import Policy
-from dunning.models.state import ClaimState
+from dunning.models.state import ClaimState, LoanControl
 from dunning.observability import MetricUnit, logger, mask_phone, metrics
 from dunning.records import suppression_record
 
@@ -53,6 +54,7 @@ class _Line:
     line: JobLine
     loan: Loan
     stage: ladder.Stage
+    control: LoanControl | None = None
 
     @property
     def key(self) -> ClaimKey:
@@ -109,7 +111,7 @@ class Sender:
                 expected_stage=line.stage,
             )
             if isinstance(verdict, decisions.Due):
-                eligible.append(_Line(line, loan, verdict.stage))
+                eligible.append(_Line(line, loan, verdict.stage, controls.get(loan.loan_id)))
             elif isinstance(verdict, decisions.Suppress):
                 self._suppress(key, job.borrower_id, verdict.reason, now, outcome, verdict.retry_after, loan)
             elif verdict.why == "outside_window":
@@ -225,6 +227,8 @@ class Sender:
         earliest_due = min(e.loan.due_date for e in group)
         reference = reference_code(first.line.loan_id, first.line.cycle, first.line.stage)
         locale = first.loan.locale or self.policy.default_locale
+        # A promise whose date passed unpaid is mentioned once the pause it caused has ended.
+        promised = [d for e in group if (d := missed_promise(e.control, e.loan, today)) is not None]
         sms = render_reminder(
             self.policy,
             kind="consolidated" if len(group) > 1 else first.stage.kind,
@@ -238,6 +242,7 @@ class Sender:
             pay_by=ladder.pay_by(local_today, earliest_due, self.policy),
             reference=reference,
             loan_count=len(group),
+            promised_date=max(promised, default=None),
         )
         return {
             "body": sms.body,

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from functools import cache
 
+from dunning.borrower_events import BorrowerEvents
+from dunning.bureau import BureauReporter
 from dunning.config import current_policy
+from dunning.dal.bureau import BureauState, ReportStore
+from dunning.dal.bus import EventBus
+from dunning.dal.cases import CaseRepository
 from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.loans import LoansRepository
 from dunning.dal.queue import JobQueue
 from dunning.dal.sms import Pacer, SmsGateway, SmsSettings
 from dunning.dal.state import StateRepository
+from dunning.delivery_status import DeliveryStatusRecorder
+from dunning.escalation import Escalator
+from dunning.notices import Notices
 from dunning.planner import Planner
 from dunning.sender import Sender
-from dunning.settings import Settings
+from dunning.settings import Settings, SettingsError
 
 
 def planner(settings: Settings) -> Planner:
@@ -41,4 +49,51 @@ def sender(settings: Settings) -> Sender:
         pacer=_pacer(settings.max_parts_per_second),
         policy=current_policy(settings),
         retention_days=settings.record_retention_days,
+    )
+
+
+def borrower_events(settings: Settings) -> BorrowerEvents:
+    """Loan events (LoanEventsFunction) and inbound SMS (InboundSmsFunction)."""
+    state = StateRepository(settings.state_table)
+    return BorrowerEvents(
+        loans=LoansRepository(settings.loans_table),
+        state=state,
+        notices=Notices(
+            state=state,
+            deliveries=DeliveriesRepository(settings.deliveries_table),
+            sms=SmsGateway(SmsSettings(settings.sms_type, settings.sender_id, settings.origination_number)),
+            retention_days=settings.record_retention_days,
+        ),
+        policy=current_policy(settings),
+    )
+
+
+def delivery_recorder(settings: Settings) -> DeliveryStatusRecorder:
+    """RecordDeliveryFunction: SNS SMS delivery-status logs onto delivery records."""
+    return DeliveryStatusRecorder(deliveries=DeliveriesRepository(settings.deliveries_table))
+
+
+def escalator(settings: Settings) -> Escalator:
+    """EscalateFunction: collection cases for loans the SMS ladder could not bring back."""
+    if not settings.event_bus_name:
+        raise SettingsError("function environment is invalid: EVENT_BUS_NAME is required to announce cases")
+    return Escalator(
+        loans=LoansRepository(settings.loans_table),
+        deliveries=DeliveriesRepository(settings.deliveries_table),
+        state=StateRepository(settings.state_table),
+        cases=CaseRepository(settings.state_table),
+        bus=EventBus(settings.event_bus_name),
+        policy=current_policy(settings),
+    )
+
+
+def bureau_reporter(settings: Settings) -> BureauReporter:
+    """BureauReportFunction: the daily credit-bureau delinquency file."""
+    if not settings.reports_bucket:
+        raise SettingsError("function environment is invalid: REPORTS_BUCKET is required to write the file")
+    return BureauReporter(
+        loans=LoansRepository(settings.loans_table),
+        state=BureauState(settings.state_table),
+        store=ReportStore(settings.reports_bucket),
+        policy=current_policy(settings),
     )

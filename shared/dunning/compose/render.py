@@ -33,6 +33,8 @@ FRAGMENT_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
 
 @dataclass(frozen=True)
 class ComposedSms:
+    """The exact text to publish and record, and how the carrier counts it."""
+
     body: str
     encoding: Encoding
     segments: int
@@ -53,9 +55,6 @@ def _parse(template: str) -> tuple[str, ...] | str:
     for _, field, spec, conversion in pieces:
         if field is None:
             continue
-        if not field.isidentifier():
-            # Rules out positional `{}`/`{0}` and attribute or index access such as `{name.x}`.
-            return f"placeholder {{{field}}} is not allowed (use a plain name such as {{total}})"
         if spec or conversion:
             return f"placeholder {{{field}}} takes no format spec or conversion"
         names.append(field)
@@ -68,8 +67,10 @@ def placeholders(template: str, where: str, allowed: frozenset[str]) -> tuple[st
     if isinstance(parsed, str):
         raise PolicyError(f"{where}: {parsed}")
     for name in parsed:
+        # Plain names only: `{0}`, `{name.attr}` or `{name[0]}` would make format_map reach into values.
         if name not in allowed:
-            raise PolicyError(f"{where}: unknown placeholder {{{name}}} (allowed: {', '.join(sorted(allowed))})")
+            choices = ", ".join(sorted(allowed))
+            raise PolicyError(f"{where}: unknown placeholder {{{name}}} (allowed: {choices})")
     return parsed
 
 
@@ -134,6 +135,9 @@ def _fit_name(render: Callable[[str], str], name: str, max_segments: int, fit: b
     full = _compose(render(name))
     if not fit or full.segments <= max_segments:
         return full
+    nameless = render("")
+    if nameless == full.body:  # the template does not show the name: nothing to shorten
+        return full
     base = name
     folded = _fold_to_gsm(name)
     if folded != name:
@@ -142,7 +146,7 @@ def _fit_name(render: Callable[[str], str], name: str, max_segments: int, fit: b
             return attempt
         base = folded
     # "..." keeps a GSM-7 message GSM-7; "…" is one character where UCS-2 is spent anyway.
-    ellipsis = "..." if is_gsm7(render("")) else "…"
+    ellipsis = "..." if is_gsm7(nameless) else "…"
     for length in range(len(base) - 1, 0, -1):
         attempt = _compose(render(base[:length].rstrip() + ellipsis))
         if attempt.segments <= max_segments:

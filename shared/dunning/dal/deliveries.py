@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Collection
+from decimal import Decimal
 from typing import Any
 
-from dunning.dal.aws import client, to_item
-from dunning.models.delivery import DeliveryRecord
+from botocore.exceptions import ClientError
+
+from dunning.dal.aws import client, from_item, to_item
+from dunning.models.delivery import DeliveryRecord, Outcome
+from dunning.models.jobs import utc_iso
+
+MESSAGE_ID_INDEX = "MessageIdIndex"
+# What escalation needs of a loan's records (never the body or the phone).
+HISTORY_ATTRIBUTES = ("record_id", "cycle", "stage", "outcome", "reason", "message_id")
 
 
 class DeliveriesRepository:
@@ -19,3 +29,87 @@ class DeliveriesRepository:
     def put(self, record: DeliveryRecord) -> None:
         """Idempotent: the record id is deterministic, so a retry overwrites the same record."""
         client("dynamodb").put_item(TableName=self.table, Item=to_item(record.to_item()))
+
+    # ---------------------------------------------------------------- delivery status (RecordDeliveryFunction)
+    def records_for_message(self, message_id: str) -> list[tuple[str, str]]:
+        """(loan_id, record_id) of every record of one SNS message (one per loan it covered)."""
+        keys: list[tuple[str, str]] = []
+        pages = (
+            client("dynamodb")
+            .get_paginator("query")
+            .paginate(
+                TableName=self.table,
+                IndexName=MESSAGE_ID_INDEX,
+                KeyConditionExpression="message_id = :m",
+                ExpressionAttributeValues={":m": {"S": message_id}},
+            )
+        )
+        for page in pages:
+            keys.extend((item["loan_id"]["S"], item["record_id"]["S"]) for item in page.get("Items", []))
+        return sorted(keys)
+
+    def apply_delivery_outcome(
+        self,
+        loan_id: str,
+        record_id: str,
+        *,
+        outcome: Outcome,
+        awaiting: Collection[Outcome],
+        provider_response: str,
+        price_usd: Decimal | None,
+        reason: str | None,
+        now: dt.datetime,
+    ) -> Outcome | None:
+        """Set the carrier outcome only while the record's outcome is one of `awaiting`.
+
+        None when applied; otherwise the outcome the record already has (the condition held it).
+        """
+        values: dict[str, Any] = {":o": outcome.value, ":p": provider_response, ":u": utc_iso(now)}
+        sets = ["#o = :o", "provider_response = :p", "updated_at = :u"]
+        if price_usd is not None:
+            values[":price"] = price_usd
+            sets.append("price_usd = :price")
+        if reason is not None:
+            values[":reason"] = reason
+            sets.append("#r = :reason")
+        allowed = {f":a{i}": state.value for i, state in enumerate(sorted(awaiting))}
+        values.update(allowed)
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table,
+                Key={"loan_id": {"S": loan_id}, "record_id": {"S": record_id}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=f"attribute_exists(record_id) AND #o IN ({', '.join(allowed)})",
+                ExpressionAttributeNames={"#o": "outcome", "#r": "reason"} if reason else {"#o": "outcome"},
+                ExpressionAttributeValues=to_item(values),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            raw: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]  # ALL_OLD item
+            old = from_item(raw)
+            # A record gone since the index read (TTL) has nothing to apply to: like a non-sent one.
+            return Outcome(str(old["outcome"])) if "outcome" in old else Outcome.SUPPRESSED
+        return None
+
+    # ---------------------------------------------------------------- history (EscalateFunction)
+    def history(self, loan_id: str) -> list[dict[str, Any]]:
+        """The loan's records, oldest first, with only the attributes decisions need."""
+        names = {f"#a{i}": name for i, name in enumerate(HISTORY_ATTRIBUTES)}
+        items: list[dict[str, Any]] = []
+        pages = (
+            client("dynamodb")
+            .get_paginator("query")
+            .paginate(
+                TableName=self.table,
+                KeyConditionExpression="loan_id = :l",
+                ExpressionAttributeValues={":l": {"S": loan_id}},
+                ProjectionExpression=", ".join(names),
+                ExpressionAttributeNames=names,
+                ConsistentRead=True,
+            )
+        )
+        for page in pages:
+            items.extend(from_item(item) for item in page.get("Items", []))
+        return items

@@ -16,14 +16,22 @@ class LoansRepository:
         self.table = table
 
     def open_loans_due_on(self, due_date: dt.date) -> Iterator[dict[str, Any]]:
-        """OPEN loans with this due date, from the sparse index: never a read of the whole book."""
+        """OPEN loans with this due date, from the index: never a read of the whole book."""
+        return self.open_loans_due_between(due_date, due_date)
+
+    def open_loans_due_between(self, first: dt.date, last: dt.date) -> Iterator[dict[str, Any]]:
+        """OPEN loans with first <= due_date <= last (ISO dates sort as strings), in index order."""
         paginator = client("dynamodb").get_paginator("query")
         pages = paginator.paginate(
             TableName=self.table,
             IndexName=OPEN_INDEX,
-            KeyConditionExpression="#s = :open AND #d = :due",
+            KeyConditionExpression="#s = :open AND #d BETWEEN :first AND :last",
             ExpressionAttributeNames={"#s": "status", "#d": "due_date"},
-            ExpressionAttributeValues={":open": {"S": "OPEN"}, ":due": {"S": due_date.isoformat()}},
+            ExpressionAttributeValues={
+                ":open": {"S": "OPEN"},
+                ":first": {"S": first.isoformat()},
+                ":last": {"S": last.isoformat()},
+            },
         )
         for page in pages:
             for item in page.get("Items", []):

@@ -1,7 +1,8 @@
 """StateTable: the product's own state, kept apart from the upstream-owned loans.
 
 Items: `LOAN#id / SEND#cycle#stage` (send claim), `LOAN#id / CONTROL` (holds and pauses),
-`BORROWER#id / DAY#yyyy-mm-dd` (SMS sent that local day), `PHONE#e164 / OPTOUT`.
+`BORROWER#id / DAY#yyyy-mm-dd` (SMS sent that local day), `PHONE#e164 / OPTOUT`,
+`LOAN#id / NOTICE#kind#id` and `PHONE#e164 / NOTICE#kind#id` (one service SMS per event).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ def day_key(borrower_id: str, day: dt.date) -> dict[str, Any]:
 
 def optout_key(phone: str) -> dict[str, Any]:
     return {"pk": {"S": f"PHONE#{phone}"}, "sk": {"S": "OPTOUT"}}
+
+
+def notice_key(owner: str, notice: str) -> dict[str, Any]:
+    """`owner` is `LOAN#id` or `PHONE#e164`; `notice` is `kind#event-or-payment-id`."""
+    return {"pk": {"S": owner}, "sk": {"S": f"NOTICE#{notice}"}}
 
 
 def is_conditional_failure(exc: ClientError) -> bool:
@@ -77,23 +83,12 @@ class StateRepository:
         return found_claims, controls, opted_out
 
     def sent_by_day(self, borrower_id: str, today: dt.date) -> dict[dt.date, int]:
-        """SMS counted against the borrower on each of the last 7 local days."""
-        first = today - dt.timedelta(days=6)
-        response = client("dynamodb").query(
-            TableName=self.table,
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
-            ExpressionAttributeValues={
-                ":pk": {"S": f"BORROWER#{borrower_id}"},
-                ":a": {"S": f"DAY#{first.isoformat()}"},
-                ":b": {"S": f"DAY#{today.isoformat()}"},
-            },
-            ConsistentRead=True,
-        )
-        counts: dict[dt.date, int] = {}
-        for raw in response.get("Items", []):
-            item = from_item(raw)
-            counts[dt.date.fromisoformat(str(item["sk"]).removeprefix("DAY#"))] = int(item.get("count", 0))
-        return counts
+        """SMS counted against the borrower on each of the last 7 local days (7 keys, one batch read)."""
+        keys = [day_key(borrower_id, today - dt.timedelta(days=n)) for n in range(7)]
+        return {
+            dt.date.fromisoformat(str(item["sk"]).removeprefix("DAY#")): int(item.get("count", 0))
+            for item in self._batch_get(keys)
+        }
 
     # ---------------------------------------------------------------- claims
     def plan(self, key: ClaimKey, borrower_id: str, now: dt.datetime, stale_before: dt.datetime) -> bool:
@@ -204,3 +199,120 @@ class StateRepository:
             "state": state.value,
             "updated_at": utc_iso(now),
         }
+
+    # ---------------------------------------------------------------- borrower events (LoanEventsFunction)
+    def get_control(self, loan_id: str) -> LoanControl | None:
+        item = client("dynamodb").get_item(TableName=self.table, Key=control_key(loan_id), ConsistentRead=True)
+        return LoanControl.model_validate(from_item(item["Item"])) if "Item" in item else None
+
+    def update_control(
+        self, loan_id: str, aspect: str, event_time: dt.datetime, sets: dict[str, Any], removes: tuple[str, ...] = ()
+    ) -> bool:
+        """Apply one aspect (dispute, pause, plan) of the CONTROL item, only if `event_time` is newer.
+
+        The aspect's last event time is kept on the item: a redelivered or older event of the
+        same aspect changes nothing (False), whatever order EventBridge delivers them in.
+        """
+        stamp = f"{aspect}_event_at"
+        names: dict[str, str] = {"#at": stamp, "#loan": "loan_id"}
+        values: dict[str, Any] = {":at": {"S": utc_iso(event_time)}, ":loan": {"S": loan_id}}
+        assignments = ["#at = :at", "#loan = :loan"]
+        for i, (name, value) in enumerate(sorted(sets.items())):
+            names[f"#s{i}"] = name
+            values[f":s{i}"] = to_item({"v": value})["v"]
+            assignments.append(f"#s{i} = :s{i}")
+        expression = "SET " + ", ".join(assignments)
+        if removes:
+            names.update({f"#r{i}": name for i, name in enumerate(removes)})
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table,
+                Key=control_key(loan_id),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_not_exists(#at) OR #at < :at",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def clear_promise(self, loan_id: str, promised_date: dt.date) -> bool:
+        """Forget a kept promise (only the one read: a newer promise stays)."""
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table,
+                Key=control_key(loan_id),
+                UpdateExpression="REMOVE promised_date, promise_amount",
+                ConditionExpression="promised_date = :d",
+                ExpressionAttributeValues={":d": {"S": promised_date.isoformat()}},
+            )
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def opt_out(self, phone: str, source: str, source_id: str, now: dt.datetime) -> str:
+        """Add the number to the product's opt-out list; returns the source_id that opted it out.
+
+        Idempotent: when the number is already opted out, the item (and its source) is kept.
+        """
+        item = {
+            "pk": f"PHONE#{phone}",
+            "sk": "OPTOUT",
+            "phone": phone,
+            "source": source,
+            "source_id": source_id,
+            "opted_out_at": utc_iso(now),
+        }
+        try:
+            client("dynamodb").put_item(
+                TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
+            existing = client("dynamodb").get_item(TableName=self.table, Key=optout_key(phone), ConsistentRead=True)
+            return str(from_item(existing.get("Item", {})).get("source_id", ""))
+        return source_id
+
+    def opt_in(self, phone: str) -> None:
+        client("dynamodb").delete_item(TableName=self.table, Key=optout_key(phone))
+
+    def is_opted_out(self, phone: str) -> bool:
+        item = client("dynamodb").get_item(TableName=self.table, Key=optout_key(phone), ConsistentRead=True)
+        return "Item" in item
+
+    # ---------------------------------------------------------------- service notices (one SMS per event)
+    def claim_notice(self, owner: str, notice: str, now: dt.datetime) -> ClaimState | None:
+        """Take the notice (PLANNED) unless it exists; None when taken now, else its current state.
+
+        A PLANNED notice found again (a retry after nothing irreversible happened) is taken again.
+        """
+        key = notice_key(owner, notice)
+        try:
+            client("dynamodb").put_item(
+                TableName=self.table,
+                Item={**key, "state": {"S": ClaimState.PLANNED.value}, "updated_at": {"S": utc_iso(now)}},
+                ConditionExpression="attribute_not_exists(pk) OR #s = :planned",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={":planned": {"S": ClaimState.PLANNED.value}},
+            )
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
+            found = client("dynamodb").get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item", {})
+            return ClaimState(str(from_item(found).get("state", ClaimState.UNCERTAIN.value)))
+        return None
+
+    def notice_transition(
+        self, owner: str, notice: str, to: ClaimState, now: dt.datetime, from_state: ClaimState, **extra: Any
+    ) -> dict[str, Any]:
+        """A TransactWriteItems Update moving a notice between states (conditional on the current one)."""
+        request = self.claim_transition(("", "", ""), to, now, from_state, **extra)
+        request["Update"]["Key"] = notice_key(owner, notice)
+        return request

@@ -40,6 +40,6 @@ class FakeLambdaContext(LambdaContext):
         self.timeout_seconds = timeout_seconds
         self._deadline = time.monotonic() + timeout_seconds
 
-    def get_remaining_time_in_millis(self) -> int:  # type: ignore[override]  # base is a static stub
+    def get_remaining_time_in_millis(self) -> int:  # type: ignore[override]  # the base is a static stub
         """Milliseconds left before this invocation's timeout, never negative."""
         return max(0, int((self._deadline - time.monotonic()) * 1000))

@@ -16,11 +16,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
 from dunning.local.context import FakeLambdaContext
-from dunning.local.stack import LocalStack, LocalStackError, deploy_stack
+from dunning.local.stack import LocalStack, LocalStackError, aws_session, deploy_stack
 
 # Ids of a batch whose messages all go back to the queue (what Lambda does on a failed invoke).
 _WHOLE_BATCH = None
@@ -32,6 +31,9 @@ def invoke(stack: LocalStack, logical_id: str, event: Mapping[str, Any], context
 
     Like a warm Lambda container, the handler module is imported once and reused; the
     settings cache is cleared before and after, since each call may come from another stack.
+    Event and result cross a JSON boundary as they do in Lambda: the handler gets its own copy
+    of the event, and a result JSON cannot carry (a Decimal, say) raises here as Lambda's
+    `Runtime.MarshalError` would fail the invocation there.
     """
     configuration = stack.function_configuration(logical_id)
     module_name, attribute = stack.function_handler(logical_id)
@@ -63,16 +65,20 @@ def invoke(stack: LocalStack, logical_id: str, event: Mapping[str, Any], context
         _reset_settings()
         try:
             handler = getattr(importlib.import_module(module_name), attribute)
-            return handler(dict(event), context)
+            result = handler(json.loads(json.dumps(event)), context)
         finally:
             _reset_settings()
+    try:
+        return json.loads(json.dumps(result))
+    except (TypeError, ValueError) as exc:
+        raise LocalStackError(f"{logical_id} returned a result Lambda cannot serialise: {exc}") from exc
 
 
 def drain_queue(
     stack: LocalStack,
     queue_logical_id: str = "ReminderQueue",
     function_logical_id: str = "SendRemindersFunction",
-    max_batches: int = 100,
+    max_batches: int = 1000,
     *,
     raise_on_error: bool = True,
 ) -> list[Any]:
@@ -85,9 +91,10 @@ def drain_queue(
     batch's place in the result and draining goes on. moto itself moves a message to the DLQ
     on the receive after `maxReceiveCount`, as SQS does.
 
+    `max_batches` only guards against a consumer that keeps refilling its own queue.
     Returns the handler's response for each batch, in order.
     """
-    sqs = boto3.session.Session(region_name=stack.region).client("sqs")
+    sqs = aws_session(stack.region).client("sqs")
     queue_url = stack.queue_url(queue_logical_id)
     queue_arn = stack.queue_arn(queue_logical_id)
     batch_size, reports_item_failures = _mapping_settings(stack, function_logical_id, queue_arn)
@@ -126,11 +133,14 @@ def cli_invoke(
     parameters: Mapping[str, str] | None = None,
 ) -> int:
     """Deploy the template into an in-process moto, invoke one function with an event file,
-    print the result as JSON. Returns the process exit code (1 when the handler raised)."""
+    print the result as JSON on stdout. Returns the exit code (1 when the handler raised)."""
     import moto  # dev-only dependency; imported here so `dunning.local` stays cheap to import
 
     event = json.loads(Path(event_path).read_text(encoding="utf-8"))
-    with moto.mock_aws():
+    # In-process moto only: an endpoint in the caller's environment would send the stack elsewhere.
+    endpoints = [key for key in os.environ if key.startswith("AWS_ENDPOINT_URL")]
+    # Like `sam local invoke`: the function's logs and metrics on stderr, only the result on stdout.
+    with _environment({}, remove=endpoints), moto.mock_aws(), contextlib.redirect_stdout(sys.stderr):
         stack = deploy_stack(template_path, parameters)
         try:
             result = invoke(stack, function_logical_id, event)
@@ -143,7 +153,7 @@ def cli_invoke(
 
 def _mapping_settings(stack: LocalStack, function_logical_id: str, queue_arn: str) -> tuple[int, bool]:
     """Batch size and partial-batch reporting of the function's mapping on the queue."""
-    client = boto3.session.Session(region_name=stack.region).client("lambda")
+    client = aws_session(stack.region).client("lambda")
     function_name = stack.physical_id(function_logical_id)
     for mapping in client.list_event_source_mappings(EventSourceArn=queue_arn).get("EventSourceMappings", []):
         if str(mapping.get("FunctionArn", "")).endswith(f":function:{function_name}"):
@@ -254,9 +264,11 @@ def _ensure_importable(root: Path) -> None:
 
 
 @contextlib.contextmanager
-def _environment(variables: Mapping[str, str]) -> Iterator[None]:
-    """Overlay `variables` on os.environ, then put back exactly what was there before."""
+def _environment(variables: Mapping[str, str], remove: Sequence[str] = ()) -> Iterator[None]:
+    """Overlay `variables` on os.environ (less `remove`), then put back exactly what was there before."""
     saved = dict(os.environ)
+    for key in remove:
+        os.environ.pop(key, None)
     os.environ.update(variables)
     try:
         yield

@@ -7,33 +7,48 @@ CloudFormation creates the stack. Works with moto in-process (`mock_aws()`) and 
 
 Workarounds applied to the translated template, for the local run only (template.yaml is
 never changed):
-  * moto's `AWS::Events::EventBus` has no physical ID (`!Ref` of it breaks stack creation and
-    its stack resource reports an empty ID), so a hidden output per bus reads `Fn::GetAtt Name`
-    and `physical_id()` answers with it.
-Moto behaviour accepted as is: `AWS::Scheduler::Schedule`, `AWS::S3::BucketPolicy` and
-`AWS::Logs::SubscriptionFilter` are skipped with a warning; layers are not attached to the
-functions; event source mappings are created but disabled here, because moto would otherwise
-run the mapped function through Docker as soon as a message arrives (`drain_queue` drives
-the consumer in-process instead).
+  * moto's `AWS::Events::EventBus` has no physical ID: `!Ref` of it resolves to an object that
+    breaks later calls (e.g. `GetFunctionConfiguration` of a function whose environment holds
+    it), and its stack resource reports an empty ID. So every `Ref`/`${Bus}` of a bus becomes
+    `Fn::GetAtt Bus.Name` (the same value in CloudFormation), and a hidden output per bus reads
+    the name for `physical_id()`.
+  * moto's CloudFormation ignores a table's `TimeToLiveSpecification`, so after creation the
+    runner turns TTL on itself (`UpdateTimeToLive`) wherever the template enables it.
+  * moto's EventBridge cannot deliver to Lambda targets (`PutEvents` raises NotImplementedError
+    for any matching rule that has one, whatever the rule's state), so Lambda targets are
+    removed from `AWS::Events::Rule` resources; `LocalStack.rule_targets` remembers them.
+Moto behaviour accepted as is:
+  * types moto's CloudFormation does not support are skipped (moto only warns); the runner
+    leaves them out of the body it sends, since moto reads it with a slow pure-Python YAML
+    parser, and lists them in `LocalStack.skipped`. With moto 5.2.5 that is
+    `AWS::Scheduler::Schedule`, `AWS::CloudWatch::Alarm`, `AWS::Logs::SubscriptionFilter`,
+    `AWS::SNS::Subscription`, `AWS::SNS::TopicPolicy`, `AWS::SQS::QueuePolicy` and
+    `AWS::S3::BucketPolicy`: no schedule, log subscription or SNS subscription ever calls a
+    function by itself here; tests and the CLI invoke functions with events/*.json shapes.
+  * layers are not attached to the functions (the handlers run in this process anyway).
+  * event source mappings are created but then disabled, because moto would run the mapped
+    function through Docker as soon as a message arrives; `drain_queue` drives the consumer.
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import io
 import json
 import os
 import time
+import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import boto3
 from botocore.exceptions import ClientError
-from samtranslator.translator.transform import transform
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+from samtranslator.utils.py27hash_fix import to_py27_compatible_template, undo_mark_unicode_str_in_template
 from samtranslator.yaml_helper import yaml_parse
 
 if TYPE_CHECKING:
@@ -76,10 +91,12 @@ class LocalStack:
     resources: Mapping[str, StackResource]
     template: Mapping[str, Any] = field(repr=False)  # the translated template as deployed
     code_uris: Mapping[str, str] = field(repr=False)  # function logical ID -> local CodeUri
+    # EventBridge rule -> functions it targets in template.yaml (detached locally, see above).
+    rule_targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     @property
     def skipped(self) -> list[str]:
-        """Logical IDs of translated resources moto did not create (types it does not support)."""
+        """Translated resources moto did not create: types it does not support, or a false Condition."""
         return [logical_id for logical_id in self.template["Resources"] if logical_id not in self.resources]
 
     def physical_id(self, logical_id: str) -> str:
@@ -89,7 +106,8 @@ class LocalStack:
     def function_configuration(self, logical_id: str) -> FunctionConfigurationResponseTypeDef:
         """Moto's Lambda configuration of one of the stack's functions."""
         resource = self._resource(logical_id, "AWS::Lambda::Function")
-        return self._client("lambda").get_function_configuration(FunctionName=resource.physical_id)
+        client = aws_session(self.region).client("lambda")
+        return client.get_function_configuration(FunctionName=resource.physical_id)
 
     def function_environment(self, logical_id: str) -> dict[str, str]:
         """The environment variables the stack gave the function, as Lambda would see them."""
@@ -124,10 +142,9 @@ class LocalStack:
 
     def queue_arn(self, logical_id: str) -> str:
         """The ARN of one of the stack's SQS queues."""
-        attributes = self._client("sqs").get_queue_attributes(
-            QueueUrl=self.queue_url(logical_id), AttributeNames=["QueueArn"]
-        )["Attributes"]
-        return attributes["QueueArn"]
+        client = aws_session(self.region).client("sqs")
+        attributes = client.get_queue_attributes(QueueUrl=self.queue_url(logical_id), AttributeNames=["QueueArn"])
+        return attributes["Attributes"]["QueueArn"]
 
     def logical_ids(self, resource_type: str) -> list[str]:
         """Logical IDs of the stack's resources of one type, in template order."""
@@ -141,9 +158,11 @@ class LocalStack:
             raise LocalStackError(f"{logical_id} is a {resource.resource_type}, not a {resource_type}")
         return resource
 
-    # boto3's overloads type each service's client; the generic helper stays untyped on purpose.
-    def _client(self, service: Any) -> Any:
-        return boto3.session.Session(region_name=self.region).client(service)
+
+@functools.cache
+def aws_session(region: str) -> boto3.session.Session:
+    """One boto3 session per region: a client from a fresh session reloads botocore's models (~0.1 s)."""
+    return boto3.session.Session(region_name=region)
 
 
 def deploy_stack(
@@ -165,37 +184,28 @@ def deploy_stack(
     _require_moto()
 
     parameters = dict(parameters or {})
-    body, code_uris, artifacts = _translate(template_file.read_text(encoding="utf-8"), _frozen(parameters))
-    session = boto3.session.Session(region_name=region)
+    translation = _translate(template_file.read_text(encoding="utf-8"), _frozen(parameters), region)
+    body, template_json, code_uris, artifacts, rule_targets = translation
+    session = aws_session(region)
 
     s3 = session.client("s3")
     _create_bucket(s3, ARTIFACT_BUCKET, region)
     for key, folder in artifacts.items():
         s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=_zip_folder(template_file.parent / folder))
 
-    cloudformation = session.client("cloudformation")
-    try:
-        cloudformation.create_stack(
-            StackName=stack_name,
-            TemplateBody=body,
-            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
-        )
-    except ClientError as exc:
-        raise LocalStackError(f"moto rejected stack {stack_name}: {exc}") from exc
-    except Exception as exc:  # in-process moto raises its own parsing errors straight through
-        raise LocalStackError(f"moto could not create stack {stack_name}: {exc!r}") from exc
-    description = _wait_for_creation(cloudformation, stack_name)
+    description, summaries = _create_stack(session.client("cloudformation"), stack_name, body, parameters)
 
     raw_outputs = {o["OutputKey"]: str(o.get("OutputValue", "")) for o in description.get("Outputs", [])}
     resources: dict[str, StackResource] = {}
-    for summary in _stack_resources(cloudformation, stack_name):
+    for summary in summaries:
         logical_id = summary.get("LogicalResourceId", "")
         if not logical_id:  # moto lists each resource type it skipped as a nameless entry
             continue
         physical_id = summary.get("PhysicalResourceId", "") or raw_outputs.get(_HIDDEN_OUTPUT_PREFIX + logical_id, "")
         resources[logical_id] = StackResource(logical_id, summary["ResourceType"], physical_id)
 
+    template = json.loads(template_json)
+    _enable_time_to_live(session.client("dynamodb"), template, resources)
     _disable_event_source_mappings(session.client("lambda"), resources.values())
     return LocalStack(
         name=stack_name,
@@ -203,9 +213,32 @@ def deploy_stack(
         root=template_file.parent,
         outputs={k: v for k, v in raw_outputs.items() if not k.startswith(_HIDDEN_OUTPUT_PREFIX)},
         resources=resources,
-        template=json.loads(body),
+        template=template,
         code_uris=dict(code_uris),  # the cached translation stays untouched
+        rule_targets=dict(rule_targets),
     )
+
+
+def _create_stack(
+    cloudformation: Any, stack_name: str, body: str, parameters: Mapping[str, str]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Create the stack in moto; return its description and its resource summaries."""
+    with warnings.catch_warnings():
+        # moto warns about each unsupported type whenever it reads the template; `LocalStack.skipped` lists them.
+        warnings.filterwarnings("ignore", message=r"Tried to parse .* not supported by moto", category=UserWarning)
+        try:
+            cloudformation.create_stack(
+                StackName=stack_name,
+                TemplateBody=body,
+                Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+                Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+            )
+        except ClientError as exc:
+            raise LocalStackError(f"moto rejected stack {stack_name}: {exc}") from exc
+        except Exception as exc:  # in-process moto raises its own parsing errors straight through
+            raise LocalStackError(f"moto could not create stack {stack_name}: {exc!r}") from exc
+        description = _wait_for_creation(cloudformation, stack_name)
+        return description, list(_stack_resources(cloudformation, stack_name))
 
 
 def _find_template(template_path: str | os.PathLike[str]) -> Path:
@@ -224,8 +257,10 @@ def _require_moto() -> None:
     try:
         from moto.core.models import botocore_stubber
     except ImportError:  # pragma: no cover - moto is a dev dependency of this runner
-        botocore_stubber = None
-    if botocore_stubber is None or not botocore_stubber.enabled:
+        in_process = False
+    else:
+        in_process = bool(botocore_stubber.enabled)
+    if not in_process:
         raise LocalStackError("deploy_stack needs moto: call it inside moto.mock_aws() or set AWS_ENDPOINT_URL")
 
 
@@ -233,20 +268,20 @@ def _frozen(parameters: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(k), str(v)) for k, v in parameters.items()))
 
 
-class _NoManagedPolicies:
-    """The translator asks for AWS managed policy ARNs only for policy templates by name."""
-
-    def load(self) -> dict[str, str]:
-        return {}
+class _Translation(NamedTuple):
+    body: str  # CloudFormation JSON sent to moto
+    template: str  # the whole translated template (JSON), as `LocalStack.template`
+    code_uris: dict[str, str]  # function logical ID -> local CodeUri
+    artifacts: dict[str, str]  # S3 key -> local folder to zip
+    rule_targets: dict[str, tuple[str, ...]]  # EventBridge rule -> functions it targeted
 
 
 @functools.lru_cache(maxsize=8)
-def _translate(
-    template_text: str, parameters: tuple[tuple[str, str], ...]
-) -> tuple[str, dict[str, str], dict[str, str]]:
-    """SAM template text -> (CloudFormation JSON, function CodeUri folders, S3 key -> folder).
+def _translate(template_text: str, parameters: tuple[tuple[str, str], ...], region: str) -> _Translation:
+    """SAM template text -> the CloudFormation template the local stack is created from.
 
-    Cached per template text and parameters: the transform costs more than moto's create.
+    Cached per template text, parameters and region: the transform costs more than moto's create.
+    Callers must not mutate what it returns.
     """
     sam_template: dict[str, Any] = yaml_parse(template_text)
     resources: dict[str, Any] = sam_template.get("Resources", {})
@@ -268,7 +303,21 @@ def _translate(
                 artifacts[f"layers/{logical_id}.zip"] = str(content_uri)
                 properties["ContentUri"] = f"s3://{ARTIFACT_BUCKET}/layers/{logical_id}.zip"
 
-    translated: dict[str, Any] = transform(copy.deepcopy(sam_template), dict(parameters), _NoManagedPolicies())
+    # What samtranslator's `transform()` does, with the region given rather than read from the
+    # environment (it raises NoRegionFound without one). Managed policies are only looked up
+    # for `Policies` given by name; moto's IAM does not care, so none are known here.
+    to_py27_compatible_template(sam_template, dict(parameters))
+    translator = Translator(None, Parser(), boto_session=aws_session(region))
+    translated: dict[str, Any] = undo_mark_unicode_str_in_template(
+        translator.translate(sam_template, parameter_values=dict(parameters), get_managed_policy_map=dict)
+    )
+    unnamed = {
+        logical_id: _NAME_ATTRIBUTE_OF_UNNAMED[resource["Type"]]
+        for logical_id, resource in translated.get("Resources", {}).items()
+        if resource.get("Type") in _NAME_ATTRIBUTE_OF_UNNAMED
+    }
+    translated = _refs_as_get_att(translated, unnamed)
+    rule_targets = _detach_lambda_targets(translated.get("Resources", {}))
     outputs = translated.setdefault("Outputs", {})
     for logical_id, resource in translated.get("Resources", {}).items():
         attribute = _NAME_ATTRIBUTE_OF_UNNAMED.get(resource.get("Type", ""))
@@ -277,7 +326,111 @@ def _translate(
             if "Condition" in resource:
                 output["Condition"] = resource["Condition"]
             outputs[_HIDDEN_OUTPUT_PREFIX + logical_id] = output
-    return json.dumps(translated), code_uris, artifacts
+    # moto reads the body with PyYAML's pure-Python loader (~1 s for this template): compact
+    # JSON without the resources moto would skip anyway reads faster.
+    body = json.dumps(_without_unsupported(translated), separators=(",", ":"))
+    return _Translation(body, json.dumps(translated), code_uris, artifacts, rule_targets)
+
+
+def _without_unsupported(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The template minus resources of types moto's CloudFormation skips (it only warns about them).
+
+    A skipped resource that anything left still names stays, so moto resolves references as before.
+    """
+    try:
+        from moto.cloudformation.parsing import NULL_MODELS, get_model_map
+    except ImportError:  # pragma: no cover - moto is a dev dependency of this runner
+        return dict(template)
+    supported = set(get_model_map()) | set(NULL_MODELS)
+    resources: dict[str, Any] = template.get("Resources", {})
+    dropped = {
+        logical_id
+        for logical_id, resource in resources.items()
+        if str(resource.get("Type", "")) not in supported and not str(resource.get("Type", "")).startswith("Custom::")
+    }
+    while True:
+        rest = json.dumps({key: value for key, value in template.items() if key != "Resources"}) + json.dumps(
+            {logical_id: resource for logical_id, resource in resources.items() if logical_id not in dropped}
+        )
+        named = {logical_id for logical_id in dropped if f'"{logical_id}"' in rest or "${" + logical_id in rest}
+        if not named:
+            break
+        dropped -= named
+    return {
+        **template,
+        "Resources": {logical_id: resource for logical_id, resource in resources.items() if logical_id not in dropped},
+    }
+
+
+def _refs_as_get_att(node: Any, attributes: Mapping[str, str]) -> Any:
+    """Rewrite `Ref X` (and `${X}` in `Fn::Sub`) as `Fn::GetAtt X.<attribute>` for the given resources.
+
+    For an EventBridge bus, `Ref` and `GetAtt Name` both give the name in CloudFormation, but
+    moto resolves `Ref` to its internal object, which later fails to serialise.
+    """
+    if isinstance(node, list):
+        return [_refs_as_get_att(item, attributes) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"Ref"} and node["Ref"] in attributes:
+        return {"Fn::GetAtt": [node["Ref"], attributes[node["Ref"]]]}
+    if set(node) == {"Fn::Sub"}:
+        return {"Fn::Sub": _sub_refs_as_get_att(node["Fn::Sub"], attributes)}
+    return {key: _refs_as_get_att(value, attributes) for key, value in node.items()}
+
+
+def _sub_refs_as_get_att(sub: Any, attributes: Mapping[str, str]) -> Any:
+    if isinstance(sub, list) and sub:
+        return [_sub_refs_as_get_att(sub[0], attributes), *_refs_as_get_att(sub[1:], attributes)]
+    if not isinstance(sub, str):
+        return _refs_as_get_att(sub, attributes)
+    for logical_id, attribute in attributes.items():
+        sub = sub.replace("${" + logical_id + "}", "${" + logical_id + "." + attribute + "}")
+    return sub
+
+
+def _detach_lambda_targets(resources: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Drop Lambda targets from EventBridge rules; return rule -> the functions it targeted.
+
+    moto's `PutEvents` raises NotImplementedError for a matching rule with a Lambda target
+    (disabling the rule does not help: moto ignores rule state), which would break every
+    `put_events` on the bus. Locally the functions are invoked in-process instead.
+    """
+    detached: dict[str, tuple[str, ...]] = {}
+    for logical_id, resource in resources.items():
+        if resource.get("Type") != "AWS::Events::Rule":
+            continue
+        properties = resource.get("Properties", {})
+        kept, functions = [], []
+        for target in properties.get("Targets", []):
+            function = _lambda_function_of(target.get("Arn"), resources)
+            if function is None:
+                kept.append(target)
+            else:
+                functions.append(function)
+        if functions:
+            properties["Targets"] = kept
+            detached[logical_id] = tuple(functions)
+    return detached
+
+
+def _lambda_function_of(arn: Any, resources: Mapping[str, Any]) -> str | None:
+    """The logical ID (or ARN) of the Lambda function an EventBridge target ARN points at, if any."""
+    if isinstance(arn, str):
+        return arn if ":lambda:" in arn else None
+    if isinstance(arn, dict) and "Fn::GetAtt" in arn:
+        logical_id = str(arn["Fn::GetAtt"][0])
+    elif isinstance(arn, dict) and "Ref" in arn:  # an alias or version of a function
+        logical_id = str(arn["Ref"])
+    else:
+        return None
+    resource = resources.get(logical_id, {})
+    if resource.get("Type") == "AWS::Lambda::Function":
+        return logical_id
+    if resource.get("Type") in {"AWS::Lambda::Alias", "AWS::Lambda::Version"}:
+        function_name = resource.get("Properties", {}).get("FunctionName")
+        return str(function_name["Ref"]) if isinstance(function_name, dict) and "Ref" in function_name else logical_id
+    return None
 
 
 def _is_local(uri: object) -> bool:
@@ -347,6 +500,24 @@ def _failure_reasons(cloudformation: Any, stack_name: str) -> str:
 def _stack_resources(cloudformation: Any, stack_name: str) -> Iterator[dict[str, Any]]:
     for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name):
         yield from page["StackResourceSummaries"]
+
+
+def _enable_time_to_live(dynamodb: Any, template: Mapping[str, Any], resources: Mapping[str, StackResource]) -> None:
+    """Apply each table's TimeToLiveSpecification, which moto's CloudFormation drops."""
+    for logical_id, resource in template.get("Resources", {}).items():
+        specification = resource.get("Properties", {}).get("TimeToLiveSpecification")
+        table = resources.get(logical_id)
+        if resource.get("Type") != "AWS::DynamoDB::Table" or not specification or table is None:
+            continue
+        if specification.get("Enabled") is not True:  # an intrinsic here would need CloudFormation to resolve
+            continue
+        current = dynamodb.describe_time_to_live(TableName=table.physical_id)["TimeToLiveDescription"]
+        if current.get("TimeToLiveStatus") in {"ENABLED", "ENABLING"}:
+            continue
+        dynamodb.update_time_to_live(
+            TableName=table.physical_id,
+            TimeToLiveSpecification={"AttributeName": specification["AttributeName"], "Enabled": True},
+        )
 
 
 def _disable_event_source_mappings(lambda_client: Any, resources: Any) -> None:

@@ -1,11 +1,15 @@
-"""Events in: the scheduled event (DESIGN 4.1) and, later, loan events (4.4)."""
+"""Events in: the scheduled event (DESIGN 4.1), loan and borrower events (4.4), inbound SMS."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
+
+from dunning.models.loan import IsoDate, PhoneNumber
+from dunning.models.money import ExactDecimal, is_currency
+from dunning.models.state import Instalment
 
 
 class PlanDetail(BaseModel):
@@ -28,3 +32,173 @@ class ScheduledEvent(EventBridgeModel):  # type: ignore[misc]
 
     time: AwareDatetime
     detail: PlanDetail = PlanDetail()
+
+
+# ---------------------------------------------------------------- loan and borrower events (DESIGN 4.4)
+
+LoanId = Annotated[str, Field(min_length=1, max_length=128, description="LoansTable loan_id")]
+PositiveMoney = Annotated[ExactDecimal, Field(gt=0, description="major units, exact decimal (never a float)")]
+Reason = Annotated[str, Field(min_length=1, max_length=500, description="free text for the audit trail")]
+
+
+class _Detail(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class PaymentReceived(_Detail):
+    loan_id: LoanId
+    amount: PositiveMoney
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    paid_at: AwareDatetime
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        if not is_currency(value):
+            raise ValueError(f"{value!r} is not an ISO 4217 currency")
+        return value
+
+
+class PromiseToPay(_Detail):
+    loan_id: LoanId
+    promised_date: IsoDate
+    amount: PositiveMoney
+
+
+class GracePeriodGranted(_Detail):
+    loan_id: LoanId
+    until: IsoDate
+
+
+class RepaymentPlanAgreed(_Detail):
+    loan_id: LoanId
+    instalments: Annotated[tuple[Instalment, ...], Field(min_length=1, max_length=120)]
+
+    @model_validator(mode="after")
+    def _dates_increase(self) -> RepaymentPlanAgreed:
+        dates = [i.due_date for i in self.instalments]
+        if dates != sorted(set(dates)):
+            raise ValueError("instalments must have strictly increasing due dates")
+        return self
+
+
+class LoanDisputed(_Detail):
+    loan_id: LoanId
+    reason: Reason
+
+
+class DisputeResolved(_Detail):
+    loan_id: LoanId
+    reason: Reason
+
+
+class ContactOptOut(_Detail):
+    phone: PhoneNumber
+
+
+class ContactOptIn(_Detail):
+    phone: PhoneNumber
+
+
+LoanEventDetail = (
+    PaymentReceived
+    | PromiseToPay
+    | GracePeriodGranted
+    | RepaymentPlanAgreed
+    | LoanDisputed
+    | DisputeResolved
+    | ContactOptOut
+    | ContactOptIn
+)
+
+
+class _LoanEvent(EventBridgeModel):  # type: ignore[misc]
+    """The EventBridge envelope; `time` orders events of one kind for one loan or phone."""
+
+    time: AwareDatetime
+
+
+class PaymentReceivedEvent(_LoanEvent):
+    detail_type: Literal["PaymentReceived"] = Field(alias="detail-type")
+    detail: PaymentReceived
+
+
+class PromiseToPayEvent(_LoanEvent):
+    detail_type: Literal["PromiseToPay"] = Field(alias="detail-type")
+    detail: PromiseToPay
+
+
+class GracePeriodGrantedEvent(_LoanEvent):
+    detail_type: Literal["GracePeriodGranted"] = Field(alias="detail-type")
+    detail: GracePeriodGranted
+
+
+class RepaymentPlanAgreedEvent(_LoanEvent):
+    detail_type: Literal["RepaymentPlanAgreed"] = Field(alias="detail-type")
+    detail: RepaymentPlanAgreed
+
+
+class LoanDisputedEvent(_LoanEvent):
+    detail_type: Literal["LoanDisputed"] = Field(alias="detail-type")
+    detail: LoanDisputed
+
+
+class DisputeResolvedEvent(_LoanEvent):
+    detail_type: Literal["DisputeResolved"] = Field(alias="detail-type")
+    detail: DisputeResolved
+
+
+class ContactOptOutEvent(_LoanEvent):
+    detail_type: Literal["ContactOptOut"] = Field(alias="detail-type")
+    detail: ContactOptOut
+
+
+class ContactOptInEvent(_LoanEvent):
+    detail_type: Literal["ContactOptIn"] = Field(alias="detail-type")
+    detail: ContactOptIn
+
+
+LoanEvent = Annotated[
+    PaymentReceivedEvent
+    | PromiseToPayEvent
+    | GracePeriodGrantedEvent
+    | RepaymentPlanAgreedEvent
+    | LoanDisputedEvent
+    | DisputeResolvedEvent
+    | ContactOptOutEvent
+    | ContactOptInEvent,
+    Field(discriminator="detail_type"),
+]
+
+
+class LoanEventEnvelope(RootModel[LoanEvent]):
+    """Any contract event, chosen by `detail-type`; an unknown one is an error naming the known ones."""
+
+
+LOAN_EVENT_TYPES = (
+    "PaymentReceived",
+    "PromiseToPay",
+    "GracePeriodGranted",
+    "RepaymentPlanAgreed",
+    "LoanDisputed",
+    "DisputeResolved",
+    "ContactOptOut",
+    "ContactOptIn",
+)
+
+
+# ---------------------------------------------------------------- inbound SMS (two-way SMS through SNS)
+
+
+class InboundSms(BaseModel):
+    """The two-way SMS message AWS End User Messaging / SNS publishes to the inbound topic."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    # The wire names of the AWS message.
+    originationNumber: PhoneNumber
+    destinationNumber: Annotated[str, Field(min_length=1, max_length=32)]
+    messageBody: Annotated[str, Field(max_length=1600)]
+    inboundMessageId: Annotated[str, Field(min_length=1, max_length=128)]
+    messageKeyword: str | None = None
+    previousPublishedMessageId: str | None = None

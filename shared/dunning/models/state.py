@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from dunning.models.loan import IsoDate
+from dunning.models.money import ExactDecimal
 
 
 class ClaimState(StrEnum):
@@ -36,6 +41,15 @@ class SendClaim(BaseModel):
     message_id: str | None = None
 
 
+class Instalment(BaseModel):
+    """One instalment of an agreed repayment plan (RepaymentPlanAgreed)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    due_date: IsoDate
+    amount: Annotated[ExactDecimal, Field(gt=0)]
+
+
 class LoanControl(BaseModel):
     """Holds and pauses set by borrower events (LoanEventsFunction); absent means none."""
 
@@ -46,6 +60,8 @@ class LoanControl(BaseModel):
     paused_until: dt.date | None = None
     pause_reason: str | None = None  # promise_pending or grace_period
     promised_date: dt.date | None = None
+    promise_amount: Decimal | None = None
     promise_broken: bool = False
     case_cycle: str | None = None  # cycle handed to human collectors: no more collection SMS
     plan_due_date: dt.date | None = None
+    plan: tuple[Instalment, ...] = ()  # agreed repayment plan, earliest instalment first

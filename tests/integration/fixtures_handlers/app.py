@@ -1,13 +1,15 @@
 """A stand-in SQS consumer for the local runner's own tests: each message body says what to do.
 
 Bodies are JSON: `{}` succeeds, `{"fail": true}` is reported in `batchItemFailures`,
-`{"raise": true}` makes the invocation raise, `{"bad_identifier": true}` reports an empty id.
+`{"raise": true}` makes the invocation raise, `{"bad_identifier": true}` reports an empty id,
+`{"decimal": true}` puts a Decimal (which Lambda cannot serialise) in the response.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from decimal import Decimal
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -25,6 +27,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         }
     )
     failures: list[dict[str, str]] = []
+    response: dict[str, Any] = {"batchItemFailures": failures}
     for record in event.get("Records", []):
         command = json.loads(record["body"])
         if command.get("raise"):
@@ -33,4 +36,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             failures.append({"itemIdentifier": record["messageId"]})
         if command.get("bad_identifier"):
             failures.append({"itemIdentifier": ""})
-    return {"batchItemFailures": failures}
+        if command.get("decimal"):
+            response["amount"] = Decimal("1.50")
+    return response

@@ -1,0 +1,27 @@
+"""BureauReportFunction: writes the day's credit-bureau delinquency file to ReportsBucket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from dunning import service
+from dunning.handlers import rejected
+from dunning.models.events import ScheduledEvent
+from dunning.observability import logger, metrics
+from dunning.settings import get_settings
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        scheduled = parse(event=event, model=ScheduledEvent)
+    except ValidationError as exc:
+        return rejected("scheduled_event", exc)
+    manifest = service.bureau_reporter(get_settings()).run(scheduled.time)
+    logger.info("bureau file written", extra={"manifest": manifest})
+    return manifest

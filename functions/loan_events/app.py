@@ -1,0 +1,29 @@
+"""LoanEventsFunction: applies loan and borrower events from LoanEventsBus (DESIGN 4.4)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from dunning import service
+from dunning.handlers import rejected
+from dunning.models.events import LoanEventEnvelope
+from dunning.observability import logger, metrics
+from dunning.settings import get_settings
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        loan_event = parse(event=event, model=LoanEventEnvelope).root
+    except ValidationError as exc:
+        # Returned, not raised: a retry cannot fix the event, and raising would retry it.
+        return rejected("loan_event", exc)
+    logger.append_keys(event_id=loan_event.id, event_type=loan_event.detail_type)
+    result = service.borrower_events(get_settings()).apply(loan_event, dt.datetime.now(dt.UTC))
+    return {"status": "applied", **result}

@@ -1,0 +1,265 @@
+"""Borrower events (DESIGN 4.4) and inbound SMS: what they change, and the service SMS they cause.
+
+The decisions are pure functions (`control_change`, `is_opt_out_keyword`, `missed_promise`,
+`promise_kept`, `plan_instalment`, `reply_locale`); `BorrowerEvents` applies them to StateTable.
+Every write is idempotent and ordered: an aspect of a loan's CONTROL item (dispute, pause,
+plan) changes only for an event newer than the last one applied to it, so a redelivered or
+late event changes nothing. The planner and the sender read the result through
+`decisions.evaluate` (hold_dispute, promise_pending, grace_period, opted_out).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from dunning import ladder
+from dunning.compliance import region_of
+from dunning.compose import reference_code, render_service
+from dunning.dal.loans import LoansRepository
+from dunning.dal.state import StateRepository
+from dunning.models.events import (
+    ContactOptIn,
+    ContactOptOut,
+    DisputeResolved,
+    GracePeriodGranted,
+    InboundSms,
+    LoanDisputed,
+    LoanEvent,
+    LoanEventDetail,
+    PaymentReceived,
+    PromiseToPay,
+    RepaymentPlanAgreed,
+)
+from dunning.models.loan import InvalidLoan, Loan, LoanStatus, Locale, parse_loan
+from dunning.models.policy import Policy
+from dunning.models.state import Instalment, LoanControl
+from dunning.notices import LoanSubject, Notice, NoticeResult, Notices
+from dunning.observability import MetricUnit, logger, mask_phone, metrics
+
+PAYMENT_CONFIRMATION = "payment_confirmation"
+OPT_OUT_CONFIRMATION = "opt_out_confirmation"
+
+
+# ---------------------------------------------------------------- pure decisions
+
+
+@dataclass(frozen=True)
+class ControlChange:
+    """Attributes of the loan's CONTROL item one event sets and removes, for one aspect."""
+
+    aspect: str  # dispute, pause or plan: events of one aspect are ordered by their time
+    sets: dict[str, Any]
+    removes: tuple[str, ...] = ()
+
+
+def control_change(detail: LoanEventDetail) -> ControlChange | None:
+    """The CONTROL change an event makes; None for events that change no loan control."""
+    if isinstance(detail, LoanDisputed):
+        return ControlChange("dispute", {"dispute_hold": True, "dispute_reason": detail.reason})
+    if isinstance(detail, DisputeResolved):
+        return ControlChange("dispute", {"dispute_hold": False, "dispute_reason": detail.reason})
+    if isinstance(detail, PromiseToPay):
+        promised = detail.promised_date.isoformat()
+        return ControlChange(
+            "pause",
+            {
+                "paused_until": promised,
+                "pause_reason": "promise_pending",
+                "promised_date": promised,
+                "promise_amount": detail.amount,
+            },
+        )
+    if isinstance(detail, GracePeriodGranted):
+        # The newer arrangement replaces an earlier promise: it is no longer "broken" when it passes.
+        return ControlChange(
+            "pause",
+            {"paused_until": detail.until.isoformat(), "pause_reason": "grace_period"},
+            ("promised_date", "promise_amount"),
+        )
+    if isinstance(detail, RepaymentPlanAgreed):
+        plan = [{"due_date": i.due_date.isoformat(), "amount": i.amount} for i in detail.instalments]
+        return ControlChange("plan", {"plan": plan, "plan_due_date": detail.instalments[0].due_date.isoformat()})
+    return None
+
+
+def normalized_reply(body: str) -> str:
+    """What a reply says once width (full-width letters), case and surrounding spaces are set aside."""
+    return unicodedata.normalize("NFKC", body).strip().casefold()
+
+
+def is_opt_out_keyword(body: str, keywords: list[str]) -> bool:
+    """The whole reply is one of the policy's opt-out keywords, in any case, spaces around ignored."""
+    reply = normalized_reply(body)
+    return bool(reply) and reply in {normalized_reply(k) for k in keywords}
+
+
+def reply_locale(body: str, phone: str, policy: Policy) -> Locale:
+    """Answer in the language of the reply: Chinese text or a Chinese number get zh-CN."""
+    if any("\u4e00" <= ch <= "\u9fff" for ch in body):
+        return "zh-CN"
+    if region_of(phone) == "CN":
+        return "zh-CN"
+    return "en-US" if body.strip().isascii() else policy.default_locale
+
+
+def missed_promise(control: LoanControl | None, loan: Loan, today: dt.date) -> dt.date | None:
+    """The promised date to mention in the next reminder: passed, for the cycle now chased, unpaid."""
+    if control is None or control.promised_date is None:
+        return None
+    if control.promised_date >= today or control.promised_date < loan.due_date:
+        return None  # not yet due, or a promise about an earlier instalment
+    return control.promised_date
+
+
+def promise_kept(control: LoanControl | None, payment: PaymentReceived, business_day: dt.date) -> bool:
+    """A payment of at least the promised amount, made by the promised date (business calendar)."""
+    if control is None or control.promised_date is None:
+        return False
+    enough = control.promise_amount is None or payment.amount >= control.promise_amount
+    return enough and business_day <= control.promised_date
+
+
+def plan_instalment(plan: tuple[Instalment, ...], amount_due: Decimal) -> Instalment | None:
+    """The next unpaid instalment of a plan covering a balance that upstream now reports as `amount_due`.
+
+    What has been paid towards the plan is its total minus the balance still due; the next
+    instalment is the first one not covered by that, for the part of it still unpaid.
+    None when the plan is fully paid (or empty).
+    """
+    paid = max(sum((i.amount for i in plan), Decimal(0)) - amount_due, Decimal(0))
+    covered = Decimal(0)
+    for instalment in plan:
+        covered += instalment.amount
+        if covered > paid:
+            return Instalment(due_date=instalment.due_date, amount=min(instalment.amount, covered - paid))
+    return None
+
+
+# ---------------------------------------------------------------- effects
+
+
+@dataclass
+class BorrowerEvents:
+    loans: LoansRepository
+    state: StateRepository
+    notices: Notices
+    policy: Policy
+
+    def apply(self, event: LoanEvent, now: dt.datetime) -> dict[str, Any]:
+        """Apply one loan event; the result says what changed (for the log and the reply)."""
+        detail = event.detail
+        kind = event.detail_type
+        change = control_change(detail)
+        if change is not None:
+            loan_id = str(getattr(detail, "loan_id", ""))
+            applied = self.state.update_control(loan_id, change.aspect, event.time, change.sets, change.removes)
+            metric = "LoanEventsApplied" if applied else "LoanEventsStale"
+            metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+            message = "loan event applied" if applied else "loan event already applied or older: ignored"
+            logger.info(message, extra={"event_type": kind, "loan_id": loan_id, "aspect": change.aspect})
+            return {"event": kind, "loan_id": loan_id, "applied": applied}
+        if isinstance(detail, ContactOptOut):
+            self.state.opt_out(detail.phone, "event", event.id, now)
+            logger.info("number opted out by event", extra={"phone": mask_phone(detail.phone)})
+            metrics.add_metric(name="OptOuts", unit=MetricUnit.Count, value=1)
+            return {"event": kind, "applied": True}
+        if isinstance(detail, ContactOptIn):
+            self.state.opt_in(detail.phone)
+            logger.info("number opted back in by event", extra={"phone": mask_phone(detail.phone)})
+            return {"event": kind, "applied": True}
+        if isinstance(detail, PaymentReceived):
+            return {"event": kind, "loan_id": detail.loan_id, **self.payment_received(detail, now)}
+        raise AssertionError(f"unhandled loan event {kind}")  # the union above is exhaustive
+
+    def payment_received(self, payment: PaymentReceived, now: dt.datetime) -> dict[str, Any]:
+        """Confirm the payment by SMS once, with the balance the live loan still shows.
+
+        Upstream publishes PaymentReceived once its ledger has the payment, so the LoansTable
+        item is the balance; the planner and sender stop chasing it from that item.
+        """
+        item = self.loans.get_many([payment.loan_id]).get(payment.loan_id)
+        if item is None:
+            return self._not_confirmed(payment, "loan_not_found")
+        try:
+            loan = parse_loan(item)
+        except InvalidLoan as exc:
+            return self._not_confirmed(payment, exc.reason)
+        if loan.currency != payment.currency:
+            return self._not_confirmed(payment, "currency_mismatch")
+
+        today = ladder.business_date(now, self.policy)
+        control = self.state.get_control(loan.loan_id)
+        paid_on = ladder.business_date(payment.paid_at, self.policy)
+        if control is not None and control.promised_date is not None and promise_kept(control, payment, paid_on):
+            self.state.clear_promise(loan.loan_id, control.promised_date)
+
+        remaining = Decimal(0)
+        if loan.status is LoanStatus.OPEN:
+            remaining = loan.amount_due + ladder.late_fees(loan, today, self.policy)
+        locale = loan.locale or self.policy.default_locale
+        payment_id = f"{payment.paid_at.astimezone(dt.UTC).isoformat()}#{payment.amount}"
+        reference = reference_code(loan.loan_id, loan.cycle, PAYMENT_CONFIRMATION)
+        sms = render_service(
+            self.policy,
+            kind=PAYMENT_CONFIRMATION,
+            locale=locale,
+            name=loan.borrower_name,
+            currency=loan.currency,
+            reference=reference,
+            paid=payment.amount,
+            remaining=remaining,
+        )
+        notice = Notice(
+            kind=PAYMENT_CONFIRMATION,
+            owner=f"LOAN#{loan.loan_id}",
+            event_id=payment_id,
+            phone=loan.phone,
+            sms=sms,
+            locale=locale,
+            reference=reference,
+            subject=LoanSubject(loan.loan_id, loan.borrower_id, loan.cycle, loan.amount_due, loan.currency),
+        )
+        result = self.notices.send(notice, now)
+        return {"confirmation": result.value, "remaining": str(remaining)}
+
+    def _not_confirmed(self, payment: PaymentReceived, reason: str) -> dict[str, Any]:
+        logger.warning("payment not confirmed by SMS", extra={"loan_id": payment.loan_id, "reason": reason})
+        metrics.add_metric(name="PaymentConfirmationSkipped", unit=MetricUnit.Count, value=1)
+        return {"confirmation": "skipped", "reason": reason}
+
+    def inbound_sms(self, message: InboundSms, now: dt.datetime) -> str:
+        """An opt-out keyword opts the number out and is confirmed once; anything else is only counted."""
+        phone = message.originationNumber
+        if not is_opt_out_keyword(message.messageBody, self.policy.opt_out_keywords):
+            logger.info(
+                "inbound sms is not an opt-out keyword: not acted on",
+                extra={"phone": mask_phone(phone), "characters": len(message.messageBody)},
+            )
+            metrics.add_metric(name="InboundSmsIgnored", unit=MetricUnit.Count, value=1)
+            return "ignored"
+        opted_out_by = self.state.opt_out(phone, "inbound_sms", message.inboundMessageId, now)
+        metrics.add_metric(name="OptOuts", unit=MetricUnit.Count, value=1)
+        if opted_out_by != message.inboundMessageId:
+            # Already opted out by something else: the confirmation was that one's to send.
+            logger.info("number already opted out", extra={"phone": mask_phone(phone)})
+            return "already_opted_out"
+        locale = reply_locale(message.messageBody, phone, self.policy)
+        sms = render_service(
+            self.policy, kind=OPT_OUT_CONFIRMATION, locale=locale, name="", currency="CNY", reference=""
+        )
+        notice = Notice(
+            kind=OPT_OUT_CONFIRMATION,
+            owner=f"PHONE#{phone}",
+            event_id=message.inboundMessageId,
+            phone=phone,
+            sms=sms,
+            locale=locale,
+            respect_opt_out=False,  # the one SMS an opted-out number still gets
+        )
+        result = self.notices.send(notice, now)
+        logger.info("number opted out by reply", extra={"phone": mask_phone(phone), "confirmation": result.value})
+        return "opted_out" if result in (NoticeResult.SENT, NoticeResult.DUPLICATE) else f"opted_out_{result.value}"

@@ -1,0 +1,269 @@
+"""Credit-bureau delinquency file (DESIGN 4.6).
+
+`bureau/YYYY-MM-DD/delinquencies.jsonl` lists every OPEN loan at or past `ladder.bureau_day`
+days past due (DELINQUENT), plus one SETTLED correction for each loan reported earlier that has
+since been paid (or whose overdue instalment was, so it is back under the threshold). A
+`manifest.json` beside it gives the counts and the file's SHA-256.
+
+Deterministic: lines sorted by loan id, keys in contract order, no wall-clock time anywhere,
+so rerunning a date over unchanged data rewrites the same bytes. To make that hold for the
+SETTLED lines too, a settled loan stays in the reported set, marked `settled_on`, until a run
+of a later date removes it.
+
+Conventions (not fixed by the contract): first_delinquency_date is the first day past due
+(due_date + 1), kept while the loan stays reported; amount_overdue is the overdue instalment's
+`amount_due` (ledger amount, fees excluded), written with the currency's minor unit when that
+is exact; a SETTLED line has days_past_due 0, bucket "M0" and amount_overdue zero. Loans that
+leave the book as WRITTEN_OFF (or vanish) are not "settled": they leave the set without a line
+and are counted in the manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dunning import ladder
+from dunning.dal.bureau import BureauState, ReportStore
+from dunning.dal.loans import LoansRepository
+from dunning.models.loan import InvalidLoan, IsoDate, Loan, parse_loan
+from dunning.models.money import minor_unit
+from dunning.models.policy import Policy
+from dunning.observability import MetricUnit, logger, metrics
+
+SETTLING_STATUSES = frozenset({"PAID", "CLOSED"})
+
+
+def bucket(days_past_due: int) -> str:
+    """M1 1-30, M2 31-60, M3 61-90, M4+ from 91 (M0 for a loan no longer past due)."""
+    if days_past_due <= 0:
+        return "M0"
+    if days_past_due <= 90:
+        return f"M{(days_past_due - 1) // 30 + 1}"
+    return "M4+"
+
+
+def money_text(amount: Decimal, currency: str) -> str:
+    """The exact amount, padded to the currency's minor unit; never rounded."""
+    padded = amount.quantize(minor_unit(currency))
+    return str(padded) if padded == amount else str(amount)
+
+
+class BureauLine(BaseModel):
+    """One line of the file; the field order is the line's key order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    loan_id: str
+    borrower_id: str
+    reporting_date: dt.date
+    days_past_due: Annotated[int, Field(ge=0)]
+    bucket: str
+    amount_overdue: Annotated[str, Field(pattern=r"^\d+(\.\d+)?$")]
+    currency: str
+    first_delinquency_date: dt.date
+    status: Literal["DELINQUENT", "SETTLED"]
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":"))
+
+
+class Reported(BaseModel):
+    """A loan in the reported set (StateTable `BUREAU#REPORTED / LOAN#id`)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    loan_id: str
+    borrower_id: str
+    currency: str
+    first_delinquency_date: IsoDate
+    reported_since: IsoDate
+    settled_on: IsoDate | None = None
+
+    def to_entry(self) -> dict[str, Any]:
+        values = self.model_dump(mode="json")
+        return {key: value for key, value in values.items() if value is not None}
+
+
+@dataclass
+class BureauPlan:
+    reporting_date: dt.date
+    lines: list[BureauLine] = field(default_factory=list)
+    save: list[Reported] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    dropped: Counter[str] = field(default_factory=Counter)
+
+
+def plan_report(
+    reporting_date: dt.date,
+    delinquent: Iterable[Loan],
+    reported: Mapping[str, Reported],
+    live: Mapping[str, Mapping[str, Any]],
+    policy: Policy,
+) -> BureauPlan:
+    """The file's lines and the reported-set changes. Pure.
+
+    `delinquent`: OPEN loans due on or before reporting_date - bureau_day; `reported`: the set;
+    `live`: current LoansTable items of reported loans that are not in `delinquent`.
+    """
+    cutoff = reporting_date - dt.timedelta(days=policy.ladder.bureau_day)
+    plan = BureauPlan(reporting_date)
+    seen: set[str] = set()
+    for loan in delinquent:
+        seen.add(loan.loan_id)
+        dpd = ladder.days_past_due(loan.due_date, reporting_date)
+        known = reported.get(loan.loan_id)
+        if known is None or known.settled_on is not None:
+            known = Reported(
+                loan_id=loan.loan_id,
+                borrower_id=loan.borrower_id,
+                currency=loan.currency,
+                first_delinquency_date=loan.due_date + dt.timedelta(days=1),
+                reported_since=reporting_date,
+            )
+            plan.save.append(known)
+        plan.lines.append(
+            BureauLine(
+                loan_id=loan.loan_id,
+                borrower_id=loan.borrower_id,
+                reporting_date=reporting_date,
+                days_past_due=dpd,
+                bucket=bucket(dpd),
+                amount_overdue=money_text(loan.amount_due, loan.currency),
+                currency=loan.currency,
+                first_delinquency_date=known.first_delinquency_date,
+                status="DELINQUENT",
+            )
+        )
+    for loan_id, known in reported.items():
+        if loan_id in seen:
+            continue
+        if known.settled_on is not None:
+            if known.settled_on == reporting_date:
+                plan.lines.append(_settled_line(known, reporting_date))  # a rerun of the settling date
+            elif known.settled_on < reporting_date:
+                plan.remove.append(loan_id)
+            continue
+        verdict = _departure(live.get(loan_id), cutoff)
+        if verdict == "settled":
+            plan.lines.append(_settled_line(known, reporting_date))
+            plan.save.append(known.model_copy(update={"settled_on": reporting_date}))
+        elif verdict == "still_delinquent":
+            plan.dropped["kept_invalid_item"] += 1  # past due but unreadable: keep it, report nothing new
+        else:
+            plan.remove.append(loan_id)
+            plan.dropped[verdict] += 1
+    plan.lines.sort(key=lambda line: (line.loan_id, line.status))
+    return plan
+
+
+def _departure(item: Mapping[str, Any] | None, cutoff: dt.date) -> str:
+    if item is None:
+        return "loan_missing"
+    status = str(item.get("status", ""))
+    if status in SETTLING_STATUSES:
+        return "settled"
+    if status == "OPEN":
+        due = str(item.get("due_date", ""))
+        # An OPEN loan due after the cutoff had its reported instalment paid: back under the threshold.
+        return "settled" if due > cutoff.isoformat() else "still_delinquent"
+    return "written_off" if status == "WRITTEN_OFF" else "unknown_status"
+
+
+def _settled_line(known: Reported, reporting_date: dt.date) -> BureauLine:
+    return BureauLine(
+        loan_id=known.loan_id,
+        borrower_id=known.borrower_id,
+        reporting_date=reporting_date,
+        days_past_due=0,
+        bucket=bucket(0),
+        amount_overdue=money_text(Decimal(0), known.currency),
+        currency=known.currency,
+        first_delinquency_date=known.first_delinquency_date,
+        status="SETTLED",
+    )
+
+
+def render(lines: Iterable[BureauLine]) -> bytes:
+    return "".join(line.to_json() + "\n" for line in lines).encode("utf-8")
+
+
+def manifest(plan: BureauPlan, body: bytes, data_key: str, invalid: Mapping[str, int]) -> dict[str, Any]:
+    statuses = Counter(line.status for line in plan.lines)
+    buckets = Counter(line.bucket for line in plan.lines if line.status == "DELINQUENT")
+    return {
+        "reporting_date": plan.reporting_date.isoformat(),
+        "file": data_key,
+        "lines": len(plan.lines),
+        "delinquent": statuses["DELINQUENT"],
+        "settled": statuses["SETTLED"],
+        "buckets": dict(sorted(buckets.items())),
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "skipped_invalid_items": dict(sorted(invalid.items())),
+        "left_without_line": dict(sorted(plan.dropped.items())),
+    }
+
+
+def report_keys(reporting_date: dt.date) -> tuple[str, str]:
+    prefix = f"bureau/{reporting_date.isoformat()}"
+    return f"{prefix}/delinquencies.jsonl", f"{prefix}/manifest.json"
+
+
+@dataclass
+class BureauReporter:
+    loans: LoansRepository
+    state: BureauState
+    store: ReportStore
+    policy: Policy
+
+    def run(self, now: dt.datetime) -> dict[str, Any]:
+        """Write the file for the business date of `now`; returns the manifest."""
+        reporting_date = ladder.business_date(now, self.policy)
+        cutoff = reporting_date - dt.timedelta(days=self.policy.ladder.bureau_day)
+        invalid: Counter[str] = Counter()
+        delinquent: list[Loan] = []
+        for item in self.loans.open_loans_due_between(dt.date.min, cutoff):
+            try:
+                delinquent.append(parse_loan(item))
+            except InvalidLoan as exc:
+                invalid[exc.reason] += 1
+                logger.warning(
+                    "bureau: invalid loan item skipped", extra={"loan_id": exc.loan_id, "reason": exc.reason}
+                )
+        reported = self._reported()
+        current = {loan.loan_id for loan in delinquent}
+        departed = [i for i, r in reported.items() if i not in current and r.settled_on is None]
+        plan = plan_report(reporting_date, delinquent, reported, self.loans.get_many(departed), self.policy)
+
+        body = render(plan.lines)
+        data_key, manifest_key = report_keys(reporting_date)
+        summary = manifest(plan, body, data_key, invalid)
+        self.store.put(data_key, body, "application/x-ndjson")
+        self.store.put(
+            manifest_key, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(), "application/json"
+        )
+        # After the file: a crash here repeats the same file on the rerun, then records the set.
+        self.state.save([r.to_entry() for r in plan.save])
+        self.state.remove(plan.remove)
+        metrics.add_metric(name="BureauDelinquent", unit=MetricUnit.Count, value=summary["delinquent"])
+        metrics.add_metric(name="BureauSettled", unit=MetricUnit.Count, value=summary["settled"])
+        return summary
+
+    def _reported(self) -> dict[str, Reported]:
+        reported: dict[str, Reported] = {}
+        for item in self.state.reported():
+            try:
+                entry = Reported.model_validate(item)
+            except ValidationError:
+                logger.error("bureau: unreadable reported-set item ignored", extra={"sk": item.get("sk")})
+                continue
+            reported[entry.loan_id] = entry
+        return reported

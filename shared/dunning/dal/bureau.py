@@ -1,0 +1,60 @@
+"""Credit-bureau reporting: the set of loans reported so far (StateTable) and the files (ReportsBucket).
+
+The reported set is one partition, `BUREAU#REPORTED / LOAN#id`, so a run lists it with a Query
+(never a scan of StateTable) to find the loans that need a SETTLED correction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dunning.dal.aws import client, from_item, to_item
+
+REPORTED_PK = "BUREAU#REPORTED"
+
+
+class BureauState:
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    def reported(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        pages = (
+            client("dynamodb")
+            .get_paginator("query")
+            .paginate(
+                TableName=self.table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": REPORTED_PK}},
+                ConsistentRead=True,
+            )
+        )
+        for page in pages:
+            items.extend(from_item(item) for item in page.get("Items", []))
+        return items
+
+    def save(self, entries: list[dict[str, Any]]) -> None:
+        """Put the entries (each with `loan_id`) into the reported set."""
+        self._write(
+            [{"PutRequest": {"Item": to_item({"pk": REPORTED_PK, "sk": f"LOAN#{e['loan_id']}", **e})}} for e in entries]
+        )
+
+    def remove(self, loan_ids: list[str]) -> None:
+        self._write(
+            [{"DeleteRequest": {"Key": {"pk": {"S": REPORTED_PK}, "sk": {"S": f"LOAN#{i}"}}}} for i in loan_ids]
+        )
+
+    def _write(self, requests: list[dict[str, Any]]) -> None:
+        for start in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self.table: requests[start : start + 25]}
+            while pending:
+                response = client("dynamodb").batch_write_item(RequestItems=pending)
+                pending = response.get("UnprocessedItems") or {}
+
+
+class ReportStore:
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        client("s3").put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)

@@ -1,0 +1,107 @@
+"""StateTable: collection cases handed to human collectors (`LOAN#id / CASE#cycle`).
+
+One case per loan cycle, ever: the item is created with a conditional put, in the same
+transaction that sets `case_cycle` on the loan's CONTROL item (which stops collection SMS for
+that cycle). `published` turns true once CollectionCaseOpened is on the bus, so a run that
+died in between finishes the case on the next run instead of opening another.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from dunning.dal.aws import client, from_item, to_item
+from dunning.dal.state import control_key
+from dunning.models.jobs import utc_iso
+from dunning.models.state import LoanControl
+
+
+def case_key(loan_id: str, cycle: str) -> dict[str, Any]:
+    return {"pk": {"S": f"LOAN#{loan_id}"}, "sk": {"S": f"CASE#{cycle}"}}
+
+
+class CaseRepository:
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    def load(self, loans: list[tuple[str, str]]) -> tuple[dict[str, dict[str, Any]], dict[str, LoanControl]]:
+        """Existing cases (by loan id, for the given cycle) and CONTROL items of (loan_id, cycle) pairs."""
+        keys = [case_key(loan_id, cycle) for loan_id, cycle in loans] + [control_key(loan_id) for loan_id, _ in loans]
+        unique = list({(k["pk"]["S"], k["sk"]["S"]): k for k in keys}.values())
+        cycles = dict(loans)
+        cases: dict[str, dict[str, Any]] = {}
+        controls: dict[str, LoanControl] = {}
+        for start in range(0, len(unique), 100):
+            request: dict[str, Any] = {self.table: {"Keys": unique[start : start + 100], "ConsistentRead": True}}
+            while request:
+                response = client("dynamodb").batch_get_item(RequestItems=request)
+                for raw in response.get("Responses", {}).get(self.table, []):
+                    item = from_item(raw)
+                    loan_id = str(item["pk"]).removeprefix("LOAN#")
+                    if item["sk"] == "CONTROL":
+                        controls[loan_id] = LoanControl.model_validate(item)
+                    elif item["sk"] == f"CASE#{cycles.get(loan_id)}":
+                        cases[loan_id] = item
+                request = response.get("UnprocessedKeys") or {}
+        return cases, controls
+
+    def open(self, loan_id: str, cycle: str, borrower_id: str, detail: dict[str, Any], now: dt.datetime) -> bool:
+        """Create the case and stop the cycle's SMS, atomically; False when the case already exists."""
+        item = {
+            "pk": f"LOAN#{loan_id}",
+            "sk": f"CASE#{cycle}",
+            "loan_id": loan_id,
+            "cycle": cycle,
+            "borrower_id": borrower_id,
+            "reason": detail.get("reason"),
+            "opened_at": utc_iso(now),
+            "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True),
+            "published": False,
+        }
+        try:
+            client("dynamodb").transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": to_item(item),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {"Update": self._stop_cycle_request(loan_id, cycle)},
+                ]
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return False
+            raise
+        return True
+
+    def stop_cycle(self, loan_id: str, cycle: str) -> None:
+        """Set only `case_cycle` on the CONTROL item (borrower-event fields are left as they are)."""
+        client("dynamodb").update_item(**self._stop_cycle_request(loan_id, cycle))
+
+    def mark_published(self, loan_id: str, cycle: str, now: dt.datetime) -> None:
+        client("dynamodb").update_item(
+            TableName=self.table,
+            Key=case_key(loan_id, cycle),
+            UpdateExpression="SET published = :t, published_at = :now",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":t": {"BOOL": True}, ":now": {"S": utc_iso(now)}},
+        )
+
+    def _stop_cycle_request(self, loan_id: str, cycle: str) -> dict[str, Any]:
+        # loan_id is written only when absent: the CONTROL model needs it, nothing else is touched.
+        return {
+            "TableName": self.table,
+            "Key": control_key(loan_id),
+            "UpdateExpression": "SET case_cycle = :c, loan_id = if_not_exists(loan_id, :l)",
+            "ExpressionAttributeValues": {":c": {"S": cycle}, ":l": {"S": loan_id}},
+        }

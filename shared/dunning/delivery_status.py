@@ -1,0 +1,155 @@
+"""Delivery status: SNS SMS delivery-status logs applied to delivery records (DESIGN 4.3).
+
+SNS writes one JSON record per SMS to `sns/<region>/<account>/DirectPublishToPhoneNumber`
+(SUCCESS) or `.../Failure` (FAILURE). Each record is matched to our delivery records by the SNS
+message id (one SMS may cover several loans: one record each) and moves them from SENT to
+DELIVERED or FAILED.
+
+Order rule: the first final outcome wins. A record leaves SENT once; a replayed log of the same
+outcome is a no-op, and a late log with the other outcome is counted as a conflict and left
+alone (SNS emits one final status per message, so a conflict means a replay or a provider
+correction that an operator should look at, not something to apply blindly).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from dunning.dal.deliveries import DeliveriesRepository
+from dunning.handlers import describe
+from dunning.models.delivery import FINAL_OUTCOMES, Outcome
+from dunning.observability import MetricUnit, logger, metrics
+
+# Only a record still waiting for its carrier outcome may take one.
+AWAITING_OUTCOME = frozenset({Outcome.SENT})
+FAILED_DELIVERY_REASON = "delivery_failed"
+
+
+# ---------------------------------------------------------------- the SNS delivery-status log record
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class SmsNotification(_Wire):
+    message_id: Annotated[str, Field(alias="messageId", min_length=1, max_length=128)]
+    timestamp: Annotated[dt.datetime, Field(description="publish time, UTC, written '2016-06-28 00:40:34.558'")]
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, value: dt.datetime) -> dt.datetime:
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+class SmsDelivery(_Wire):
+    destination: str | None = None
+    provider_response: Annotated[str, Field(alias="providerResponse", max_length=1000)] = ""
+    price_in_usd: Annotated[Decimal | None, Field(alias="priceInUSD", ge=0)] = None
+    sms_type: Annotated[str | None, Field(alias="smsType")] = None
+
+
+class SmsDeliveryLog(_Wire):
+    """One record of an SNS SMS delivery-status log group."""
+
+    notification: SmsNotification
+    delivery: SmsDelivery
+    status: Literal["SUCCESS", "FAILURE"]
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome.DELIVERED if self.status == "SUCCESS" else Outcome.FAILED
+
+
+# ---------------------------------------------------------------- the rule
+class Transition(StrEnum):
+    APPLIED = "applied"
+    REPLAY = "replay"  # the record already has this outcome
+    CONFLICT = "conflict"  # the record already has the other final outcome: first one wins
+    NOT_SENT = "not_sent"  # SUPPRESSED / UNCERTAIN records never take a carrier outcome
+
+
+def transition(current: Outcome, incoming: Outcome) -> Transition:
+    """What a delivery log with `incoming` does to a record whose outcome is `current`. Pure."""
+    if current in AWAITING_OUTCOME:
+        return Transition.APPLIED
+    if current == incoming:
+        return Transition.REPLAY
+    if current in FINAL_OUTCOMES:
+        return Transition.CONFLICT
+    return Transition.NOT_SENT
+
+
+# ---------------------------------------------------------------- applying a batch of log messages
+@dataclass
+class DeliveryStatusReport:
+    logs: int = 0
+    malformed: int = 0
+    unknown_message: int = 0
+    records: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "logs": self.logs,
+            "malformed": self.malformed,
+            "unknown_message": self.unknown_message,
+            "records": dict(self.records),
+        }
+
+
+@dataclass
+class DeliveryStatusRecorder:
+    deliveries: DeliveriesRepository
+
+    def apply(self, messages: Iterable[str], now: dt.datetime) -> DeliveryStatusReport:
+        """Apply each log message; a malformed one is logged and counted, the rest go on."""
+        report = DeliveryStatusReport()
+        for message in messages:
+            report.logs += 1
+            try:
+                log = SmsDeliveryLog.model_validate_json(message)
+            except ValidationError as exc:
+                report.malformed += 1
+                metrics.add_metric(name="MalformedDeliveryLogs", unit=MetricUnit.Count, value=1)
+                # Field paths and messages only: the raw record holds the destination number.
+                logger.error("malformed delivery-status log skipped", extra={"validation_error": describe(exc)})
+                continue
+            self._apply_one(log, now, report)
+        return report
+
+    def _apply_one(self, log: SmsDeliveryLog, now: dt.datetime, report: DeliveryStatusReport) -> None:
+        message_id = log.notification.message_id
+        keys = self.deliveries.records_for_message(message_id)
+        if not keys:
+            # Another sender in the account, or a record that TTL removed: nothing of ours to update.
+            report.unknown_message += 1
+            metrics.add_metric(name="DeliveryLogsUnknownMessage", unit=MetricUnit.Count, value=1)
+            logger.warning("delivery log for an unknown message id skipped", extra={"message_id": message_id})
+            return
+        outcome = log.outcome
+        for loan_id, record_id in keys:
+            current = self.deliveries.apply_delivery_outcome(
+                loan_id,
+                record_id,
+                outcome=outcome,
+                awaiting=AWAITING_OUTCOME,
+                provider_response=log.delivery.provider_response,
+                price_usd=log.delivery.price_in_usd,
+                reason=FAILED_DELIVERY_REASON if outcome is Outcome.FAILED else None,
+                now=now,
+            )
+            result = Transition.APPLIED if current is None else transition(current, outcome)
+            report.records[result.value] += 1
+            if result is Transition.CONFLICT:
+                metrics.add_metric(name="DeliveryOutcomeConflicts", unit=MetricUnit.Count, value=1)
+                logger.warning(
+                    "delivery log contradicts the recorded final outcome; first outcome kept",
+                    extra={"message_id": message_id, "loan_id": loan_id, "kept": str(current), "ignored": outcome},
+                )
+        metrics.add_metric(name=f"Sms{outcome.value.title()}", unit=MetricUnit.Count, value=1)

@@ -1,0 +1,209 @@
+"""Escalation: hand a loan cycle to human collectors once SMS no longer work (DESIGN 1.3, 4.5).
+
+A case opens, once per loan cycle, when the SMS ladder is exhausted (days past due reach
+`ladder.escalation_day`), or earlier when the cycle's last `escalation.failed_in_a_row` SMS all
+failed delivery, or when the borrower opted out of SMS while the loan is overdue. Loans on a
+dispute hold or a promise/grace pause are left alone until it ends. The rules are pure; the
+`Escalator` reads and writes through the data-access layer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dunning import ladder
+from dunning.dal.bus import EventBus
+from dunning.dal.cases import CaseRepository
+from dunning.dal.deliveries import DeliveriesRepository
+from dunning.dal.loans import LoansRepository
+from dunning.dal.state import StateRepository
+from dunning.models.delivery import Outcome
+from dunning.models.jobs import utc_iso
+from dunning.models.loan import InvalidLoan, Loan, outstanding, parse_loan
+from dunning.models.policy import Policy
+from dunning.models.state import LoanControl
+from dunning.observability import MetricUnit, logger, metrics
+
+DETAIL_TYPE = "CollectionCaseOpened"
+# Outcomes of an SMS that actually went out to the carrier (UNCERTAIN ones are for people to review).
+SMS_OUTCOMES = frozenset({Outcome.SENT, Outcome.DELIVERED, Outcome.FAILED})
+BATCH = 100  # loans whose cases and controls are read in one go
+
+
+@dataclass(frozen=True)
+class CycleHistory:
+    """What the SMS of one loan cycle achieved, oldest first."""
+
+    reminders_sent: int
+    last_outcome: str | None
+    trailing_failures: int
+
+
+def cycle_history(records: Iterable[Mapping[str, Any]], cycle: str) -> CycleHistory:
+    """Summarise a loan's delivery records for one cycle (records sort by record_id = time)."""
+    outcomes = [
+        Outcome(str(r["outcome"]))
+        for r in sorted(records, key=lambda r: str(r["record_id"]))
+        if r.get("cycle") == cycle and r.get("outcome") in SMS_OUTCOMES
+    ]
+    trailing = 0
+    for outcome in reversed(outcomes):
+        if outcome is not Outcome.FAILED:
+            break
+        trailing += 1
+    return CycleHistory(len(outcomes), outcomes[-1].value if outcomes else None, trailing)
+
+
+def escalation_reason(
+    loan: Loan, history: CycleHistory, today: dt.date, policy: Policy, *, opted_out: bool
+) -> str | None:
+    """Why the loan's cycle goes to human collectors today, or None. Only overdue loans escalate."""
+    dpd = ladder.days_past_due(loan.due_date, today)
+    if dpd < 1:
+        return None
+    if dpd >= policy.ladder.escalation_day:
+        return "ladder_exhausted"
+    if history.trailing_failures >= policy.escalation.failed_in_a_row:
+        return "delivery_failed"
+    if opted_out and outstanding(loan) > 0:
+        return "opted_out"
+    return None
+
+
+def held_back(control: LoanControl | None, today: dt.date) -> str | None:
+    """A dispute hold or a running pause (promise, grace) keeps collectors away too."""
+    if control is None:
+        return None
+    if control.dispute_hold:
+        return "hold_dispute"
+    if control.paused_until is not None and today <= control.paused_until:
+        return control.pause_reason or "paused"
+    return None
+
+
+def case_detail(
+    loan: Loan, history: CycleHistory, reason: str, today: dt.date, now: dt.datetime, policy: Policy
+) -> dict[str, Any]:
+    """The CollectionCaseOpened detail (DESIGN 4.5); amounts as exact decimal strings."""
+    return {
+        "loan_id": loan.loan_id,
+        "borrower_id": loan.borrower_id,
+        "cycle": loan.cycle,
+        "days_past_due": ladder.days_past_due(loan.due_date, today),
+        "amount_due": str(loan.amount_due),
+        "late_fees": str(ladder.late_fees(loan, today, policy)),
+        "currency": loan.currency,
+        "reminders_sent": history.reminders_sent,
+        "last_outcome": history.last_outcome,
+        "reason": reason,
+        "opened_at": utc_iso(now),
+    }
+
+
+@dataclass
+class EscalationReport:
+    now: str
+    loans_read: int = 0
+    opened: Counter[str] = field(default_factory=Counter)
+    completed: int = 0  # half-done cases of earlier runs whose event went out now
+    already_open: int = 0
+    held: Counter[str] = field(default_factory=Counter)
+    invalid: Counter[str] = field(default_factory=Counter)
+    complete: bool = True
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "now": self.now,
+            "loans_read": self.loans_read,
+            "opened": dict(self.opened),
+            "completed": self.completed,
+            "already_open": self.already_open,
+            "held": dict(self.held),
+            "invalid": dict(self.invalid),
+            "complete": self.complete,
+        }
+
+
+@dataclass
+class Escalator:
+    loans: LoansRepository
+    deliveries: DeliveriesRepository
+    state: StateRepository
+    cases: CaseRepository
+    bus: EventBus
+    policy: Policy
+
+    def run(
+        self,
+        now: dt.datetime,
+        *,
+        time_left: Callable[[], float] = lambda: float("inf"),
+        min_seconds_left: float = 20.0,
+    ) -> EscalationReport:
+        """Every OPEN overdue loan (read from the OpenLoansByDueDate index), in batches."""
+        report = EscalationReport(now=now.isoformat())
+        today = ladder.business_date(now, self.policy)
+        batch: list[Loan] = []
+        for item in self.loans.open_loans_due_between(dt.date.min, today - dt.timedelta(days=1)):
+            report.loans_read += 1
+            try:
+                batch.append(parse_loan(item))
+            except InvalidLoan as exc:
+                report.invalid[exc.reason] += 1
+                logger.warning("skipping invalid loan item", extra={"loan_id": exc.loan_id, "reason": exc.reason})
+                continue
+            if len(batch) == BATCH:
+                self._escalate(batch, now, today, report)
+                batch = []
+                if time_left() < min_seconds_left:
+                    # The rest is picked up by the next run: every step here is safe to repeat.
+                    report.complete = False
+                    logger.warning("escalation stopping early: time limit near")
+                    break
+        self._escalate(batch, now, today, report)
+        metrics.add_metric(name="CollectionCasesOpened", unit=MetricUnit.Count, value=sum(report.opened.values()))
+        return report
+
+    def _escalate(self, loans: list[Loan], now: dt.datetime, today: dt.date, report: EscalationReport) -> None:
+        if not loans:
+            return
+        cases, controls = self.cases.load([(loan.loan_id, loan.cycle) for loan in loans])
+        _, _, opted_out = self.state.load([], [loan.phone for loan in loans])
+        for loan in loans:
+            case = cases.get(loan.loan_id)
+            if case is not None:
+                if case.get("published"):
+                    report.already_open += 1
+                else:
+                    self._finish(loan, case["detail"], now)
+                    report.completed += 1
+                continue
+            hold = held_back(controls.get(loan.loan_id), today)
+            if hold:
+                report.held[hold] += 1
+                continue
+            history = cycle_history(self.deliveries.history(loan.loan_id), loan.cycle)
+            reason = escalation_reason(loan, history, today, self.policy, opted_out=loan.phone in opted_out)
+            if reason is None:
+                continue
+            detail = case_detail(loan, history, reason, today, now, self.policy)
+            if self.cases.open(loan.loan_id, loan.cycle, loan.borrower_id, detail, now):
+                self._publish(loan, detail, now)
+                report.opened[reason] += 1
+                logger.info("collection case opened", extra={"loan_id": loan.loan_id, "reason": reason})
+            else:
+                report.already_open += 1  # a concurrent run opened it first
+
+    def _finish(self, loan: Loan, stored_detail: str, now: dt.datetime) -> None:
+        """Complete a case an earlier run created but did not announce: the same detail, once."""
+        self.cases.stop_cycle(loan.loan_id, loan.cycle)
+        self._publish(loan, json.loads(stored_detail), now)
+
+    def _publish(self, loan: Loan, detail: dict[str, Any], now: dt.datetime) -> None:
+        self.bus.put(DETAIL_TYPE, detail, now)
+        self.cases.mark_published(loan.loan_id, loan.cycle, now)

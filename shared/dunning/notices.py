@@ -1,0 +1,197 @@
+"""Service SMS (payment and opt-out confirmations): one SMS per event, however often it arrives.
+
+The same guard as the reminders, on a `NOTICE#kind#id` claim in StateTable: PLANNED when taken,
+SENDING immediately before Publish, SENT with the delivery record right after. A redelivery that
+finds SENDING cannot know whether the SMS left: it records UNCERTAIN and never resends.
+Service messages answer something the borrower did, so they are not held to the reminder send
+window or caps; a payment confirmation still respects both opt-out lists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from dunning.compose import ComposedSms
+from dunning.dal.deliveries import DeliveriesRepository
+from dunning.dal.sms import PublishRejected, PublishUncertain, SmsGateway
+from dunning.dal.state import StateRepository
+from dunning.models.delivery import DeliveryRecord, Outcome, expires_at, record_id
+from dunning.models.state import ClaimState
+from dunning.observability import MetricUnit, logger, mask_phone, metrics
+from dunning.records import suppression_record
+
+
+class NoticeRetry(Exception):
+    """SNS refused for now (throttled, 5xx) and nothing was sent: let the invocation be retried."""
+
+
+class NoticeResult(StrEnum):
+    SENT = "sent"
+    DUPLICATE = "duplicate"  # this event's notice was already handled
+    OPTED_OUT = "opted_out"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+
+
+@dataclass(frozen=True)
+class LoanSubject:
+    """What a delivery record needs about the loan a notice is about."""
+
+    loan_id: str
+    borrower_id: str
+    cycle: str
+    amount_due: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: str  # a service template kind: payment_confirmation, opt_out_confirmation
+    owner: str  # claim partition: LOAN#id or PHONE#e164
+    event_id: str  # what makes the notice unique: the payment, the inbound message
+    phone: str
+    sms: ComposedSms
+    locale: str
+    reference: str | None = None
+    subject: LoanSubject | None = None  # recorded in DeliveriesTable when the notice is about a loan
+    respect_opt_out: bool = True
+
+    @property
+    def notice_id(self) -> str:
+        return f"{self.kind}#{self.event_id}"
+
+
+@dataclass
+class Notices:
+    state: StateRepository
+    deliveries: DeliveriesRepository
+    sms: SmsGateway
+    retention_days: int
+
+    def send(self, notice: Notice, now: dt.datetime) -> NoticeResult:
+        found = self.state.claim_notice(notice.owner, notice.notice_id, now)
+        if found is ClaimState.SENDING:
+            logger.error("notice found mid-send on redelivery; recorded UNCERTAIN", extra={"kind": notice.kind})
+            self._settle(
+                notice, now, ClaimState.SENDING, ClaimState.UNCERTAIN, Outcome.UNCERTAIN, "unknown_after_retry"
+            )
+            metrics.add_metric(name="SmsUncertain", unit=MetricUnit.Count, value=1)
+            return NoticeResult.UNCERTAIN
+        if found is not None:
+            return NoticeResult.DUPLICATE
+
+        if notice.respect_opt_out and (self.state.is_opted_out(notice.phone) or self.sms.is_opted_out(notice.phone)):
+            self._settle(notice, now, ClaimState.PLANNED, ClaimState.SUPPRESSED, Outcome.SUPPRESSED, "opted_out")
+            metrics.add_metric(name="Suppressed_opted_out", unit=MetricUnit.Count, value=1)
+            return NoticeResult.OPTED_OUT
+
+        try:
+            self.state.transact(
+                [
+                    self.state.notice_transition(
+                        notice.owner, notice.notice_id, ClaimState.SENDING, now, ClaimState.PLANNED
+                    )
+                ]
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            return NoticeResult.DUPLICATE  # a concurrent delivery of the same event took it
+
+        try:
+            message_id = self.sms.publish(notice.phone, notice.sms.body)
+        except PublishUncertain as exc:
+            logger.error("publish outcome unknown; recorded UNCERTAIN", extra={"kind": notice.kind, "error": str(exc)})
+            self._settle(notice, now, ClaimState.SENDING, ClaimState.UNCERTAIN, Outcome.UNCERTAIN, f"publish_{exc}")
+            metrics.add_metric(name="SmsUncertain", unit=MetricUnit.Count, value=1)
+            return NoticeResult.UNCERTAIN
+        except PublishRejected as exc:
+            if exc.retryable:
+                self.state.transact(
+                    [
+                        self.state.notice_transition(
+                            notice.owner, notice.notice_id, ClaimState.PLANNED, now, ClaimState.SENDING
+                        )
+                    ]
+                )
+                raise NoticeRetry(f"publish throttled or failed: {exc.code}") from None
+            self._settle(notice, now, ClaimState.SENDING, ClaimState.SUPPRESSED, Outcome.FAILED, f"rejected_{exc.code}")
+            return NoticeResult.FAILED
+
+        self._settle(notice, now, ClaimState.SENDING, ClaimState.SENT, Outcome.SENT, None, message_id)
+        metrics.add_metric(name="ServiceSmsSent", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "service sms sent",
+            extra={"kind": notice.kind, "phone": mask_phone(notice.phone), "segments": notice.sms.segments},
+        )
+        return NoticeResult.SENT
+
+    def _settle(
+        self,
+        notice: Notice,
+        now: dt.datetime,
+        from_state: ClaimState,
+        to: ClaimState,
+        outcome: Outcome,
+        reason: str | None,
+        message_id: str | None = None,
+    ) -> None:
+        extra: dict[str, Any] = {"kind": notice.kind}
+        if reason:
+            extra["reason"] = reason
+        if message_id:
+            extra["message_id"] = message_id
+        items: list[dict[str, Any]] = []
+        record = self._record(notice, now, outcome, reason, message_id)
+        if record is not None:
+            extra["record_id"] = record.record_id
+            items.append(self.deliveries.put_item_request(record))
+        items.insert(0, self.state.notice_transition(notice.owner, notice.notice_id, to, now, from_state, **extra))
+        self.state.transact(items)
+
+    def _record(
+        self, notice: Notice, now: dt.datetime, outcome: Outcome, reason: str | None, message_id: str | None
+    ) -> DeliveryRecord | None:
+        subject = notice.subject
+        if subject is None:
+            return None  # DeliveriesTable is keyed by loan: a notice about a number lives in StateTable only
+        if outcome is Outcome.SUPPRESSED:
+            return suppression_record(
+                loan_id=subject.loan_id,
+                borrower_id=subject.borrower_id,
+                cycle=subject.cycle,
+                stage=notice.kind,
+                reason=reason or "suppressed",
+                now=now,
+                retention_days=self.retention_days,
+                amount_due=subject.amount_due,
+                currency=subject.currency,
+            )
+        sms = notice.sms
+        return DeliveryRecord(
+            loan_id=subject.loan_id,
+            record_id=record_id(now, subject.cycle, notice.kind),
+            borrower_id=subject.borrower_id,
+            cycle=subject.cycle,
+            stage=notice.kind,
+            outcome=outcome,
+            reason=reason,
+            message_id=message_id,
+            phone=notice.phone,
+            locale=notice.locale,
+            body=sms.body,
+            encoding=sms.encoding,
+            segments=sms.segments,
+            amount_due=subject.amount_due,
+            currency=subject.currency,
+            reference=notice.reference,
+            created_at=now,
+            updated_at=now,
+            expires_at=expires_at(now, self.retention_days),
+        )

@@ -1,0 +1,78 @@
+"""InboundSmsFunction on the moto stack: replies from events/inbound_sms_*.json (SNS two-way SMS)."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+
+from dunning.local import LocalStack
+from tests.integration.borrower_helpers import (
+    PHONE,
+    local,
+    plan_and_send,
+    put_loan,
+    send_reply,
+    sms_sent,
+    sns_event,
+    table_items,
+)
+
+US_PHONE = "+14155550123"
+
+
+def _opted_out(stack: LocalStack, phone: str) -> bool:
+    key = {"pk": {"S": f"PHONE#{phone}"}, "sk": {"S": "OPTOUT"}}
+    return "Item" in boto3.client("dynamodb").get_item(TableName=stack.physical_id("StateTable"), Key=key)
+
+
+def test_chinese_opt_out_reply_is_confirmed_once_and_nothing_follows(local_stack: LocalStack) -> None:
+    put_loan(local_stack)
+    reply = sns_event("inbound_sms_stop.json")
+    assert send_reply(local_stack, reply, local(17, 9))["results"] == ["opted_out"]
+    assert send_reply(local_stack, reply, local(17, 9, 1))["results"] == ["opted_out"]  # SNS redelivery
+
+    assert _opted_out(local_stack, PHONE)
+    confirmations = sms_sent(PHONE)
+    assert len(confirmations) == 1
+    assert "您已退订" in confirmations[0]
+
+    assert plan_and_send(local_stack, local(17))["suppressed"] == {"opted_out": 1}
+    assert sms_sent(PHONE) == confirmations
+
+
+def test_english_stop_in_any_case_with_spaces_opts_out_and_is_answered_in_english(local_stack: LocalStack) -> None:
+    reply = sns_event("inbound_sms_stop_en.json")  # " stop "
+    assert send_reply(local_stack, reply, local(17, 22))["results"] == ["opted_out"]
+    assert _opted_out(local_stack, US_PHONE)
+    bodies = sms_sent(US_PHONE)
+    assert len(bodies) == 1
+    assert "You have opted out" in bodies[0]
+
+
+def test_a_second_opt_out_keyword_gets_no_second_confirmation(local_stack: LocalStack) -> None:
+    send_reply(local_stack, sns_event("inbound_sms_stop.json"), local(17, 9))
+    another = sns_event("inbound_sms_stop.json")
+    message = json.loads(another["Records"][0]["Sns"]["Message"])
+    another["Records"][0]["Sns"]["Message"] = json.dumps({**message, "messageBody": "TD", "inboundMessageId": "other"})
+    assert send_reply(local_stack, another, local(17, 9, 5))["results"] == ["already_opted_out"]
+    assert len(sms_sent(PHONE)) == 1
+
+
+def test_other_replies_are_counted_not_acted_on(local_stack: LocalStack) -> None:
+    put_loan(local_stack)
+    assert send_reply(local_stack, sns_event("inbound_sms_other.json"), local(17, 9))["results"] == ["ignored"]
+    assert table_items(local_stack, "StateTable") == []
+    assert sms_sent() == []
+
+
+def test_malformed_message_is_rejected_and_the_rest_of_the_event_goes_on(local_stack: LocalStack) -> None:
+    good = sns_event("inbound_sms_stop.json")
+    bad = json.loads(json.dumps(good))
+    bad["Records"][0]["Sns"]["Message"] = json.dumps({"originationNumber": "13800138000", "messageBody": "STOP"})
+    mixed = {"Records": bad["Records"] + good["Records"]}
+    assert send_reply(local_stack, mixed, local(17, 9))["results"] == ["rejected", "opted_out"]
+
+    not_sns = send_reply(local_stack, {"Records": [{"EventSource": "aws:sqs"}]}, local(17, 9))
+    assert not_sns["status"] == "rejected"
+    assert len(sms_sent(PHONE)) == 1

@@ -1,0 +1,102 @@
+"""Build gate: `sam build` packages template.yaml for Lambda (python3.13, arm64).
+
+Needs the aws-sam-cli virtualenv (`make validate` or `make build` creates `.venv-sam`), a
+CPython 3.13 (pyenv's, or `python3.13` on PATH) and PyPI for the layer's arm64 wheels; it
+skips, saying which is missing, where one of them is not there, and when DUNNING_SKIP_SAM_BUILD
+is set. Takes 25-60 s, most of it pip downloading the layer's wheels.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from samtranslator.yaml_helper import yaml_parse
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAM = REPO_ROOT / ".venv-sam" / "bin" / "sam"
+BUILD_TIMEOUT_SECONDS = 600
+# What pip prints when it cannot reach the package index.
+_OFFLINE_SIGNS = ("NewConnectionError", "Temporary failure in name resolution", "No matching distribution found")
+
+
+def _python313_bin() -> Path | None:
+    """The folder of a CPython 3.13 interpreter: pyenv's first, then whatever PATH offers."""
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        root = subprocess.run([pyenv, "root"], capture_output=True, text=True, check=False).stdout.strip()
+        for candidate in sorted(Path(root, "versions").glob("3.13*"), reverse=True):
+            if (candidate / "bin" / "python3.13").exists():
+                return candidate / "bin"
+    found = shutil.which("python3.13")
+    return Path(found).parent if found else None
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run `sam build` once into a temporary build folder; return that folder."""
+    if os.environ.get("DUNNING_SKIP_SAM_BUILD"):
+        pytest.skip("DUNNING_SKIP_SAM_BUILD is set")
+    if not SAM.exists():
+        pytest.skip(f"no aws-sam-cli at {SAM}: run `make validate` (or `make build`) to create .venv-sam")
+    python_bin = _python313_bin()
+    if python_bin is None:
+        pytest.skip("no CPython 3.13 (pyenv or python3.13 on PATH): sam build needs the Lambda runtime's python")
+    build_dir = tmp_path_factory.mktemp("sam") / "build"
+    environment = {**os.environ, "PATH": f"{python_bin}{os.pathsep}{os.environ['PATH']}", "SAM_CLI_TELEMETRY": "0"}
+    command = [str(SAM), "build", "--template", "template.yaml", "--build-dir", str(build_dir)]
+    command += ["--cached", "--cache-dir", str(REPO_ROOT / ".aws-sam" / "cache")]
+    result = subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_SECONDS,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    if result.returncode != 0 and any(sign in output for sign in _OFFLINE_SIGNS):
+        pytest.skip(f"sam build could not reach PyPI for the layer's dependencies:\n{output[-2000:]}")
+    assert result.returncode == 0, output[-4000:]
+    return build_dir
+
+
+def _template() -> dict[str, object]:
+    return dict(yaml_parse((REPO_ROOT / "template.yaml").read_text(encoding="utf-8")))
+
+
+def _resources_of(template: dict[str, object], resource_type: str) -> list[str]:
+    resources = template["Resources"]
+    assert isinstance(resources, dict)
+    return [name for name, resource in resources.items() if resource["Type"] == resource_type]
+
+
+def test_every_function_is_built_with_its_handler(built: Path) -> None:
+    functions = _resources_of(_template(), "AWS::Serverless::Function")
+    assert functions
+    for logical_id in functions:
+        assert (built / logical_id / "app.py").is_file(), logical_id
+
+
+def test_layer_holds_the_domain_package_and_arm64_wheels_for_python313(built: Path) -> None:
+    site = built / "SharedLayer" / "python"
+    assert (site / "dunning" / "__init__.py").is_file()
+    assert (site / "dunning" / "default_policy.yaml").is_file()
+    assert (site / "aws_lambda_powertools").is_dir()
+    # pydantic-core is compiled: the wheel must match Lambda's runtime and architecture.
+    native = [path.name for path in (site / "pydantic_core").glob("*.so")]
+    assert native, "pydantic_core has no compiled module"
+    assert all("cpython-313-aarch64-linux-gnu" in name for name in native), native
+
+
+def test_built_template_points_at_the_built_code(built: Path) -> None:
+    template = dict(yaml_parse((built / "template.yaml").read_text(encoding="utf-8")))
+    resources = template["Resources"]
+    assert isinstance(resources, dict)
+    for logical_id in _resources_of(template, "AWS::Serverless::Function"):
+        assert resources[logical_id]["Properties"]["CodeUri"] == logical_id
+    assert resources["SharedLayer"]["Properties"]["ContentUri"] == "SharedLayer"
