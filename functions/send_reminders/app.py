@@ -36,5 +36,5 @@ def record_handler(record: SendJobRecord) -> dict[str, Any]:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

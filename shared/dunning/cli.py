@@ -67,8 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "invoke":
         from dunning.local import cli_invoke
 
-        return cli_invoke(args.function, args.event, template_path=args.template,
-                          parameters=dict(args.parameter_overrides))
+        return cli_invoke(
+            args.function, args.event, template_path=args.template, parameters=dict(args.parameter_overrides)
+        )
     if args.command == "policy":
         from dunning.policy_lint import check_policy_file
 

@@ -9,6 +9,7 @@ left, so it records UNCERTAIN (alarmed, reviewed by people) and never resends.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -362,16 +363,13 @@ class Sender:
                     retention_days=self.retention_days,
                 )
                 record = record.model_copy(update={"outcome": Outcome.UNCERTAIN})
-            self._with_retries(
-                lambda r=record, k=key: self.state.transact(
-                    [
-                        self.state.claim_transition(
-                            k, ClaimState.UNCERTAIN, now, ClaimState.SENDING, reason=reason, record_id=r.record_id
-                        ),
-                        self.deliveries.put_item_request(r),
-                    ]
-                )
-            )
+            transaction = [
+                self.state.claim_transition(
+                    key, ClaimState.UNCERTAIN, now, ClaimState.SENDING, reason=reason, record_id=record.record_id
+                ),
+                self.deliveries.put_item_request(record),
+            ]
+            self._with_retries(functools.partial(self.state.transact, transaction))
             outcome.uncertain += 1
         metrics.add_metric(name="SmsUncertain", unit=MetricUnit.Count, value=len(keys))
 

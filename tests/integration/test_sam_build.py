@@ -3,7 +3,8 @@
 Needs the aws-sam-cli virtualenv (`make validate` or `make build` creates `.venv-sam`), a
 CPython 3.13 (pyenv's, or `python3.13` on PATH) and PyPI for the layer's arm64 wheels; it
 skips, saying which is missing, where one of them is not there, and when DUNNING_SKIP_SAM_BUILD
-is set. Takes 25-60 s, most of it pip downloading the layer's wheels.
+is set. Takes 25-60 s, most of it pip downloading the layer's wheels; the build goes to a temporary
+folder, so a developer's .aws-sam/ is left alone.
 """
 
 from __future__ import annotations
@@ -35,9 +36,8 @@ def _python313_bin() -> Path | None:
     return Path(found).parent if found else None
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Run `sam build` once into a temporary build folder; return that folder."""
+def _sam_build(tmp_path: Path) -> Path:
+    """Run `sam build` into a temporary build folder; return that folder."""
     if os.environ.get("DUNNING_SKIP_SAM_BUILD"):
         pytest.skip("DUNNING_SKIP_SAM_BUILD is set")
     if not SAM.exists():
@@ -45,13 +45,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     python_bin = _python313_bin()
     if python_bin is None:
         pytest.skip("no CPython 3.13 (pyenv or python3.13 on PATH): sam build needs the Lambda runtime's python")
-    build_dir = tmp_path_factory.mktemp("sam") / "build"
+    build_dir = tmp_path / "build"
     environment = {**os.environ, "PATH": f"{python_bin}{os.pathsep}{os.environ['PATH']}", "SAM_CLI_TELEMETRY": "0"}
-    command = [str(SAM), "build", "--template", "template.yaml", "--build-dir", str(build_dir)]
-    command += ["--cached", "--cache-dir", str(REPO_ROOT / ".aws-sam" / "cache")]
+    template = REPO_ROOT / "template.yaml"
+    command = [str(SAM), "build", "--template", str(template), "--build-dir", str(build_dir)]
     result = subprocess.run(
         command,
-        cwd=REPO_ROOT,
+        cwd=tmp_path,  # sam keeps scratch folders in ./.aws-sam: not the developer's
         env=environment,
         capture_output=True,
         text=True,
@@ -75,14 +75,22 @@ def _resources_of(template: dict[str, object], resource_type: str) -> list[str]:
     return [name for name, resource in resources.items() if resource["Type"] == resource_type]
 
 
-def test_every_function_is_built_with_its_handler(built: Path) -> None:
+def test_sam_build_packages_every_function_and_the_layer(tmp_path: Path) -> None:
+    # One test, one build: under pytest-xdist a shared fixture would build once per worker.
+    built = _sam_build(tmp_path)
+    _every_function_is_built_with_its_handler(built)
+    _layer_holds_the_domain_package_and_arm64_wheels_for_python313(built)
+    _built_template_points_at_the_built_code(built)
+
+
+def _every_function_is_built_with_its_handler(built: Path) -> None:
     functions = _resources_of(_template(), "AWS::Serverless::Function")
     assert functions
     for logical_id in functions:
         assert (built / logical_id / "app.py").is_file(), logical_id
 
 
-def test_layer_holds_the_domain_package_and_arm64_wheels_for_python313(built: Path) -> None:
+def _layer_holds_the_domain_package_and_arm64_wheels_for_python313(built: Path) -> None:
     site = built / "SharedLayer" / "python"
     assert (site / "dunning" / "__init__.py").is_file()
     assert (site / "dunning" / "default_policy.yaml").is_file()
@@ -93,7 +101,7 @@ def test_layer_holds_the_domain_package_and_arm64_wheels_for_python313(built: Pa
     assert all("cpython-313-aarch64-linux-gnu" in name for name in native), native
 
 
-def test_built_template_points_at_the_built_code(built: Path) -> None:
+def _built_template_points_at_the_built_code(built: Path) -> None:
     template = dict(yaml_parse((built / "template.yaml").read_text(encoding="utf-8")))
     resources = template["Resources"]
     assert isinstance(resources, dict)

@@ -25,7 +25,8 @@ def client(service: str, config: Config | None = None) -> Any:
 
 @cache
 def _client(service: str, region: str, endpoint: str, config: Config) -> Any:
-    return boto3.session.Session().client(service, region_name=region, config=config)
+    session: Any = boto3.session.Session()  # endpoint is part of the cache key; botocore reads it from env
+    return session.client(service, region_name=region, config=config)
 
 
 def reset_clients() -> None:

@@ -38,7 +38,7 @@ class Book:
 
 def generate_book(size: int, seed: int, start: dt.date) -> Book:
     """Both locales, several zones, ~15 % of borrowers with two loans, some paid mid-run, a few broken."""
-    rng = random.Random(seed)  # noqa: S311 - demo data, not security
+    rng = random.Random(seed)  # demo data, not security
     items: list[dict[str, Any]] = []
     payments: dict[int, list[str]] = defaultdict(list)
     borrower_no = 0
@@ -76,7 +76,7 @@ def generate_book(size: int, seed: int, start: dt.date) -> Book:
             items.append(item)
             if rng.random() < 0.15:
                 payments[rng.randrange(1, 40)].append(loan_id)
-    broken = [
+    broken: list[dict[str, Any]] = [
         {"phone": "12345"},
         {"phone": "8613800138000"},
         {"amount_due": "abc"},
@@ -85,11 +85,11 @@ def generate_book(size: int, seed: int, start: dt.date) -> Book:
         {"phone": None},
     ]
     for n, change in enumerate(broken):
-        item = dict(items[n])
-        item["loan_id"] = f"BAD{n + 1:03d}"
-        item["due_date"] = (start - dt.timedelta(days=2)).isoformat()
-        item.update(change)
-        items.append({k: v for k, v in item.items() if v is not None})
+        broken_item: dict[str, Any] = dict(items[n])
+        broken_item["loan_id"] = f"BAD{n + 1:03d}"
+        broken_item["due_date"] = (start - dt.timedelta(days=2)).isoformat()
+        broken_item.update(change)
+        items.append({k: v for k, v in broken_item.items() if v is not None})
     return Book(items, dict(payments), len(broken))
 
 
@@ -171,21 +171,25 @@ def scheduled_event(now: dt.datetime) -> dict[str, Any]:
 
 
 def _sms_messages() -> dict[str, Any]:
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.sns import sns_backends
+    from moto.core import DEFAULT_ACCOUNT_ID  # type: ignore[attr-defined]
+    from moto.sns import sns_backends  # type: ignore[attr-defined]
 
     return dict(sns_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sms_messages)
 
 
-def _print_report(console: Any, table_cls: Any, records: list[dict[str, Any]], sms: int, days: int, elapsed: float) -> None:
+def _print_report(
+    console: Any, table_cls: Any, records: list[dict[str, Any]], sms: int, days: int, elapsed: float
+) -> None:
     by_day: dict[dt.date, Counter[str]] = defaultdict(Counter)
     suppressed_by_day: dict[dt.date, Counter[str]] = defaultdict(Counter)
     outcomes: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     for record in records:
-        day = dt.datetime.fromisoformat(str(record["created_at"]).replace("Z", "+00:00")).astimezone(
-            ZoneInfo("Asia/Shanghai")
-        ).date()
+        day = (
+            dt.datetime.fromisoformat(str(record["created_at"]).replace("Z", "+00:00"))
+            .astimezone(ZoneInfo("Asia/Shanghai"))
+            .date()
+        )
         outcome = str(record["outcome"])
         outcomes[outcome] += 1
         if outcome in ("SENT", "DELIVERED", "FAILED", "UNCERTAIN"):
@@ -212,9 +216,8 @@ def _print_report(console: Any, table_cls: Any, records: list[dict[str, Any]], s
             (r for r in records if r.get("locale") == locale and r.get("body") and r["outcome"] != "SUPPRESSED"), None
         )
         if sample:
-            console.print(
-                f"\n[bold]Sample {locale}[/] ({sample['stage']}, {sample['encoding']}, {sample['segments']} segment(s)):"
-            )
+            heading = f"{sample['stage']}, {sample['encoding']}, {sample['segments']} segment(s)"
+            console.print(f"\n[bold]Sample {locale}[/] ({heading}):")
             console.print(f"  {sample['body']}", markup=False)
     console.print(
         f"\n[bold]Totals[/] over {days} days: {sms} SMS published; records by outcome: "

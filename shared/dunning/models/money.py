@@ -27,7 +27,7 @@ def quantize(amount: Decimal, currency: str) -> Decimal:
 
 def to_decimal(value: Any) -> Decimal:
     """Exact decimal from a DynamoDB number, an int or a numeric string; never from a float."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise ValueError("must be an exact decimal (DynamoDB N or numeric string), not a float")
     if isinstance(value, Decimal):
         result = value
