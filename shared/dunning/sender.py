@@ -1,9 +1,15 @@
 """Send run: re-check each job against live data, compose one SMS per borrower, publish, record.
 
-Exactly once per (loan, cycle, stage): the claim moves PLANNED -> SENDING in the same
-transaction that takes the borrower's day slot, immediately before Publish; SENDING -> SENT
-with the delivery records right after. A retry that finds SENDING cannot know whether the SMS
-left, so it records UNCERTAIN (alarmed, reviewed by people) and never resends.
+Exactly once per (loan, cycle, stage), with single-item conditional writes in this order:
+1. take the borrower's day slot (conditional on the daily cap);
+2. move each claim PLANNED -> SENDING (conditional: only one sender wins a claim);
+3. Publish (the SDK never retries it);
+4. write the SENT delivery record, whose id derives from the SENDING time;
+5. move the claim SENDING -> SENT.
+A retry that finds SENDING looks for that record: if it exists the SMS left and only step 5 is
+redone; if not, nobody can know whether it left, so the record says UNCERTAIN (alarmed,
+reviewed by people) and the SMS is never resent. A crash before step 2 costs at most the
+borrower's slot for the day, never a duplicate. See docs/exactly-once.md.
 """
 
 from __future__ import annotations
@@ -91,7 +97,7 @@ class Sender:
             claim = claims.get(key)
             if claim is None or claim.state is not ClaimState.PLANNED:
                 if claim is not None and claim.state is ClaimState.SENDING:
-                    self._uncertain([key], job.borrower_id, now, "unknown_after_retry", outcome)
+                    self._resolve_sending(key, job.borrower_id, claim.updated_at, now, outcome)
                 else:
                     outcome.skipped["duplicate_job"] += 1
                 continue
@@ -128,15 +134,21 @@ class Sender:
     def _send_consolidated(
         self, borrower_id: str, eligible: list[_Line], now: dt.datetime, outcome: SendOutcome
     ) -> None:
+        # The most overdue loan leads; only overdue loans share one SMS (the consolidated text says
+        # "overdue"), a courtesy or due-today reminder goes alone.
+        eligible = sorted(eligible, key=lambda e: e.stage.day, reverse=True)
         first = eligible[0].loan
-        group = [e for e in eligible if e.loan.phone == first.phone and e.loan.currency == first.currency]
+        group = [
+            e
+            for e in eligible
+            if e.loan.phone == first.phone and e.loan.currency == first.currency and e.stage.day >= 1
+        ] or eligible[:1]
         tz = decisions.borrower_timezone(first, self.policy)
         local_today = compliance.local_time(now, tz).date()
         tomorrow = compliance.next_local_midnight(now, tz)
         for other in (e for e in eligible if e not in group):
-            # Another number or currency of the same borrower: one SMS a day, so tomorrow.
+            # Not in today's SMS (another number or currency, or not yet overdue): one SMS a day, so tomorrow.
             self._suppress(other.key, borrower_id, "cap_daily", now, outcome, tomorrow, other.loan)
-        group_keys = [e.key for e in group]
 
         if self.sms.is_opted_out(first.phone):
             for e in group:
@@ -148,22 +160,18 @@ class Sender:
                 self._suppress(e.key, borrower_id, cap, now, outcome, tomorrow, e.loan)
             return
 
-        message = self._compose(group, now, local_today)
         slot_expiry = expires_at(now, 8)
-        begin = [self.state.claim_transition(k, ClaimState.SENDING, now, ClaimState.PLANNED) for k in group_keys]
-        begin.append(self.state.day_slot(borrower_id, local_today, self.policy.caps.per_borrower_per_day, slot_expiry))
-        try:
-            self.state.transact(begin)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if len(reasons) == len(begin) and reasons[-1] == "ConditionalCheckFailed":
-                for e in group:
-                    self._suppress(e.key, borrower_id, "cap_daily", now, outcome, tomorrow, e.loan)
-            else:
-                outcome.skipped["claimed_concurrently"] += len(group)
+        if not self.state.take_day_slot(borrower_id, local_today, self.policy.caps.per_borrower_per_day, slot_expiry):
+            for e in group:
+                self._suppress(e.key, borrower_id, "cap_daily", now, outcome, tomorrow, e.loan)
             return
+        claimed = [e for e in group if self.state.transition(e.key, ClaimState.SENDING, now, ClaimState.PLANNED)]
+        outcome.skipped["claimed_concurrently"] += len(group) - len(claimed)
+        if not claimed:
+            self.state.release_day_slot(borrower_id, local_today, slot_expiry)
+            return
+        group = claimed
+        message = self._compose(group, now, local_today)
 
         try:
             message_id = self._publish(first.phone, message["body"], int(message["segments"]))
@@ -172,40 +180,34 @@ class Sender:
                 "publish outcome unknown; recorded UNCERTAIN",
                 extra={"phone": mask_phone(first.phone), "error": str(exc)},
             )
-            self._uncertain(group_keys, borrower_id, now, f"publish_{exc}", outcome, group, message)
+            self._uncertain([e.key for e in group], borrower_id, now, f"publish_{exc}", outcome, group, message)
             return
         except PublishRejected as exc:
-            release = [self.state.day_slot(borrower_id, local_today, 0, slot_expiry, delta=-1)]
             if exc.retryable:
-                self.state.transact(
-                    [self.state.claim_transition(k, ClaimState.PLANNED, now, ClaimState.SENDING) for k in group_keys]
-                    + release
-                )
+                for e in group:
+                    self.state.transition(e.key, ClaimState.PLANNED, now, ClaimState.SENDING)
+                self.state.release_day_slot(borrower_id, local_today, slot_expiry)
                 raise RetryLater(f"publish throttled or failed: {exc.code}") from None
-            self.state.transact(release)
+            self.state.release_day_slot(borrower_id, local_today, slot_expiry)
             for e in group:
                 self._record_final(
-                    e,
-                    borrower_id,
-                    now,
-                    Outcome.FAILED,
-                    f"rejected_{exc.code}",
-                    message,
-                    None,
-                    ClaimState.SUPPRESSED,
-                    outcome,
+                    e, borrower_id, now, Outcome.FAILED, f"rejected_{exc.code}", message, ClaimState.SUPPRESSED, outcome
                 )
             return
-        finish: list[dict[str, Any]] = []
         for e in group:
             record = self._record(e, borrower_id, now, Outcome.SENT, None, message, message_id)
-            finish.append(
-                self.state.claim_transition(
-                    e.key, ClaimState.SENT, now, ClaimState.SENDING, message_id=message_id, record_id=record.record_id
+            self._with_retries(functools.partial(self.deliveries.put, record))
+            self._with_retries(
+                functools.partial(
+                    self.state.transition,
+                    e.key,
+                    ClaimState.SENT,
+                    now,
+                    ClaimState.SENDING,
+                    message_id=message_id,
+                    record_id=record.record_id,
                 )
             )
-            finish.append(self.deliveries.put_item_request(record))
-        self._with_retries(lambda: self.state.transact(finish))
         outcome.sent += len(group)
         outcome.messages += 1
         metrics.add_metric(name="SmsSent", unit=MetricUnit.Count, value=1)
@@ -268,7 +270,7 @@ class Sender:
                 delay *= 2
         raise AssertionError("unreachable")
 
-    def _with_retries(self, action: Callable[[], None]) -> None:
+    def _with_retries(self, action: Callable[[], object]) -> None:
         delay = 0.1
         for attempt in range(1, 4):
             try:
@@ -322,19 +324,12 @@ class Sender:
         result: Outcome,
         reason: str,
         message: dict[str, Any] | None,
-        message_id: str | None,
         claim_state: ClaimState,
         outcome: SendOutcome,
     ) -> None:
-        record = self._record(e, borrower_id, now, result, reason, message, message_id)
-        self.state.transact(
-            [
-                self.state.claim_transition(
-                    e.key, claim_state, now, ClaimState.SENDING, reason=reason, record_id=record.record_id
-                ),
-                self.deliveries.put_item_request(record),
-            ]
-        )
+        record = self._record(e, borrower_id, now, result, reason, message, None)
+        self._with_retries(functools.partial(self.deliveries.put, record))
+        self.state.transition(e.key, claim_state, now, ClaimState.SENDING, reason=reason, record_id=record.record_id)
         outcome.suppressed[reason] += 1
 
     def _uncertain(
@@ -346,32 +341,53 @@ class Sender:
         outcome: SendOutcome,
         group: list[_Line] | None = None,
         message: dict[str, Any] | None = None,
+        sending_at: dt.datetime | None = None,
     ) -> None:
+        """Record UNCERTAIN under the id the SENT record would have had (one record per attempt)."""
         by_key = {e.key: e for e in group or []}
         for key in keys:
             e = by_key.get(key)
             if e is not None:
                 record = self._record(e, borrower_id, now, Outcome.UNCERTAIN, reason, message, None)
             else:
-                record = suppression_record(
+                at = sending_at or now
+                record = DeliveryRecord(
                     loan_id=key[0],
+                    record_id=record_id(at, key[1], key[2]),
                     borrower_id=borrower_id,
                     cycle=key[1],
                     stage=key[2],
+                    outcome=Outcome.UNCERTAIN,
                     reason=reason,
-                    now=now,
-                    retention_days=self.retention_days,
+                    created_at=at,
+                    updated_at=now,
+                    expires_at=expires_at(at, self.retention_days),
                 )
-                record = record.model_copy(update={"outcome": Outcome.UNCERTAIN})
-            transaction = [
-                self.state.claim_transition(
-                    key, ClaimState.UNCERTAIN, now, ClaimState.SENDING, reason=reason, record_id=record.record_id
-                ),
-                self.deliveries.put_item_request(record),
-            ]
-            self._with_retries(functools.partial(self.state.transact, transaction))
+            self._with_retries(functools.partial(self.deliveries.put, record))
+            self.state.transition(
+                key, ClaimState.UNCERTAIN, now, ClaimState.SENDING, reason=reason, record_id=record.record_id
+            )
             outcome.uncertain += 1
         metrics.add_metric(name="SmsUncertain", unit=MetricUnit.Count, value=len(keys))
+
+    def _resolve_sending(
+        self, key: ClaimKey, borrower_id: str, sending_at: dt.datetime, now: dt.datetime, outcome: SendOutcome
+    ) -> None:
+        """A previous attempt stopped after taking the claim. Finish it if its SENT record exists."""
+        existing = self.deliveries.get(key[0], record_id(sending_at, key[1], key[2]))
+        if existing is not None and existing.get("outcome") != Outcome.UNCERTAIN.value and existing.get("message_id"):
+            self.state.transition(
+                key,
+                ClaimState.SENT,
+                now,
+                ClaimState.SENDING,
+                message_id=str(existing["message_id"]),
+                record_id=str(existing["record_id"]),
+            )
+            outcome.skipped["completed_after_retry"] += 1
+            return
+        logger.error("a previous attempt may have sent this SMS; recorded UNCERTAIN", extra={"loan_id": key[0]})
+        self._uncertain([key], borrower_id, now, "unknown_after_retry", outcome, sending_at=sending_at)
 
     def _suppress(
         self,

@@ -355,3 +355,26 @@ def test_any_realistic_reminder_stays_in_budget_with_amount_and_reference(loan: 
         assert sms.encoding == "GSM-7"
     else:
         assert sms.body.startswith("【信飞】")
+
+
+def test_en_us_reminder_to_a_name_outside_gsm7_greets_without_the_name_to_stay_within_budget() -> None:
+    from dunning.compose import render_reminder
+    from dunning.models.policy import load_policy_file
+
+    sms = render_reminder(
+        load_policy_file(),
+        kind="follow_up",
+        locale="en-US",
+        name="王小明",
+        currency="USD",
+        total=Decimal("1234567.89"),
+        late_fees=Decimal("296296.29"),
+        days_past_due=12,
+        due_date=dt.date(2026, 11, 1),
+        pay_by=dt.date(2026, 12, 1),
+        reference="ABCDEF",
+    )
+    assert sms.encoding == "GSM-7"
+    assert sms.segments <= 2
+    assert "Hi there," in sms.body
+    assert "王" not in sms.body

@@ -151,6 +151,11 @@ def _fit_name(render: Callable[[str], str], name: str, max_segments: int, fit: b
         attempt = _compose(render(base[:length].rstrip() + ellipsis))
         if attempt.segments <= max_segments:
             return attempt
+    # A name that cannot be written in GSM-7 (e.g. 王小明 in an en-US SMS) would double the segments
+    # whatever its length: greet without it ("Hi there," / "您好").
+    anonymous = _compose(render("there" if is_gsm7(nameless) else ""))
+    if anonymous.segments <= max_segments:
+        return anonymous
     return full  # still over budget: send as rendered; `dunning policy check` flags such templates
 
 

@@ -31,6 +31,15 @@ class DeliveriesRepository:
         client("dynamodb").put_item(TableName=self.table, Item=to_item(record.to_item()))
 
     # ---------------------------------------------------------------- delivery status (RecordDeliveryFunction)
+    def get(self, loan_id: str, record_id: str) -> dict[str, Any] | None:
+        response = client("dynamodb").get_item(
+            TableName=self.table,
+            Key={"loan_id": {"S": loan_id}, "record_id": {"S": record_id}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return from_item(item) if item else None
+
     def records_for_message(self, message_id: str) -> list[tuple[str, str]]:
         """(loan_id, record_id) of every record of one SNS message (one per loan it covered)."""
         keys: list[tuple[str, str]] = []

@@ -183,6 +183,31 @@ class StateRepository:
             update["ExpressionAttributeValues"][":cap"] = {"N": str(cap)}
         return {"Update": update}
 
+    def transition(self, key: ClaimKey, to: ClaimState, now: dt.datetime, from_state: ClaimState, **extra: Any) -> bool:
+        """Move a claim between states with one conditional UpdateItem; False if it was not in from_state."""
+        update = self.claim_transition(key, to, now, from_state, **extra)["Update"]
+        try:
+            client("dynamodb").update_item(**update)
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def take_day_slot(self, borrower_id: str, day: dt.date, cap: int, expires_at: int) -> bool:
+        """Count one SMS on the borrower's local day if the cap allows; False when it is full."""
+        update = self.day_slot(borrower_id, day, cap, expires_at)["Update"]
+        try:
+            client("dynamodb").update_item(**update)
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def release_day_slot(self, borrower_id: str, day: dt.date, expires_at: int) -> None:
+        client("dynamodb").update_item(**self.day_slot(borrower_id, day, 0, expires_at, delta=-1)["Update"])
+
     def transact(self, items: list[dict[str, Any]]) -> None:
         client("dynamodb").transact_write_items(TransactItems=items)
 
