@@ -61,7 +61,7 @@ pytest: env
 test: lint typecheck policy-check validate pytest
 
 bench: env
-	$(PY) -m pytest -q benchmarks -p no:xdist --benchmark-only 2>/dev/null || $(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py
 
 build: $(SAM_VENV)/.installed
 	PATH="$$(pyenv root 2>/dev/null)/versions/$$(pyenv versions --bare 2>/dev/null | grep '^3\.13' | tail -1)/bin:$$PATH" \

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path, help="policy YAML")
 
     demo = commands.add_parser("demo", help="simulate 40 days of the schedule on a generated book, in moto")
-    demo.add_argument("--loans", type=int, default=600, help="size of the generated book (>= 50)")
+    demo.add_argument("--loans", type=int, default=500, help="size of the generated book (50..20000)")
     demo.add_argument("--days", type=int, default=40, help="simulated days (1..120)")
     demo.add_argument("--seed", type=int, default=7)
     return parser

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import json
 import os
 import random
 import time
@@ -95,7 +96,7 @@ def generate_book(size: int, seed: int, start: dt.date) -> Book:
     return Book(items, dict(payments), len(broken))
 
 
-def run_demo(loans: int = 600, days: int = 40, seed: int = 7) -> int:
+def run_demo(loans: int = 500, days: int = 40, seed: int = 7) -> int:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
@@ -124,6 +125,9 @@ def run_demo(loans: int = 600, days: int = 40, seed: int = 7) -> int:
             f"{len(book.items)} loans seeded ({book.malformed} malformed); simulating {days} days hourly"
         )
         daily = [f for f in DAILY_FUNCTIONS if f in stack.logical_ids("AWS::Lambda::Function")]
+        cases_queue = _capture_cases(stack)
+        rng = random.Random(seed + 1)  # which SMS the "carrier" fails to deliver
+        delivered = len(_sms_messages())
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("simulating", total=days * 24)
             for hour in range(days * 24):
@@ -142,6 +146,10 @@ def run_demo(loans: int = 600, days: int = 40, seed: int = 7) -> int:
                 with time_machine.travel(now, tick=False), contextlib.redirect_stdout(io.StringIO()):
                     invoke(stack, "PlanRemindersFunction", event)
                     drain_queue(stack)
+                    sent = list(_sms_messages())[delivered:]
+                    delivered += len(sent)
+                    if sent and "RecordDeliveryFunction" in stack.logical_ids("AWS::Lambda::Function"):
+                        _deliver(stack, invoke, sent, now, rng)
                     if hour % 24 == 6:
                         for function in daily:
                             invoke(stack, function, event)
@@ -152,8 +160,20 @@ def run_demo(loans: int = 600, days: int = 40, seed: int = 7) -> int:
             for raw in page["Items"]
         ]
         sms_count = len(_sms_messages())
+        cases = _drain_cases(cases_queue)
+        bureau = _bureau_files(stack)
     elapsed = time.monotonic() - started
     _print_report(console, Table, records, sms_count, days, elapsed)
+    console.print(
+        f"Collection cases opened (CollectionCaseOpened events on LoanEventsBus): {len(cases)}"
+        + (f", by reason: {dict(Counter(c['reason'] for c in cases))}" if cases else "")
+    )
+    if bureau:
+        last_key, last_lines = bureau[-1]
+        console.print(
+            f"Credit-bureau files written: {len(bureau)} (bureau/<date>/delinquencies.jsonl); "
+            f"the last, {last_key}, lists {last_lines} loan(s)"
+        )
     return 0
 
 
@@ -170,6 +190,67 @@ def scheduled_event(now: dt.datetime) -> dict[str, Any]:
         "resources": ["arn:aws:scheduler:us-east-1:123456789012:schedule/default/dunning-demo"],
         "detail": {},
     }
+
+
+def _deliver(stack: Any, invoke: Any, message_ids: list[str], now: dt.datetime, rng: random.Random) -> None:
+    """SNS delivery-status logs for the SMS just sent: most delivered, ~4 % failed by the carrier."""
+    from dunning.local.sample_events import FAILURE_GROUP, SUCCESS_GROUP, cloudwatch_logs_event, sms_delivery_log
+
+    outcomes: dict[bool, list[str]] = {True: [], False: []}
+    for message_id in message_ids:
+        success = rng.random() >= 0.04
+        outcomes[success].append(sms_delivery_log(message_id, success=success, at=now + dt.timedelta(seconds=5)))
+    for success, logs in outcomes.items():
+        if logs:
+            group = SUCCESS_GROUP if success else FAILURE_GROUP
+            invoke(stack, "RecordDeliveryFunction", cloudwatch_logs_event(group, logs, at=now))
+
+
+def _capture_cases(stack: Any) -> str:
+    """An EventBridge rule on LoanEventsBus -> SQS, as a collections team's system would subscribe."""
+    import boto3
+
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName="demo-collection-cases")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = stack.outputs["LoanEventsBusName"]
+    events.put_rule(
+        Name="demo-cases", EventBusName=bus, EventPattern=json.dumps({"detail-type": ["CollectionCaseOpened"]})
+    )
+    events.put_targets(Rule="demo-cases", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    return str(queue_url)
+
+
+def _drain_cases(queue_url: str) -> list[dict[str, Any]]:
+    import boto3
+
+    sqs = boto3.client("sqs")
+    cases: list[dict[str, Any]] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return cases
+        for message in messages:
+            cases.append(json.loads(message["Body"])["detail"])
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _bureau_files(stack: Any) -> list[tuple[str, int]]:
+    import boto3
+
+    s3 = boto3.client("s3")
+    bucket = stack.outputs["ReportsBucketName"]
+    keys = sorted(
+        obj["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="bureau/")
+        for obj in page.get("Contents", [])
+        if obj["Key"].endswith("delinquencies.jsonl")
+    )
+    files = []
+    for key in keys:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+        files.append((key, len([line for line in body.splitlines() if line.strip()])))
+    return files
 
 
 def _sms_messages() -> dict[str, Any]:
