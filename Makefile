@@ -10,7 +10,8 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: help env demo test lint typecheck validate policy-check pytest bench build deploy clean
+
+.PHONY: help env envs demo test lint typecheck validate policy-check pytest bench build deploy clean
 
 help:
 	@echo "make demo      deploy template.yaml into in-process moto and simulate 40 days"
@@ -20,6 +21,10 @@ help:
 	@echo "make deploy    sam deploy --guided"
 
 env: $(VENV)/.installed
+
+# The three environments are independent: create them side by side.
+envs:
+	@$(MAKE) --no-print-directory -j3 $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
 $(VENV)/.installed: requirements-dev.txt shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,14 +63,17 @@ validate: env $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 pytest: env
 	$(PY) -m pytest -q -n 2
 
-test: lint typecheck policy-check validate pytest
+test: envs
+	@$(MAKE) --no-print-directory lint typecheck policy-check validate pytest
 
 bench: env
 	$(PY) benchmarks/run.py
 
 build: $(SAM_VENV)/.installed
-	PATH="$$(pyenv root 2>/dev/null)/versions/$$(pyenv versions --bare 2>/dev/null | grep '^3\.13' | tail -1)/bin:$$PATH" \
-	  $(SAM_VENV)/bin/sam build --template template.yaml
+	@py313=$$(ls -d "$$(pyenv root 2>/dev/null)"/versions/3.13*/bin 2>/dev/null | tail -1); \
+	if [ -z "$$py313" ] && ! command -v python3.13 >/dev/null; then \
+	  echo "sam build needs python3.13 for the python3.13 runtime (e.g. pyenv install 3.13)" >&2; exit 1; fi; \
+	PATH="$${py313:+$$py313:}$$PATH" $(SAM_VENV)/bin/sam build --template template.yaml
 
 deploy: build
 	$(SAM_VENV)/bin/sam deploy --guided

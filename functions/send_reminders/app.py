@@ -8,9 +8,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Json
+from pydantic import Json, ValidationError
 
 from dunning import service
+from dunning.handlers import describe
 from dunning.models.jobs import SendJob
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.settings import get_settings
@@ -22,6 +23,13 @@ class SendJobRecord(SqsRecordModel):  # type: ignore[misc]
 
 class _Processor(BatchProcessor):
     def failure_handler(self, record: Any, exception: Any) -> Any:
+        error = exception[1]
+        # Field paths only for a malformed body (its values may hold phone numbers); else the error's type.
+        detail = describe(error) if isinstance(error, ValidationError) else type(error).__name__
+        logger.error(
+            "send job failed; SQS redelivers it until the DLQ takes it",
+            extra={"message_id": getattr(record, "message_id", None), "error": detail},
+        )
         metrics.add_metric(name="SendJobFailures", unit=MetricUnit.Count, value=1)
         return super().failure_handler(record, exception)
 

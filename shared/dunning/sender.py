@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from dunning import compliance, decisions, ladder
 from dunning.borrower_events import missed_promise
@@ -77,7 +78,8 @@ class Sender:
     pacer: Pacer
     policy: Policy
     retention_days: int
-    sleep: Callable[[float], None] = field(default=lambda seconds: None)
+    # Backoff between in-invocation retries; looked up at construction so tests can observe it.
+    sleep: Callable[[float], None] = field(default_factory=lambda: time.sleep)
 
     def send(self, job: SendJob, now: dt.datetime) -> SendOutcome:
         outcome = SendOutcome()
@@ -95,8 +97,14 @@ class Sender:
         eligible: list[_Line] = []
         for line, key in zip(job.lines, keys, strict=True):
             claim = claims.get(key)
-            if claim is None or claim.state is not ClaimState.PLANNED:
-                if claim is not None and claim.state is ClaimState.SENDING:
+            if claim is None:
+                # Every job line the planner enqueues has a claim: this one came from elsewhere.
+                logger.warning("job line without a send claim dropped", extra={"loan_id": line.loan_id})
+                metrics.add_metric(name="SendJobLinesNotPlanned", unit=MetricUnit.Count, value=1)
+                outcome.skipped["not_planned"] += 1
+                continue
+            if claim.state is not ClaimState.PLANNED:
+                if claim.state is ClaimState.SENDING:
                     self._resolve_sending(key, job.borrower_id, claim.updated_at, now, outcome)
                 else:
                     outcome.skipped["duplicate_job"] += 1
@@ -165,13 +173,21 @@ class Sender:
             for e in group:
                 self._suppress(e.key, borrower_id, "cap_daily", now, outcome, tomorrow, e.loan)
             return
-        claimed = [e for e in group if self.state.transition(e.key, ClaimState.SENDING, now, ClaimState.PLANNED)]
+        claimed: list[_Line] = []
+        try:
+            for e in group:
+                if self.state.transition(e.key, ClaimState.SENDING, now, ClaimState.PLANNED):
+                    claimed.append(e)
+            message = self._compose(claimed, now, local_today) if claimed else None
+        except Exception:
+            # Nothing was published: give back what this attempt took, so its redelivery can still send today.
+            self._give_back(claimed, borrower_id, local_today, slot_expiry, now)
+            raise
         outcome.skipped["claimed_concurrently"] += len(group) - len(claimed)
-        if not claimed:
+        if message is None:
             self.state.release_day_slot(borrower_id, local_today, slot_expiry)
             return
         group = claimed
-        message = self._compose(group, now, local_today)
 
         try:
             message_id = self._publish(first.phone, message["body"], int(message["segments"]))
@@ -194,20 +210,25 @@ class Sender:
                     e, borrower_id, now, Outcome.FAILED, f"rejected_{exc.code}", message, ClaimState.SUPPRESSED, outcome
                 )
             return
+        failures: list[Exception] = []
         for e in group:
             record = self._record(e, borrower_id, now, Outcome.SENT, None, message, message_id)
-            self._with_retries(functools.partial(self.deliveries.put, record))
-            self._with_retries(
-                functools.partial(
-                    self.state.transition,
-                    e.key,
-                    ClaimState.SENT,
-                    now,
-                    ClaimState.SENDING,
-                    message_id=message_id,
-                    record_id=record.record_id,
+            try:
+                self._with_retries(functools.partial(self.deliveries.put, record))
+                self._with_retries(
+                    functools.partial(
+                        self.state.transition,
+                        e.key,
+                        ClaimState.SENT,
+                        now,
+                        ClaimState.SENDING,
+                        message_id=message_id,
+                        record_id=record.record_id,
+                    )
                 )
-            )
+            except Exception as exc:
+                # The SMS left: record the other loans it covered before the redelivery finishes this one.
+                failures.append(exc)
         outcome.sent += len(group)
         outcome.messages += 1
         metrics.add_metric(name="SmsSent", unit=MetricUnit.Count, value=1)
@@ -221,6 +242,19 @@ class Sender:
                 "segments": message["segments"],
             },
         )
+        if failures:
+            raise failures[0]
+
+    def _give_back(
+        self, claimed: list[_Line], borrower_id: str, day: dt.date, slot_expiry: int, now: dt.datetime
+    ) -> None:
+        """Best effort: a claim left SENDING ends UNCERTAIN on redelivery, never sent twice."""
+        try:
+            for e in claimed:
+                self.state.transition(e.key, ClaimState.PLANNED, now, ClaimState.SENDING)
+            self.state.release_day_slot(borrower_id, day, slot_expiry)
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning("could not give back the claims of a failed attempt", extra={"error": type(exc).__name__})
 
     def _compose(self, group: list[_Line], now: dt.datetime, local_today: dt.date) -> dict[str, Any]:
         today = ladder.business_date(now, self.policy)
@@ -375,7 +409,19 @@ class Sender:
     ) -> None:
         """A previous attempt stopped after taking the claim. Finish it if its SENT record exists."""
         existing = self.deliveries.get(key[0], record_id(sending_at, key[1], key[2]))
-        if existing is not None and existing.get("outcome") != Outcome.UNCERTAIN.value and existing.get("message_id"):
+        if existing is not None and existing.get("outcome") == Outcome.UNCERTAIN.value:
+            # The attempt recorded UNCERTAIN (with what it sent) and stopped before the claim: keep that record.
+            self.state.transition(
+                key,
+                ClaimState.UNCERTAIN,
+                now,
+                ClaimState.SENDING,
+                reason=str(existing.get("reason") or "unknown_after_retry"),
+                record_id=str(existing["record_id"]),
+            )
+            outcome.uncertain += 1
+            return
+        if existing is not None and existing.get("message_id"):
             self.state.transition(
                 key,
                 ClaimState.SENT,

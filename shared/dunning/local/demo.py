@@ -110,7 +110,7 @@ def run_demo(loans: int = 500, days: int = 40, seed: int = 7) -> int:
     from dunning.dal.aws import from_item, reset_clients, to_item
     from dunning.local import deploy_stack, drain_queue, invoke
 
-    console = Console()
+    console = Console(width=max(Console().width, 150))
     started = time.monotonic()
     with moto.mock_aws():
         reset_clients()
