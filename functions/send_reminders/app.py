@@ -34,7 +34,8 @@ class _Processor(BatchProcessor):
         return super().failure_handler(record, exception)
 
 
-processor = _Processor(event_type=EventType.SQS, model=SendJobRecord)
+# A batch of nothing but junk is reported like any other (not raised): Lambda retries it the same way.
+processor = _Processor(event_type=EventType.SQS, model=SendJobRecord, raise_on_entire_batch_failure=False)
 
 
 def record_handler(record: SendJobRecord) -> dict[str, Any]:

@@ -19,12 +19,15 @@ Both must be 0 for every scenario; `tests/integration/conftest.py` prints the to
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -34,9 +37,10 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns import sns_backends
 
+from dunning import cli, reports
 from dunning.dal import aws
 from dunning.decisions import REPLAN_AFTER
-from dunning.local import LocalStack, deploy_stack, drain_queue, invoke
+from dunning.local import LocalStack, drain_queue, invoke
 from dunning.observability import mask_phone
 from tests.conftest import scheduled_event
 
@@ -123,7 +127,7 @@ class Injector:
     calls: list[str] = field(default_factory=list)
     hooks: dict[str, Callable[[], None]] = field(default_factory=dict)  # pattern -> run once before the call
 
-    def install(self) -> None:
+    def _hooks(self) -> Iterator[tuple[Any, str, Callable[..., None], str]]:
         clients = {
             "dynamodb": [aws.client("dynamodb")],
             "sns": [aws.client("sns"), aws.client("sns", aws.NO_RETRY)],
@@ -131,10 +135,17 @@ class Injector:
         }
         for service, instances in clients.items():
             for client in instances:
-                events = client.meta.events
-                events.register(f"before-parameter-build.{service}", self._describe, unique_id="fault-describe")
-                events.register(f"before-call.{service}", self._before, unique_id="fault-before")
-                events.register(f"after-call.{service}", self._after, unique_id="fault-after")
+                yield client.meta.events, f"before-parameter-build.{service}", self._describe, "fault-describe"
+                yield client.meta.events, f"before-call.{service}", self._before, "fault-before"
+                yield client.meta.events, f"after-call.{service}", self._after, "fault-after"
+
+    def install(self) -> None:
+        for events, name, handler, unique_id in self._hooks():
+            events.register(name, handler, unique_id=unique_id)
+
+    def uninstall(self) -> None:
+        for events, name, _, unique_id in self._hooks():
+            events.unregister(name, unique_id=unique_id)
 
     def _describe(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         context["fault_call"] = description = describe(
@@ -195,23 +206,40 @@ def describe(service: str, operation: str, params: dict[str, Any], tables: dict[
 # ---------------------------------------------------------------- the system, retried as production would
 
 
+_purges = itertools.count()
+_INSTALLED: list[Injector] = []
+
+
 @pytest.fixture
-def stack(moto_aws: None) -> Iterator[LocalStack]:
-    # Pacing is real time (time.monotonic): a high MPS keeps it out of the test's wall clock.
-    aws.reset_clients()  # fresh clients: no handler of another test is on them
-    deployed = deploy_stack(parameters={"MaxPartsPerSecond": "1000"})
-    table = boto3.resource("dynamodb", region_name=deployed.region).Table(deployed.physical_id("LoansTable"))
-    with table.batch_writer() as batch:
+def stack(module_stack: LocalStack) -> Iterator[LocalStack]:
+    """The module's stack, emptied, with BOOK seeded; the test's injector is taken off the clients after it."""
+    deployed = module_stack
+    resource = boto3.resource("dynamodb", region_name=deployed.region)
+    for logical_id in ("LoansTable", "StateTable", "DeliveriesTable"):
+        table = resource.Table(deployed.physical_id(logical_id))
+        names = [k["AttributeName"] for k in table.key_schema]
+        with table.batch_writer() as batch:
+            for item in scan(deployed, logical_id):
+                batch.delete_item(Key={name: item[name] for name in names})
+    with resource.Table(deployed.physical_id("LoansTable")).batch_writer() as batch:
         for item in BOOK:
             batch.put_item(Item=item)
+    sqs = boto3.client("sqs", region_name=deployed.region)
+    # SQS allows one PurgeQueue a minute: each test's purge happens a simulated 2 minutes after the last.
+    with time_machine.travel(AT + dt.timedelta(days=30, minutes=2 * next(_purges)), tick=False):
+        for queue in ("ReminderQueue", "ReminderDeadLetterQueue"):
+            sqs.purge_queue(QueueUrl=deployed.queue_url(queue))
+    sns_backends[DEFAULT_ACCOUNT_ID][deployed.region].sms_messages.clear()
     yield deployed
-    aws.reset_clients()
+    while _INSTALLED:  # the cached clients outlive the test: take its injector off them
+        _INSTALLED.pop().uninstall()
 
 
 def injector(stack: LocalStack, *faults: Fault) -> Injector:
     tables = {stack.physical_id(t): t for t in ("LoansTable", "StateTable", "DeliveriesTable")}
     installed = Injector(tables, faults)
     installed.install()
+    _INSTALLED.append(installed)
     return installed
 
 
@@ -372,7 +400,11 @@ POINTS: list[tuple[tuple[Fault, ...], dict[str, str]]] = [
     ((Fault(r"PLANNED->SENDING F-1"),), CLEAN),
     ((Fault(r"PLANNED->SENDING F-2B"),), CLEAN),
     ((Fault(r"PLANNED->SENDING F-1", "after", "read_timeout"),), ends(F_1="UNCERTAIN")),
-    ((Fault(r"UpdateItem StateTable DAY release"), Fault(r"PLANNED->SENDING F-2B")), ends(F_2A="UNCERTAIN")),
+    # ...and when giving the slot back fails too, the day's SMS is deferred to tomorrow.
+    (
+        (Fault(r"UpdateItem StateTable DAY release"), Fault(r"PLANNED->SENDING F-2B")),
+        ends(F_2A=CAP_DAILY, F_2B=CAP_DAILY),
+    ),
     # Step 3, Publish: refused and retried in the invocation, refused for good, or ambiguous.
     ((Fault(r"sns.Publish", error="throttling"),), CLEAN),
     ((Fault(r"sns.Publish", error="no_connection"),), CLEAN),
@@ -425,3 +457,332 @@ def test_one_fault_at_a_time(
     for fault in faults:
         assert installed.fired[fault] == fault.times, f"{fault.label} never matched: {installed.calls}"
     check(stack, record_property, " + ".join(f.label for f in faults), expected)
+
+
+def test_every_call_of_the_send_path_has_an_injection_point(stack: LocalStack) -> None:
+    """The calls a run makes (plus the retry path's) are all covered by POINTS: none is left untested."""
+    traced = injector(stack, Fault(r"PutItem DeliveriesTable SENT F-1", "after", "read_timeout"), AMBIGUOUS_PUBLISH)
+    run_like_production(stack)
+    # Which loan a call is for does not make it another call: compare without the loan id.
+    patterns = {re.sub(r" F-\w+$", "", fault.pattern) for faults, _ in POINTS for fault in faults}
+    shapes = {re.sub(r" F-\w+$", "", call) for call in traced.calls}
+    uncovered = sorted(shape for shape in shapes if not any(re.search(p, shape) for p in patterns))
+    assert uncovered == []
+    print(f"\n{len(POINTS)} injected-fault scenarios cover the {len(shapes)} kinds of call of the send path")
+
+
+# ---------------------------------------------------------------- named scenarios
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def sqs_event(messages: list[dict[str, Any]], stack: LocalStack) -> dict[str, Any]:
+    """The SQS event Lambda would build from received messages (events/sqs_send_job.json's shape)."""
+    template = json.loads((EVENTS / "sqs_send_job.json").read_text(encoding="utf-8"))["Records"][0]
+    return {
+        "Records": [
+            {
+                **template,
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "md5OfBody": m["MD5OfBody"],
+                "eventSourceARN": stack.queue_arn("ReminderQueue"),
+            }
+            for m in messages
+        ]
+    }
+
+
+def receive_all(stack: LocalStack) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs", region_name=stack.region)
+    return list(
+        sqs.receive_message(QueueUrl=stack.queue_url("ReminderQueue"), MaxNumberOfMessages=10).get("Messages", [])
+    )
+
+
+def emf_metrics(output: str) -> Counter[str]:
+    """Sum of every EMF metric the functions printed (Powertools Metrics writes them to stdout)."""
+    totals: Counter[str] = Counter()
+    for line in output.splitlines():
+        if '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        for metric in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+            value = blob[metric["Name"]]
+            totals[metric["Name"]] += int(sum(value) if isinstance(value, list) else value)
+    return totals
+
+
+def test_three_concurrent_planners_enqueue_each_stage_once(
+    stack: LocalStack, record_property: Callable[[str, object], None]
+) -> None:
+    """Planners 2 and 3 run inside planner 1, between its reads and its first claim (all for one hour)."""
+    reports: list[Any] = []
+    installed = injector(stack)
+
+    def two_more_planners() -> None:
+        reports.extend(invoke(stack, "PlanRemindersFunction", scheduled_event(AT)) for _ in range(2))
+
+    installed.hooks[r"PutItem StateTable SEND PLANNED"] = two_more_planners
+    reports.insert(0, fire_planner(stack, AT))
+    assert not installed.hooks, "the planners did not interleave"
+    assert sum(r["lines_enqueued"] for r in reports) == len(PLANNED)  # each stage claimed by one planner
+    assert [r["lines_enqueued"] for r in reports] == [0, 4, 0]  # the inner one won every claim
+    drain_with_redelivery(stack, AT)
+    fire_planner(stack, AT + HOURLY)
+    drain_with_redelivery(stack, AT + HOURLY)
+    result = check(stack, record_property, "three concurrent planners", CLEAN)
+    assert sum(result.sms_per_phone.values()) == 2
+
+
+def test_a_redelivered_batch_sends_nothing_twice(
+    stack: LocalStack, record_property: Callable[[str, object], None]
+) -> None:
+    fire_planner(stack, AT)
+    with time_machine.travel(AT + dt.timedelta(seconds=5), tick=False):
+        event = sqs_event(receive_all(stack), stack)
+        assert len(event["Records"]) == 3
+        first = invoke(stack, "SendRemindersFunction", event)
+    with time_machine.travel(AT + REDELIVERY, tick=False):  # SQS hands the same batch over again
+        second = invoke(stack, "SendRemindersFunction", event)
+    assert first == second == {"batchItemFailures": []}
+    result = check(stack, record_property, "redelivered batch", CLEAN)
+    assert sum(result.sms_per_phone.values()) == 2
+
+
+def test_two_of_three_publishes_throttled_are_retried_with_backoff_then_redelivered_and_sent_once(
+    stack: LocalStack,
+    record_property: Callable[[str, object], None],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fourth = loan("F-4", "B-4", "+8613900139024", "2026-11-25")
+    boto3.resource("dynamodb", region_name=stack.region).Table(stack.physical_id("LoansTable")).put_item(Item=fourth)
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)  # the sender's backoff, observed instead of waited
+    throttled = [Fault(rf"sns.Publish \*\*\*{last4}", error="throttling", times=3) for last4 in ("9022", "9024")]
+    installed = injector(stack, *throttled)
+    fire_planner(stack, AT)
+    capsys.readouterr()
+    with time_machine.travel(AT + dt.timedelta(seconds=5), tick=False):
+        messages = receive_all(stack)
+        first = invoke(stack, "SendRemindersFunction", sqs_event(messages, stack))
+    metrics = emf_metrics(capsys.readouterr().out)
+    # Three attempts each inside the invocation, with backoff, then handed back to SQS.
+    assert all(installed.fired[fault] == 3 for fault in throttled)
+    assert metrics["PublishThrottled"] == 4 and metrics["SmsSent"] == 1 and metrics["SendJobFailures"] == 2
+    assert [s for s in slept if s >= 0.1] == [0.2, 0.4, 0.2, 0.4]
+    by_borrower = {json.loads(m["Body"])["borrower_id"]: m["MessageId"] for m in messages}
+    failed = sorted(f["itemIdentifier"] for f in first["batchItemFailures"])
+    assert failed == sorted([by_borrower["B-2"], by_borrower["B-4"]])
+    # The failed ones were released (claims PLANNED, day slots given back): their redelivery sends them.
+    drain_with_redelivery(stack, AT + REDELIVERY + dt.timedelta(seconds=10))
+    result = account(stack, PLANNED | {("F-4", "2026-11-25", "follow_up_3")})
+    record_property("fault_duplicates", result.duplicates)
+    record_property("fault_lost", result.lost)
+    assert result.ends == {**CLEAN, "F-4": "SENT"}
+    assert result.duplicates == 0 and sorted(result.sms_per_phone.values()) == [1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("fault", "end"),
+    [
+        (Fault(r"PutItem DeliveriesTable SENT F-1", "after", "read_timeout"), "SENT"),
+        (Fault(r"PutItem DeliveriesTable SENT F-1", times=3), "UNCERTAIN"),
+    ],
+    ids=["written-unanswered: completed", "never written: uncertain"],
+)
+def test_a_failed_record_write_after_publish_never_sends_twice(
+    stack: LocalStack, record_property: Callable[[str, object], None], fault: Fault, end: str
+) -> None:
+    injector(stack, fault)
+    run_like_production(stack)
+    check(stack, record_property, fault.label, ends(F_1=end))
+    (record,) = [r for r in scan(stack, "DeliveriesTable") if r["loan_id"] == "F-1"]
+    published = sms_sent(stack)
+    assert [phone for phone, _ in published.values()].count("+8613900139021") == 1
+    if end == "SENT":
+        assert published[record["message_id"]][0] == "+8613900139021"
+    else:
+        assert record["reason"] == "unknown_after_retry" and "message_id" not in record
+
+
+def test_an_ambiguous_publish_is_one_uncertain_record_per_loan_and_never_resent(
+    stack: LocalStack, record_property: Callable[[str, object], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    injector(stack, AMBIGUOUS_PUBLISH)
+    capsys.readouterr()
+    run_like_production(stack, hours=3)
+    assert emf_metrics(capsys.readouterr().out)["SmsUncertain"] == 2  # one SMS covering F-2A and F-2B
+    result = check(stack, record_property, "ambiguous publish", ends(F_2A="UNCERTAIN", F_2B="UNCERTAIN"))
+    assert result.uncertain_records == 2 and result.sms_per_phone["+8613900139022"] == 1
+    for record in scan(stack, "DeliveriesTable"):
+        if record["outcome"] == "UNCERTAIN":
+            assert record["reason"] == "publish_ReadTimeoutError" and record["body"]
+
+
+def test_junk_on_the_queue_goes_to_the_dlq_and_never_blocks_the_batch(
+    stack: LocalStack, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    fire_planner(stack, AT)
+    boto3.resource("dynamodb", region_name=stack.region).Table(stack.physical_id("LoansTable")).delete_item(
+        Key={"loan_id": "F-3"}  # planned, then gone upstream
+    )
+    planned_at = AT.isoformat()
+    junk = {
+        "not json": "{not json",
+        "wrong types": json.dumps({"borrower_id": 7, "lines": "F-1", "planned_at": planned_at}),
+        "no lines": json.dumps({"borrower_id": "B-1", "lines": [], "planned_at": planned_at}),
+        "naive time": json.dumps({"borrower_id": "B-1", "lines": [], "planned_at": "2026-11-28T02:00:00"}),
+    }
+    unknown = {
+        "borrower_id": "B-X",
+        "lines": [{"loan_id": "NO-SUCH-LOAN", "cycle": "2026-11-25", "stage": "follow_up_3"}],
+        "planned_at": planned_at,
+    }
+    sqs = boto3.client("sqs", region_name=stack.region)
+    for body in [*junk.values(), json.dumps(unknown)]:
+        sqs.send_message(QueueUrl=stack.queue_url("ReminderQueue"), MessageBody=body)
+    capsys.readouterr()
+    responses = drain_with_redelivery(stack, AT + dt.timedelta(seconds=5))
+    output = capsys.readouterr().out
+    assert len(responses[0]["batchItemFailures"]) == len(junk)  # only the junk; the rest of the batch went on
+    assert sorted(json.dumps(m.get("junk", m)) for m in dead_letters(stack)) == sorted(
+        json.dumps(json.loads(b)) if b.startswith('{"') else json.dumps(b) for b in junk.values()
+    )
+    assert emf_metrics(output)["SendJobFailures"] == 5 * len(junk)  # each receive until the DLQ took it
+    assert emf_metrics(output)["SendJobLinesNotPlanned"] == 1
+    errors = {str(getattr(r, "error", "")) for r in caplog.records if r.getMessage().startswith("send job failed")}
+    assert "body.borrower_id: Input should be a valid string; body.lines: Input should be a valid tuple" in errors
+    assert "body: Invalid JSON: key must be a string at line 1 column 2" in errors  # each names what is wrong
+    ends_ = account(stack).ends
+    assert ends_ == {**CLEAN, "F-3": "SUPPRESSED:loan_not_found"}
+    assert not [r for r in scan(stack, "DeliveriesTable") if r["loan_id"] == "NO-SUCH-LOAN"]
+
+
+MALFORMED_LOAN_EVENTS = [
+    "loan_event_malformed.json",
+    {"detail-type": "PaymentReceived", "detail": {"loan_id": "F-1"}},  # no amount, no envelope
+    {"detail-type": "PromiseToPay", "detail": {"loan_id": "F-1", "promised_date": "tomorrow", "amount": "10"}},
+    {"detail-type": "GracePeriodGranted", "detail": {"loan_id": 5, "until": "2026-12-01"}},
+    {"detail-type": "ContactOptOut", "detail": {"phone": "12345"}},
+    {"detail-type": "RepaymentPlanAgreed", "detail": {"loan_id": "F-1", "instalments": "all of it"}},
+    {"detail-type": "NoSuchEvent", "detail": {"loan_id": "F-1"}},
+    {"detail-type": "LoanDisputed", "detail": None},
+]
+MALFORMED_INBOUND = [
+    {},
+    {"Records": "none"},
+    "inbound_sms_stop.json:not json",
+    "inbound_sms_stop.json:{}",
+    'inbound_sms_stop.json:{"originationNumber": 8613800138000, "messageBody": "STOP"}',
+    'inbound_sms_stop.json:{"originationNumber": "12345", "messageBody": "STOP"}',
+]
+
+
+def loan_event(spec: str | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(spec, str):
+        return dict(json.loads((EVENTS / spec).read_text(encoding="utf-8")))
+    base = json.loads((EVENTS / "loan_event_payment_received.json").read_text(encoding="utf-8"))
+    return {**base, **spec}
+
+
+def inbound_event(spec: str | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(spec, dict):
+        return spec
+    name, _, message = spec.partition(":")
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
+    event["Records"][0]["Sns"]["Message"] = message
+    return event
+
+
+def test_malformed_loan_events_and_inbound_sms_change_nothing(
+    stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fire_planner(stack, AT)
+    before = (scan(stack, "StateTable"), scan(stack, "DeliveriesTable"), sms_sent(stack))
+    capsys.readouterr()
+    with time_machine.travel(AT, tick=False):
+        results = [invoke(stack, "LoanEventsFunction", loan_event(e)) for e in MALFORMED_LOAN_EVENTS]
+        results += [invoke(stack, "InboundSmsFunction", inbound_event(e)) for e in MALFORMED_INBOUND]
+    statuses = [r.get("status") or r["results"][0] for r in results]
+    assert statuses == ["rejected"] * len(statuses), results
+    assert emf_metrics(capsys.readouterr().out)["MalformedEvents"] == len(statuses)
+    assert (scan(stack, "StateTable"), scan(stack, "DeliveriesTable"), sms_sent(stack)) == before
+
+
+# ---------------------------------------------------------------- the operator commands on the same stack
+
+
+def test_dunning_uncertain_lists_the_ambiguous_sends_masked(
+    stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    injector(stack, AMBIGUOUS_PUBLISH)
+    run_like_production(stack, hours=1)
+    rows = reports.uncertain(stack.physical_id("DeliveriesTable"), since=dt.date(2026, 11, 28))
+    assert [(r.loan_id, r.stage, r.reason, r.phone) for r in rows] == [
+        ("F-2A", "follow_up_6", "publish_ReadTimeoutError", "***9022"),
+        ("F-2B", "follow_up_6", "publish_ReadTimeoutError", "***9022"),
+    ]
+    assert reports.uncertain(stack.physical_id("DeliveriesTable"), since=dt.date(2026, 11, 29)) == []
+    capsys.readouterr()
+    assert cli.main(["uncertain", "--stack-name", stack.name, "--since", "2026-11-01"]) == 0
+    out, err = capsys.readouterr()
+    printed = [json.loads(line) for line in out.splitlines()]
+    assert [p["loan_id"] for p in printed] == ["F-2A", "F-2B"] and "+86139" not in out
+    assert err.strip() == "2 UNCERTAIN record(s)"
+
+
+def test_dunning_reconcile_finds_a_lost_job_until_the_next_run_replans_it(
+    stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state_table = stack.physical_id("StateTable")
+    fire_planner(stack, AT)
+    with time_machine.travel(AT + dt.timedelta(seconds=5), tick=False):
+        for message in receive_all(stack):  # the jobs are lost: nobody sends them
+            boto3.client("sqs", region_name=stack.region).delete_message(
+                QueueUrl=stack.queue_url("ReminderQueue"), ReceiptHandle=message["ReceiptHandle"]
+            )
+    day = dt.date(2026, 11, 28)
+    assert reports.reconcile(state_table, day, "Asia/Shanghai", AT + dt.timedelta(minutes=10)) == (4, [])
+    touched, open_claims = reports.reconcile(state_table, day, "Asia/Shanghai", AT + REPLAN_AFTER)
+    assert touched == 4 and {(c.loan_id, c.state, c.problem) for c in open_claims} == {
+        (loan_id, "PLANNED", "planned_not_sent") for loan_id, _, _ in PLANNED
+    }
+    with time_machine.travel(AT + REPLAN_AFTER, tick=False):
+        capsys.readouterr()
+        assert cli.main(["reconcile", "--date", "2026-11-28", "--state-table", state_table]) == 1
+        assert "2026-11-28: 4 claim(s) touched, 4 without an end state" in capsys.readouterr().err
+    fire_planner(stack, AT + HOURLY)  # the next hourly fire re-enqueues them
+    drain_with_redelivery(stack, AT + HOURLY)
+    with time_machine.travel(AT + 2 * HOURLY, tick=False):
+        assert cli.main(["reconcile", "--date", "2026-11-28", "--stack-name", stack.name]) == 0
+    assert account(stack).ends == CLEAN
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["reconcile", "--date", "28/11/2026", "--state-table", "t"], "argument --date: expected a date as YYYY-MM-DD"),
+        (["reconcile", "--state-table", "t"], "the following arguments are required: --date"),
+        (["reconcile", "--date", "2026-11-28", "--timezone", "Mars/Base", "--state-table", "t"], "--timezone"),
+        (["uncertain", "--since", "yesterday", "--deliveries-table", "t"], "argument --since: expected a date"),
+    ],
+)
+def test_operator_commands_name_the_bad_argument(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_operator_commands_need_a_stack_or_tables(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_SAM_STACK_NAME", "DELIVERIES_TABLE", "STATE_TABLE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit):
+        cli.main(["uncertain"])
+    assert "name the tables: --stack-name (or AWS_SAM_STACK_NAME), or --deliveries-table" in capsys.readouterr().err

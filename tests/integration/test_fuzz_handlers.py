@@ -1,0 +1,92 @@
+"""Fuzzing the handlers' edges on the moto stack: random SQS bodies and EventBridge events never raise.
+
+SendRemindersFunction reports what it cannot use as batch item failures (SQS redelivers, then the DLQ);
+LoanEventsFunction rejects with a clear error. Few examples each: every one is a real invocation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dunning.local import LocalStack, invoke
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+SQS_RECORD = json.loads((EVENTS / "sqs_send_job.json").read_text(encoding="utf-8"))["Records"][0]
+LOAN_EVENT = json.loads((EVENTS / "loan_event_payment_received.json").read_text(encoding="utf-8"))
+FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+    max_leaves=8,
+)
+LINE = st.fixed_dictionaries(
+    {
+        "loan_id": st.one_of(st.text(max_size=12), JSON),
+        "cycle": st.one_of(st.sampled_from(["2026-11-25", "2026-02-30", ""]), JSON),
+        "stage": st.one_of(st.sampled_from(["follow_up_3", "due_today", "Follow Up"]), JSON),
+    }
+)
+NEAR_JOBS = st.fixed_dictionaries(
+    {"borrower_id": st.one_of(st.text(max_size=12), JSON), "lines": st.one_of(st.lists(LINE, max_size=3), JSON)},
+    optional={"planned_at": st.one_of(st.sampled_from(["2026-11-28T02:00:00Z", "2026-11-28T02:00:00"]), JSON)},
+)
+BODIES = st.one_of(st.text(max_size=60), JSON.map(json.dumps), NEAR_JOBS.map(json.dumps))
+DETAIL_TYPES = st.sampled_from(
+    [
+        "PaymentReceived",
+        "PromiseToPay",
+        "GracePeriodGranted",
+        "RepaymentPlanAgreed",
+        "LoanDisputed",
+        "DisputeResolved",
+        "ContactOptOut",
+        "ContactOptIn",
+        "Unknown",
+    ]
+)
+DETAILS = st.one_of(
+    JSON,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "loan_id": st.one_of(st.just("L-FUZZ-1"), JSON),
+            "amount": st.one_of(st.sampled_from(["10.00", "-1", "abc", "1E+99"]), JSON),
+            "currency": st.one_of(st.sampled_from(["CNY", "XYZ"]), JSON),
+            "paid_at": st.one_of(st.sampled_from(["2026-11-20T03:15:00Z", "yesterday"]), JSON),
+            "promised_date": st.one_of(st.sampled_from(["2026-12-01", "2026-13-01"]), JSON),
+            "until": st.one_of(st.sampled_from(["2026-12-01", ""]), JSON),
+            "instalments": st.one_of(st.lists(st.fixed_dictionaries({"due_date": JSON, "amount": JSON})), JSON),
+            "phone": st.one_of(st.sampled_from(["+8613800138000", "12345"]), JSON),
+            "reason": JSON,
+        },
+    ),
+)
+
+
+@FUZZ
+@given(bodies=st.lists(BODIES, min_size=1, max_size=3))
+def test_random_sqs_bodies_are_reported_as_batch_failures_never_raised(
+    module_stack: LocalStack, bodies: list[str]
+) -> None:
+    records = [{**SQS_RECORD, "messageId": f"fuzz-{i}", "body": body} for i, body in enumerate(bodies)]
+    response = invoke(module_stack, "SendRemindersFunction", {"Records": records})
+    failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+    assert failed <= {r["messageId"] for r in records}
+
+
+@FUZZ
+@given(
+    detail_type=st.one_of(DETAIL_TYPES, JSON), detail=DETAILS, drop=st.sets(st.sampled_from(["id", "time", "source"]))
+)
+def test_random_loan_events_never_raise(
+    module_stack: LocalStack, detail_type: Any, detail: Any, drop: set[str]
+) -> None:
+    event = {k: v for k, v in {**LOAN_EVENT, "detail-type": detail_type, "detail": detail}.items() if k not in drop}
+    response = invoke(module_stack, "LoanEventsFunction", event)
+    assert response["status"] in {"applied", "rejected"}
