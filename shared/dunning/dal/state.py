@@ -44,6 +44,17 @@ def is_conditional_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+def conditional_write(operation: str, request: dict[str, Any]) -> bool:
+    """Run a conditional PutItem/UpdateItem; False (not an error) when its condition does not hold."""
+    try:
+        getattr(client("dynamodb"), operation)(**request)
+    except ClientError as exc:
+        if is_conditional_failure(exc):
+            return False
+        raise
+    return True
+
+
 class StateRepository:
     def __init__(self, table: str) -> None:
         self.table = table
@@ -93,28 +104,25 @@ class StateRepository:
     # ---------------------------------------------------------------- claims
     def plan(self, key: ClaimKey, borrower_id: str, now: dt.datetime, stale_before: dt.datetime) -> bool:
         """Take the stage for a new job; False when another run holds it (then enqueue nothing)."""
-        try:
-            client("dynamodb").put_item(
-                TableName=self.table,
-                Item=to_item(self._claim_values(key, borrower_id, ClaimState.PLANNED, now)),
-                ConditionExpression=(
+        return conditional_write(
+            "put_item",
+            {
+                "TableName": self.table,
+                "Item": to_item(self._claim_values(key, borrower_id, ClaimState.PLANNED, now)),
+                "ConditionExpression": (
                     "attribute_not_exists(pk)"
                     " OR (#s = :planned AND updated_at < :stale)"
                     " OR (#s = :deferred AND retry_after <= :now)"
                 ),
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={
+                "ExpressionAttributeNames": {"#s": "state"},
+                "ExpressionAttributeValues": {
                     ":planned": {"S": ClaimState.PLANNED.value},
                     ":deferred": {"S": ClaimState.DEFERRED.value},
                     ":stale": {"S": utc_iso(stale_before)},
                     ":now": {"S": utc_iso(now)},
                 },
-            )
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                return False
-            raise
-        return True
+            },
+        )
 
     def settle(
         self,
@@ -139,18 +147,12 @@ class StateRepository:
             request["ConditionExpression"] = f"#s IN ({', '.join(names)})"
             request["ExpressionAttributeNames"] = {"#s": "state"}
             request["ExpressionAttributeValues"] = names
-        try:
-            client("dynamodb").put_item(**request)
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                return False
-            raise
-        return True
+        return conditional_write("put_item", request)
 
     def claim_transition(
         self, key: ClaimKey, to: ClaimState, now: dt.datetime, from_state: ClaimState, **extra: Any
     ) -> dict[str, Any]:
-        """A TransactWriteItems Update moving a claim between states (conditional on the current one)."""
+        """The Update request moving a claim between states (conditional on the current one)."""
         names = {"#s": "state"}
         values: dict[str, Any] = {":to": {"S": to.value}, ":from": {"S": from_state.value}, ":now": {"S": utc_iso(now)}}
         sets = ["#s = :to", "updated_at = :now"]
@@ -170,7 +172,7 @@ class StateRepository:
         }
 
     def day_slot(self, borrower_id: str, day: dt.date, cap: int, expires_at: int, delta: int = 1) -> dict[str, Any]:
-        """A TransactWriteItems Update counting one SMS on the borrower's local day, within the cap."""
+        """The Update request counting one SMS (or, with delta -1, giving one back) on the borrower's local day."""
         update: dict[str, Any] = {
             "TableName": self.table,
             "Key": day_key(borrower_id, day),
@@ -185,25 +187,11 @@ class StateRepository:
 
     def transition(self, key: ClaimKey, to: ClaimState, now: dt.datetime, from_state: ClaimState, **extra: Any) -> bool:
         """Move a claim between states with one conditional UpdateItem; False if it was not in from_state."""
-        update = self.claim_transition(key, to, now, from_state, **extra)["Update"]
-        try:
-            client("dynamodb").update_item(**update)
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                return False
-            raise
-        return True
+        return conditional_write("update_item", self.claim_transition(key, to, now, from_state, **extra)["Update"])
 
     def take_day_slot(self, borrower_id: str, day: dt.date, cap: int, expires_at: int) -> bool:
         """Count one SMS on the borrower's local day if the cap allows; False when it is full."""
-        update = self.day_slot(borrower_id, day, cap, expires_at)["Update"]
-        try:
-            client("dynamodb").update_item(**update)
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                return False
-            raise
-        return True
+        return conditional_write("update_item", self.day_slot(borrower_id, day, cap, expires_at)["Update"])
 
     def release_day_slot(self, borrower_id: str, day: dt.date, expires_at: int) -> None:
         client("dynamodb").update_item(**self.day_slot(borrower_id, day, 0, expires_at, delta=-1)["Update"])
@@ -250,36 +238,30 @@ class StateRepository:
         if removes:
             names.update({f"#r{i}": name for i, name in enumerate(removes)})
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))
-        try:
-            client("dynamodb").update_item(
-                TableName=self.table,
-                Key=control_key(loan_id),
-                UpdateExpression=expression,
-                ConditionExpression="attribute_not_exists(#at) OR #at < :at",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            "update_item",
+            {
+                "TableName": self.table,
+                "Key": control_key(loan_id),
+                "UpdateExpression": expression,
+                "ConditionExpression": "attribute_not_exists(#at) OR #at < :at",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            },
+        )
 
     def clear_promise(self, loan_id: str, promised_date: dt.date) -> bool:
         """Forget a kept promise (only the one read: a newer promise stays)."""
-        try:
-            client("dynamodb").update_item(
-                TableName=self.table,
-                Key=control_key(loan_id),
-                UpdateExpression="REMOVE promised_date, promise_amount",
-                ConditionExpression="promised_date = :d",
-                ExpressionAttributeValues={":d": {"S": promised_date.isoformat()}},
-            )
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            "update_item",
+            {
+                "TableName": self.table,
+                "Key": control_key(loan_id),
+                "UpdateExpression": "REMOVE promised_date, promise_amount",
+                "ConditionExpression": "promised_date = :d",
+                "ExpressionAttributeValues": {":d": {"S": promised_date.isoformat()}},
+            },
+        )
 
     def opt_out(self, phone: str, source: str, source_id: str, now: dt.datetime) -> str:
         """Add the number to the product's opt-out list; returns the source_id that opted it out.
