@@ -1,11 +1,12 @@
 """Borrower events (DESIGN 4.4) and inbound SMS: what they change, and the service SMS they cause.
 
 The decisions are pure functions (`control_change`, `is_opt_out_keyword`, `missed_promise`,
-`promise_kept`, `plan_instalment`, `reply_locale`); `BorrowerEvents` applies them to StateTable.
+`promise_kept`, `plan_instalment`, `effective_loan`, `reply_locale`); `BorrowerEvents` applies them to StateTable.
 Every write is idempotent and ordered: an aspect of a loan's CONTROL item (dispute, pause,
 plan) changes only for an event newer than the last one applied to it, so a redelivered or
 late event changes nothing. The planner and the sender read the result through
-`decisions.evaluate` (hold_dispute, promise_pending, grace_period, opted_out).
+`decisions.evaluate` (hold_dispute, promise_pending, grace_period, opted_out), on the loan as
+`effective_loan` shows it under an agreed repayment plan.
 """
 
 from __future__ import annotations
@@ -139,6 +140,27 @@ def plan_instalment(plan: tuple[Instalment, ...], amount_due: Decimal) -> Instal
     return None
 
 
+def effective_loan(loan: Loan, control: LoanControl | None) -> Loan:
+    """The loan as collection sees it: under an agreed plan, its next unpaid instalment.
+
+    Assumes upstream's `amount_due` is the whole balance the plan covers (what `plan_instalment`
+    reads). Under a plan, `due_date` is the next unpaid instalment's date (so `cycle`, and every
+    claim, is per instalment) and `amount_due` what is left of it. A plan resets late fees: 0
+    unless the ledger gives fees. A fully paid plan leaves nothing to chase: the loan is seen
+    PAID, due on its last instalment. Without a plan the loan is returned unchanged.
+    """
+    if control is None or not control.plan:
+        return loan
+    instalment = plan_instalment(control.plan, loan.amount_due)
+    fees = loan.late_fees if loan.late_fees is not None else Decimal(0)
+    if instalment is None:
+        last = control.plan[-1].due_date
+        return loan.model_copy(
+            update={"status": LoanStatus.PAID, "due_date": last, "amount_due": Decimal(0), "late_fees": fees}
+        )
+    return loan.model_copy(update={"due_date": instalment.due_date, "amount_due": instalment.amount, "late_fees": fees})
+
+
 # ---------------------------------------------------------------- effects
 
 
@@ -156,6 +178,11 @@ class BorrowerEvents:
         change = control_change(detail)
         if change is not None:
             loan_id = str(getattr(detail, "loan_id", ""))
+            if isinstance(detail, RepaymentPlanAgreed):
+                # The index first: a crash before the CONTROL write is redone by the redelivery.
+                self.state.index_plan(
+                    loan_id, [(i.due_date, self._index_expiry(i.due_date)) for i in detail.instalments]
+                )
             applied = self.state.update_control(loan_id, change.aspect, event.time, change.sets, change.removes)
             metric = "LoanEventsApplied" if applied else "LoanEventsStale"
             metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
@@ -174,6 +201,11 @@ class BorrowerEvents:
         if isinstance(detail, PaymentReceived):
             return {"event": kind, "loan_id": detail.loan_id, **self.payment_received(detail, now)}
         raise AssertionError(f"unhandled loan event {kind}")  # the union above is exhaustive
+
+    def _index_expiry(self, due_date: dt.date) -> int:
+        """An instalment stops mattering to the planner once its ladder ends (escalation)."""
+        end = due_date + dt.timedelta(days=self.policy.ladder.escalation_day + 7)
+        return int(dt.datetime.combine(end, dt.time(0), tzinfo=dt.UTC).timestamp())
 
     def payment_received(self, payment: PaymentReceived, now: dt.datetime) -> dict[str, Any]:
         """Confirm the payment by SMS once, with the balance the live loan still shows.

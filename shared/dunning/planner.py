@@ -8,12 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dunning import compliance, decisions, ladder
+from dunning.borrower_events import effective_loan
 from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.loans import LoansRepository
 from dunning.dal.queue import JobQueue
 from dunning.dal.state import ClaimKey, StateRepository
 from dunning.models.jobs import JobLine, SendJob
-from dunning.models.loan import InvalidLoan, Loan, parse_loan
+from dunning.models.loan import InvalidLoan, Loan, LoanStatus, parse_loan
 from dunning.models.policy import Policy
 from dunning.models.state import ClaimState
 from dunning.observability import MetricUnit, logger, metrics
@@ -92,6 +93,10 @@ class Planner:
                 break
             self._plan_due_dates(first, last, now, today, report, candidates)
             report.due_dates_done += (last - first).days + 1
+        if time_left() >= min_seconds_left:
+            self._plan_instalments(earliest, latest, set(days), now, today, report, candidates)
+        else:
+            report.complete = False
         self._enqueue(candidates, now, report)
         metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=report.jobs_enqueued)
         return report
@@ -107,35 +112,96 @@ class Planner:
     ) -> None:
         due: list[tuple[Loan, ladder.Stage]] = []
         for item in self.loans.open_loans_due_between(first, last):
-            report.loans_read += 1
-            try:
-                loan = parse_loan(item)
-            except InvalidLoan as exc:
-                self._record_invalid(exc, item, now, today, report)
-                continue
-            stage = ladder.current_stage(loan.due_date, today, self.policy)
-            if stage is None:
-                continue
-            if not compliance.in_send_window(
-                now, decisions.borrower_timezone(loan, self.policy), loan.phone, self.policy
-            ):
-                # Cheap pure check first: most hours most borrowers are asleep; no state read for them.
-                report.waiting["outside_window"] += 1
-                continue
-            due.append((loan, stage))
+            considered = self._consider(item, None, now, today, report)
+            if considered is not None:
+                due.append(considered)
         for start in range(0, len(due), STATE_BATCH):
-            self._decide(due[start : start + STATE_BATCH], now, report, candidates)
+            self._decide(due[start : start + STATE_BATCH], now, today, report, candidates)
+
+    def _plan_instalments(
+        self,
+        earliest: dt.date,
+        latest: dt.date,
+        days: set[dt.date],
+        now: dt.datetime,
+        today: dt.date,
+        report: PlanReport,
+        candidates: dict[str, list[tuple[Loan, ladder.Stage]]],
+    ) -> None:
+        """Loans under a repayment plan with an instalment in this run's due dates (one Query).
+
+        A loan whose upstream due date is in the window was read from OpenLoansByDueDate (by
+        this run or by the shard owning that date) and is left to that read.
+        """
+        instalments = {
+            loan_id: due_date
+            for loan_id, due_date in self.state.plan_loans_due_between(earliest, latest)
+            if due_date in days
+        }
+        due: list[tuple[Loan, ladder.Stage]] = []
+        for loan_id, item in self.loans.get_many(sorted(instalments)).items():
+            if item.get("status") != LoanStatus.OPEN.value:
+                continue
+            upstream_due = str(item.get("due_date") or "")
+            if earliest.isoformat() <= upstream_due <= latest.isoformat():
+                continue
+            considered = self._consider(item, instalments[loan_id], now, today, report)
+            if considered is not None:
+                due.append(considered)
+        for start in range(0, len(due), STATE_BATCH):
+            self._decide(due[start : start + STATE_BATCH], now, today, report, candidates)
+
+    def _consider(
+        self,
+        item: dict[str, object],
+        instalment_due: dt.date | None,
+        now: dt.datetime,
+        today: dt.date,
+        report: PlanReport,
+    ) -> tuple[Loan, ladder.Stage] | None:
+        """The loan and the stage it may be due for, or None when no state need be read for it."""
+        report.loans_read += 1
+        try:
+            loan = parse_loan(item)
+        except InvalidLoan as exc:
+            self._record_invalid(exc, item, now, today, report)
+            return None
+        stage = ladder.current_stage(instalment_due or loan.due_date, today, self.policy)
+        if stage is None:
+            return None
+        if not compliance.in_send_window(now, decisions.borrower_timezone(loan, self.policy), loan.phone, self.policy):
+            # Cheap pure check first: most hours most borrowers are asleep; no state read for them.
+            report.waiting["outside_window"] += 1
+            return None
+        return loan, stage
 
     def _decide(
         self,
         due: list[tuple[Loan, ladder.Stage]],
         now: dt.datetime,
+        today: dt.date,
         report: PlanReport,
         candidates: dict[str, list[tuple[Loan, ladder.Stage]]],
     ) -> None:
         keys: list[ClaimKey] = [(loan.loan_id, loan.cycle, stage.id) for loan, stage in due]
         claims, controls, opted_out = self.state.load(keys, [loan.phone for loan, _ in due])
-        for (loan, _), key in zip(due, keys, strict=True):
+        # Under a repayment plan the loan is chased per instalment: its stage and claim follow the instalment.
+        chased: list[tuple[Loan, ClaimKey]] = []
+        for (upstream, _), guessed in zip(due, keys, strict=True):
+            loan = effective_loan(upstream, controls.get(upstream.loan_id))
+            if loan is upstream:
+                chased.append((loan, guessed))
+                continue
+            stage = ladder.current_stage(loan.due_date, today, self.policy)
+            if loan.status is not LoanStatus.OPEN or stage is None:
+                report.waiting["plan_paid" if loan.status is not LoanStatus.OPEN else "no_stage_due"] += 1
+                continue
+            chased.append((loan, (loan.loan_id, loan.cycle, stage.id)))
+        read = set(keys)
+        unread = [key for _, key in chased if key not in read]
+        if unread:
+            claims.update(self.state.load(unread, [])[0])
+        for loan, key in chased:
             if decisions.claim_blocks(claims.get(key), now):
                 continue
             verdict = decisions.evaluate(

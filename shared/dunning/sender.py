@@ -26,7 +26,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dunning import compliance, decisions, ladder
-from dunning.borrower_events import missed_promise
+from dunning.borrower_events import effective_loan, missed_promise
 from dunning.compose import reference_code, render_reminder
 from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.loans import LoansRepository
@@ -116,6 +116,8 @@ class Sender:
             if isinstance(loan, InvalidLoan):
                 self._suppress(key, job.borrower_id, loan.reason, now, outcome)
                 continue
+            # Under a repayment plan the job chases an instalment: its date and what is left of it.
+            loan = effective_loan(loan, controls.get(loan.loan_id))
             verdict = decisions.evaluate(
                 loan,
                 controls.get(loan.loan_id),

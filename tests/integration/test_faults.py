@@ -382,6 +382,7 @@ AMBIGUOUS_PUBLISH = Fault(r"sns.Publish", "after", "read_timeout")
 POINTS: list[tuple[tuple[Fault, ...], dict[str, str]]] = [
     # Planner: its reads, its claims, its enqueue. A failed fire is replanned by the next hourly fire.
     ((Fault(r"dynamodb.Query LoansTable"),), CLEAN),
+    ((Fault(r"dynamodb.Query StateTable"),), CLEAN),  # the repayment plans' due dates (PLANDUE)
     ((Fault(r"BatchGetItem StateTable CONTROL OPTOUT SEND"),), CLEAN),
     ((Fault(r"PutItem StateTable SEND PLANNED F-2A"),), CLEAN),
     ((Fault(r"PutItem StateTable SEND PLANNED F-2A", "after", "read_timeout"),), CLEAN),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import boto3
 
 from dunning.local import LocalStack
 from tests.integration.borrower_helpers import (
     LOAN_ID,
     PHONE,
+    SHANGHAI,
     event,
     invoke_planner_only,
     local,
@@ -171,3 +174,36 @@ def test_malformed_events_are_rejected_with_a_clear_error_and_change_nothing(loc
     assert table_items(local_stack, "StateTable") == []
     assert table_items(local_stack, "DeliveriesTable") == []
     assert sms_sent() == []
+
+
+def test_reminders_follow_an_agreed_repayment_plan(local_stack: LocalStack) -> None:
+    # 20 days overdue on the 21st; the plan splits the 3000 due into 1200 on Dec 1 and 1800 on Dec 31.
+    put_loan(local_stack, due_date="2026-11-01")
+    plan = event(
+        "loan_event_repayment_plan.json",
+        instalments=[{"due_date": "2026-12-01", "amount": "1200.00"}, {"due_date": "2026-12-31", "amount": "1800.00"}],
+    )
+    assert send_event(local_stack, plan, local(21, 9))["applied"] is True
+
+    first = plan_and_send(local_stack, local(21))
+    assert first["waiting"] == {"no_stage_due": 1}  # the old cycle's follow_up_18 is not chased
+    for day in range(22, 28):
+        plan_and_send(local_stack, local(day))
+    assert sms_sent() == []
+
+    plan_and_send(local_stack, local(28))  # three days before the first instalment
+    for day in (1, 2):  # the upstream due date has left the ladder: found through the plan index
+        assert plan_and_send(local_stack, dt.datetime(2026, 12, day, 10, tzinfo=SHANGHAI))["lines_enqueued"] == 1
+    bodies = sms_sent(PHONE)
+    assert len(bodies) == 3
+    assert all("¥1,200.00" in body for body in bodies)  # the instalment, no late fees: the plan reset them
+    assert all("2026年12月1日" in body for body in bodies[:2])
+    assert "逾期1天" in bodies[2]
+    assert "¥3,000.00" not in "".join(bodies)
+    sent = [r for r in records(local_stack) if r["outcome"] == "SENT"]
+    assert [(r["cycle"], r["stage"]) for r in sent] == [
+        ("2026-12-01", "courtesy"),
+        ("2026-12-01", "due_today"),
+        ("2026-12-01", "overdue_notice"),
+    ]
+    assert all(r["cycle"] == "2026-12-01" for r in records(local_stack))

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from dunning.borrower_events import (
     control_change,
+    effective_loan,
     is_opt_out_keyword,
     missed_promise,
     plan_instalment,
@@ -28,7 +29,7 @@ from dunning.models.events import (
     PromiseToPay,
     RepaymentPlanAgreed,
 )
-from dunning.models.loan import Loan
+from dunning.models.loan import Loan, LoanStatus
 from dunning.models.policy import load_policy_file
 from dunning.models.state import Instalment, LoanControl
 
@@ -186,6 +187,39 @@ def test_plan_instalment_never_asks_more_than_the_balance_or_the_instalment(amou
     nxt = plan_instalment(PLAN, amount_due)
     if nxt is not None:
         assert 0 < nxt.amount <= min(amount_due, Decimal(400))
+
+
+def _planned(amount_due: str, late_fees: str | None = None) -> Loan:
+    return _loan().model_copy(
+        update={"amount_due": Decimal(amount_due), "late_fees": None if late_fees is None else Decimal(late_fees)}
+    )
+
+
+def test_without_a_plan_the_loan_is_seen_as_upstream_wrote_it() -> None:
+    loan = _loan()
+    assert effective_loan(loan, None) is loan
+    assert effective_loan(loan, LoanControl(loan_id="L-1", dispute_hold=True)) is loan
+
+
+def test_under_a_plan_the_first_unpaid_instalment_is_chased_without_late_fees() -> None:
+    seen = effective_loan(_planned("1200"), LoanControl(loan_id="L-1", plan=PLAN))
+    assert (seen.due_date, seen.amount_due, seen.late_fees) == (dt.date(2026, 11, 30), Decimal("400"), Decimal(0))
+    assert seen.cycle == "2026-11-30"  # claims are per instalment
+    assert seen.status is LoanStatus.OPEN
+    assert (seen.loan_id, seen.phone, seen.currency) == ("L-1", "+8613800138000", "CNY")
+
+
+def test_a_partly_paid_instalment_is_chased_for_what_is_left_and_ledger_fees_are_kept() -> None:
+    seen = effective_loan(_planned("1000", late_fees="12.50"), LoanControl(loan_id="L-1", plan=PLAN))
+    assert (seen.due_date, seen.amount_due, seen.late_fees) == (dt.date(2026, 11, 30), Decimal("200"), Decimal("12.50"))
+    later = effective_loan(_planned("800"), LoanControl(loan_id="L-1", plan=PLAN))
+    assert (later.cycle, later.amount_due) == ("2026-12-30", Decimal("400"))
+
+
+def test_a_fully_paid_plan_leaves_nothing_to_chase() -> None:
+    seen = effective_loan(_planned("0"), LoanControl(loan_id="L-1", plan=PLAN))
+    assert seen.status is LoanStatus.PAID
+    assert (seen.due_date, seen.amount_due) == (dt.date(2027, 1, 30), Decimal(0))
 
 
 # ---------------------------------------------------------------- the event models

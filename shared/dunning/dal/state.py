@@ -2,7 +2,9 @@
 
 Items: `LOAN#id / SEND#cycle#stage` (send claim), `LOAN#id / CONTROL` (holds and pauses),
 `BORROWER#id / DAY#yyyy-mm-dd` (SMS sent that local day), `PHONE#e164 / OPTOUT`,
-`LOAN#id / NOTICE#kind#id` and `PHONE#e164 / NOTICE#kind#id` (one service SMS per event).
+`LOAN#id / NOTICE#kind#id` and `PHONE#e164 / NOTICE#kind#id` (one service SMS per event),
+`PLANDUE / yyyy-mm-dd#loan_id` (one per instalment of an agreed repayment plan: the planner's
+index of plan due dates; one partition is enough at the volume of plans we see).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dunning.models.jobs import utc_iso
 from dunning.models.state import ClaimState, LoanControl, SendClaim
 
 ClaimKey = tuple[str, str, str]  # loan_id, cycle, stage
+PLAN_INDEX_PK = "PLANDUE"
 
 
 def claim_key(loan_id: str, cycle: str, stage: str) -> dict[str, Any]:
@@ -249,6 +252,41 @@ class StateRepository:
                 "ExpressionAttributeValues": values,
             },
         )
+
+    def index_plan(self, loan_id: str, due_dates: list[tuple[dt.date, int]]) -> None:
+        """Index each instalment's (due date, expires_at) of a loan's plan (idempotent puts).
+
+        Only a hint where to look: the planner reads the CONTROL item for what is due, so the
+        items of a superseded plan change nothing and expire on their own.
+        """
+        for due_date, expires in due_dates:
+            item = {
+                "pk": PLAN_INDEX_PK,
+                "sk": f"{due_date.isoformat()}#{loan_id}",
+                "loan_id": loan_id,
+                "due_date": due_date.isoformat(),
+                "expires_at": expires,
+            }
+            client("dynamodb").put_item(TableName=self.table, Item=to_item(item))
+
+    def plan_loans_due_between(self, first: dt.date, last: dt.date) -> list[tuple[str, dt.date]]:
+        """(loan_id, instalment due date) of plans with an instalment in first..last: one Query."""
+        paginator = client("dynamodb").get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
+            ExpressionAttributeValues={
+                ":pk": {"S": PLAN_INDEX_PK},
+                ":first": {"S": first.isoformat()},
+                ":last": {"S": f"{last.isoformat()}#\uffff"},
+            },
+        )
+        found: list[tuple[str, dt.date]] = []
+        for page in pages:
+            for raw in page.get("Items", []):
+                item = from_item(raw)
+                found.append((str(item["loan_id"]), dt.date.fromisoformat(str(item["due_date"]))))
+        return found
 
     def clear_promise(self, loan_id: str, promised_date: dt.date) -> bool:
         """Forget a kept promise (only the one read: a newer promise stays)."""
