@@ -23,6 +23,10 @@ from dunning.sender import Sender
 from dunning.settings import Settings, SettingsError
 
 
+def sms_gateway(settings: Settings) -> SmsGateway:
+    return SmsGateway(SmsSettings(settings.sms_type, settings.sender_id, settings.origination_number))
+
+
 def planner(settings: Settings) -> Planner:
     return Planner(
         loans=LoansRepository(settings.loans_table),
@@ -45,7 +49,7 @@ def sender(settings: Settings) -> Sender:
         loans=LoansRepository(settings.loans_table),
         state=StateRepository(settings.state_table),
         deliveries=DeliveriesRepository(settings.deliveries_table),
-        sms=SmsGateway(SmsSettings(settings.sms_type, settings.sender_id, settings.origination_number)),
+        sms=sms_gateway(settings),
         pacer=_pacer(settings.max_parts_per_second),
         policy=current_policy(settings),
         retention_days=settings.record_retention_days,
@@ -61,7 +65,7 @@ def borrower_events(settings: Settings) -> BorrowerEvents:
         notices=Notices(
             state=state,
             deliveries=DeliveriesRepository(settings.deliveries_table),
-            sms=SmsGateway(SmsSettings(settings.sms_type, settings.sender_id, settings.origination_number)),
+            sms=sms_gateway(settings),
             retention_days=settings.record_retention_days,
         ),
         policy=current_policy(settings),

@@ -10,7 +10,7 @@ from babel.numbers import get_currency_precision
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dunning import decisions, ladder
+from dunning import compliance, decisions, ladder
 from dunning.models.loan import Loan, LoanStatus
 from dunning.models.policy import load_policy_file
 from dunning.models.state import LoanControl
@@ -110,3 +110,28 @@ def test_late_fees_are_exact_to_the_minor_unit_and_never_above_the_cap(subject: 
     assert fees == uncapped or subject.amount_due * POLICY.late_fee.cap_rate - fees < Decimal(1).scaleb(
         fees.as_tuple().exponent
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    days=st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=120),
+    daily=st.integers(min_value=1, max_value=3),
+    weekly=st.integers(min_value=1, max_value=8),
+)
+def test_caps_never_allow_more_than_the_daily_or_rolling_weekly_limit(days: list[int], daily: int, weekly: int) -> None:
+    """Borrowers asking on random days: whatever cap_reason lets through stays within both caps."""
+    policy = POLICY.model_copy(
+        update={
+            "caps": POLICY.caps.model_copy(update={"per_borrower_per_day": daily, "per_borrower_per_7_days": weekly})
+        }
+    )
+    start = dt.date(2026, 12, 1)
+    sent: dict[dt.date, int] = {}
+    for offset in sorted(days):
+        today = start + dt.timedelta(days=offset)
+        window = {d: n for d, n in sent.items() if 0 <= (today - d).days < 7}
+        if compliance.cap_reason(window, today, policy) is None:
+            sent[today] = sent.get(today, 0) + 1
+    for day, count in sent.items():
+        assert count <= daily
+        assert sum(n for d, n in sent.items() if 0 <= (day - d).days < 7) <= weekly
