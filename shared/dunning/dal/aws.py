@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -31,6 +32,13 @@ def _client(service: str, region: str, endpoint: str, config: Config) -> Any:
 
 def reset_clients() -> None:
     _client.cache_clear()
+
+
+def query_items(**request: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a DynamoDB Query, page after page, as Python values."""
+    for page in client("dynamodb").get_paginator("query").paginate(**request):
+        for item in page.get("Items", []):
+            yield from_item(item)
 
 
 def to_item(values: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dunning.dal.aws import client, from_item, to_item
+from dunning.dal.aws import client, query_items, to_item
 
 REPORTED_PK = "BUREAU#REPORTED"
 
@@ -18,20 +18,14 @@ class BureauState:
         self.table = table
 
     def reported(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        pages = (
-            client("dynamodb")
-            .get_paginator("query")
-            .paginate(
+        return list(
+            query_items(
                 TableName=self.table,
                 KeyConditionExpression="pk = :pk",
                 ExpressionAttributeValues={":pk": {"S": REPORTED_PK}},
                 ConsistentRead=True,
             )
         )
-        for page in pages:
-            items.extend(from_item(item) for item in page.get("Items", []))
-        return items
 
     def save(self, entries: list[dict[str, Any]]) -> None:
         """Put the entries (each with `loan_id`) into the reported set."""

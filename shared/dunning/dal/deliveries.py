@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dunning.dal.aws import client, from_item, to_item
+from dunning.dal.aws import client, from_item, query_items, to_item
 from dunning.models.delivery import DeliveryRecord, Outcome
 from dunning.models.jobs import utc_iso
 
@@ -42,20 +42,13 @@ class DeliveriesRepository:
 
     def records_for_message(self, message_id: str) -> list[tuple[str, str]]:
         """(loan_id, record_id) of every record of one SNS message (one per loan it covered)."""
-        keys: list[tuple[str, str]] = []
-        pages = (
-            client("dynamodb")
-            .get_paginator("query")
-            .paginate(
-                TableName=self.table,
-                IndexName=MESSAGE_ID_INDEX,
-                KeyConditionExpression="message_id = :m",
-                ExpressionAttributeValues={":m": {"S": message_id}},
-            )
+        items = query_items(
+            TableName=self.table,
+            IndexName=MESSAGE_ID_INDEX,
+            KeyConditionExpression="message_id = :m",
+            ExpressionAttributeValues={":m": {"S": message_id}},
         )
-        for page in pages:
-            keys.extend((item["loan_id"]["S"], item["record_id"]["S"]) for item in page.get("Items", []))
-        return sorted(keys)
+        return sorted((str(item["loan_id"]), str(item["record_id"])) for item in items)
 
     def apply_delivery_outcome(
         self,
@@ -106,11 +99,8 @@ class DeliveriesRepository:
     def history(self, loan_id: str) -> list[dict[str, Any]]:
         """The loan's records, oldest first, with only the attributes decisions need."""
         names = {f"#a{i}": name for i, name in enumerate(HISTORY_ATTRIBUTES)}
-        items: list[dict[str, Any]] = []
-        pages = (
-            client("dynamodb")
-            .get_paginator("query")
-            .paginate(
+        return list(
+            query_items(
                 TableName=self.table,
                 KeyConditionExpression="loan_id = :l",
                 ExpressionAttributeValues={":l": {"S": loan_id}},
@@ -119,6 +109,3 @@ class DeliveriesRepository:
                 ConsistentRead=True,
             )
         )
-        for page in pages:
-            items.extend(from_item(item) for item in page.get("Items", []))
-        return items

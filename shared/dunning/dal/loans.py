@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from dunning.dal.aws import client, from_item
+from dunning.dal.aws import client, from_item, query_items
 
 OPEN_INDEX = "OpenLoansByDueDate"
 
@@ -21,8 +21,7 @@ class LoansRepository:
 
     def open_loans_due_between(self, first: dt.date, last: dt.date) -> Iterator[dict[str, Any]]:
         """OPEN loans with first <= due_date <= last (ISO dates sort as strings), in index order."""
-        paginator = client("dynamodb").get_paginator("query")
-        pages = paginator.paginate(
+        return query_items(
             TableName=self.table,
             IndexName=OPEN_INDEX,
             KeyConditionExpression="#s = :open AND #d BETWEEN :first AND :last",
@@ -33,9 +32,6 @@ class LoansRepository:
                 ":last": {"S": last.isoformat()},
             },
         )
-        for page in pages:
-            for item in page.get("Items", []):
-                yield from_item(item)
 
     def get_many(self, loan_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Strongly consistent reads of the live items (what the sender re-checks against)."""

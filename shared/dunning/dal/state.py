@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dunning.dal.aws import client, from_item, to_item
+from dunning.dal.aws import client, from_item, query_items, to_item
 from dunning.models.jobs import utc_iso
 from dunning.models.state import ClaimState, LoanControl, SendClaim
 
@@ -271,8 +271,7 @@ class StateRepository:
 
     def plan_loans_due_between(self, first: dt.date, last: dt.date) -> list[tuple[str, dt.date]]:
         """(loan_id, instalment due date) of plans with an instalment in first..last: one Query."""
-        paginator = client("dynamodb").get_paginator("query")
-        pages = paginator.paginate(
+        items = query_items(
             TableName=self.table,
             KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
             ExpressionAttributeValues={
@@ -281,12 +280,7 @@ class StateRepository:
                 ":last": {"S": f"{last.isoformat()}#\uffff"},
             },
         )
-        found: list[tuple[str, dt.date]] = []
-        for page in pages:
-            for raw in page.get("Items", []):
-                item = from_item(raw)
-                found.append((str(item["loan_id"]), dt.date.fromisoformat(str(item["due_date"]))))
-        return found
+        return [(str(item["loan_id"]), dt.date.fromisoformat(str(item["due_date"]))) for item in items]
 
     def clear_promise(self, loan_id: str, promised_date: dt.date) -> bool:
         """Forget a kept promise (only the one read: a newer promise stays)."""
