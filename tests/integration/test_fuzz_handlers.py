@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dunning.local import LocalStack, invoke
+from dunning.models.events import LOAN_EVENT_TYPES
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SQS_RECORD = json.loads((EVENTS / "sqs_send_job.json").read_text(encoding="utf-8"))["Records"][0]
@@ -37,19 +38,7 @@ NEAR_JOBS = st.fixed_dictionaries(
     optional={"planned_at": st.one_of(st.sampled_from(["2026-11-28T02:00:00Z", "2026-11-28T02:00:00"]), JSON)},
 )
 BODIES = st.one_of(st.text(max_size=60), JSON.map(json.dumps), NEAR_JOBS.map(json.dumps))
-DETAIL_TYPES = st.sampled_from(
-    [
-        "PaymentReceived",
-        "PromiseToPay",
-        "GracePeriodGranted",
-        "RepaymentPlanAgreed",
-        "LoanDisputed",
-        "DisputeResolved",
-        "ContactOptOut",
-        "ContactOptIn",
-        "Unknown",
-    ]
-)
+DETAIL_TYPES = st.sampled_from([*LOAN_EVENT_TYPES, "Unknown"])
 DETAILS = st.one_of(
     JSON,
     st.fixed_dictionaries(

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 import pytest
 
 from dunning import decisions
 from dunning.decisions import Due, Suppress, Wait
-from dunning.models.loan import Loan, parse_loan
+from dunning.models.loan import Loan
 from dunning.models.policy import load_policy_file
 from dunning.models.state import ClaimState, LoanControl, SendClaim
+from tests.unit.loan_items import make_loan
 
 POLICY = load_policy_file()
 DUE = dt.date(2026, 11, 25)
@@ -20,18 +20,7 @@ NIGHT = dt.datetime(2026, 11, 28, 14, 0, tzinfo=dt.UTC)  # 22:00 Shanghai, same 
 
 
 def loan(**changes: object) -> Loan:
-    item: dict[str, object] = {
-        "loan_id": "L-1",
-        "borrower_id": "B-1",
-        "borrower_name": "张三",
-        "phone": "+8613800138000",
-        "status": "OPEN",
-        "due_date": DUE.isoformat(),
-        "amount_due": Decimal("1000.00"),
-        "currency": "CNY",
-    }
-    item.update(changes)
-    return parse_loan(item)
+    return make_loan(DUE, **changes)
 
 
 def evaluate(

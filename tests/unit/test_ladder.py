@@ -8,26 +8,16 @@ from decimal import Decimal
 import pytest
 
 from dunning import ladder
-from dunning.models.loan import Loan, parse_loan
+from dunning.models.loan import Loan
 from dunning.models.policy import load_policy_file
+from tests.unit.loan_items import make_loan
 
 POLICY = load_policy_file()
 DUE = dt.date(2026, 11, 28)
 
 
 def loan(**changes: object) -> Loan:
-    item: dict[str, object] = {
-        "loan_id": "L-1",
-        "borrower_id": "B-1",
-        "borrower_name": "张三",
-        "phone": "+8613800138000",
-        "status": "OPEN",
-        "due_date": DUE.isoformat(),
-        "amount_due": Decimal("1000.00"),
-        "currency": "CNY",
-    }
-    item.update(changes)
-    return parse_loan(item)
+    return make_loan(DUE, **changes)
 
 
 def stage_on(days_past_due: int) -> str | None:
