@@ -39,7 +39,7 @@ def invoke(stack: LocalStack, logical_id: str, event: Mapping[str, Any], context
     module_name, attribute = stack.function_handler(logical_id)
     function_name = configuration["FunctionName"]
     environment = {
-        **stack.function_environment(logical_id),
+        **stack.function_environment(logical_id, configuration),
         # Set by the Lambda runtime itself; a function's own variables cannot override them.
         "AWS_REGION": stack.region,
         "AWS_DEFAULT_REGION": stack.region,
@@ -104,6 +104,7 @@ def drain_queue(
         messages = sqs.receive_message(
             QueueUrl=queue_url,
             MaxNumberOfMessages=batch_size,
+            WaitTimeSeconds=0,  # an empty queue means drained: no long poll
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
         ).get("Messages", [])

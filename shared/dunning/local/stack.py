@@ -109,9 +109,13 @@ class LocalStack:
         client = aws_session(self.region).client("lambda")
         return client.get_function_configuration(FunctionName=resource.physical_id)
 
-    def function_environment(self, logical_id: str) -> dict[str, str]:
+    def function_environment(
+        self, logical_id: str, configuration: FunctionConfigurationResponseTypeDef | None = None
+    ) -> dict[str, str]:
         """The environment variables the stack gave the function, as Lambda would see them."""
-        variables = self.function_configuration(logical_id).get("Environment", {}).get("Variables", {})
+        if configuration is None:
+            configuration = self.function_configuration(logical_id)
+        variables = configuration.get("Environment", {}).get("Variables", {})
         # moto hands back `Type: Number` parameters as numbers; Lambda only ever has strings.
         return {key: _as_environment_value(value) for key, value in variables.items()}
 
