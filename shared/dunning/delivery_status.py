@@ -24,6 +24,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dunning.dal.deliveries import DeliveriesRepository
+from dunning.dal.state import StateRepository
 from dunning.handlers import describe
 from dunning.models.delivery import FINAL_OUTCOMES, Outcome
 from dunning.observability import MetricUnit, logger, metrics
@@ -106,6 +107,7 @@ class DeliveryStatusReport:
 @dataclass
 class DeliveryStatusRecorder:
     deliveries: DeliveriesRepository
+    state: StateRepository
 
     def apply(self, messages: Iterable[str], now: dt.datetime) -> DeliveryStatusReport:
         """Apply each log message; a malformed one is logged and counted, the rest go on."""
@@ -134,6 +136,9 @@ class DeliveryStatusRecorder:
             return
         outcome = log.outcome
         for loan_id, record_id in keys:
+            if outcome is Outcome.FAILED:
+                # Before the record moves, so a retried log still leaves the hint escalation relies on.
+                self.state.note_failed_delivery(loan_id, now)
             current = self.deliveries.apply_delivery_outcome(
                 loan_id,
                 record_id,

@@ -44,6 +44,9 @@ class CycleHistory:
     trailing_failures: int
 
 
+NO_FAILURES = CycleHistory(reminders_sent=0, last_outcome=None, trailing_failures=0)  # only trailing_failures is read
+
+
 def cycle_history(records: Iterable[Mapping[str, Any]], cycle: str) -> CycleHistory:
     """Summarise a loan's delivery records for one cycle (records sort by record_id = time)."""
     outcomes = [
@@ -187,10 +190,15 @@ class Escalator:
             if hold:
                 report.held[hold] += 1
                 continue
-            history = cycle_history(self.deliveries.history(loan.loan_id), loan.cycle)
+            control = controls.get(loan.loan_id)
+            # Trailing failures need the history only where an SMS of the loan ever failed.
+            failed_before = control is not None and control.last_failed_delivery_at is not None
+            history = self._history(loan) if failed_before else NO_FAILURES
             reason = escalation_reason(loan, history, today, self.policy, opted_out=loan.phone in opted_out)
             if reason is None:
                 continue
+            if not failed_before:
+                history = self._history(loan)  # the case detail counts the reminders sent
             detail = case_detail(loan, history, reason, today, now, self.policy)
             if self.cases.open(loan.loan_id, loan.cycle, loan.borrower_id, detail, now):
                 self._publish(loan, detail, now)
@@ -198,6 +206,9 @@ class Escalator:
                 logger.info("collection case opened", extra={"loan_id": loan.loan_id, "reason": reason})
             else:
                 report.already_open += 1  # a concurrent run opened it first
+
+    def _history(self, loan: Loan) -> CycleHistory:
+        return cycle_history(self.deliveries.history(loan.loan_id), loan.cycle)
 
     def _finish(self, loan: Loan, stored_detail: str, now: dt.datetime) -> None:
         """Complete a case an earlier run created but did not announce: the same detail, once."""

@@ -208,6 +208,7 @@ class Sender:
                 raise RetryLater(f"publish throttled or failed: {exc.code}") from None
             self.state.release_day_slot(borrower_id, local_today, slot_expiry)
             for e in group:
+                self.state.note_failed_delivery(e.key[0], now)  # before the record: escalation's hint
                 self._record_final(
                     e, borrower_id, now, Outcome.FAILED, f"rejected_{exc.code}", message, ClaimState.SUPPRESSED, outcome
                 )

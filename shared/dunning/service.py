@@ -74,7 +74,9 @@ def borrower_events(settings: Settings) -> BorrowerEvents:
 
 def delivery_recorder(settings: Settings) -> DeliveryStatusRecorder:
     """RecordDeliveryFunction: SNS SMS delivery-status logs onto delivery records."""
-    return DeliveryStatusRecorder(deliveries=DeliveriesRepository(settings.deliveries_table))
+    return DeliveryStatusRecorder(
+        deliveries=DeliveriesRepository(settings.deliveries_table), state=StateRepository(settings.state_table)
+    )
 
 
 def escalator(settings: Settings) -> Escalator:

@@ -14,6 +14,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns import sns_backends
 
 from dunning.local import LocalStack, drain_queue, invoke
+from dunning.local.sample_events import FAILURE_GROUP, cloudwatch_logs_event, sms_delivery_log
 from dunning.models.delivery import Outcome
 from tests.integration.after_sms_helpers import put_loan, put_record, records, scheduled, state_item
 
@@ -187,15 +188,12 @@ def test_after_failed_deliveries_the_case_stops_collection_sms(local_stack: Loca
     due = days_ago(10)
     put_loan(local_stack, "L-10", due)
     for n, stage in enumerate(("overdue_notice", "follow_up_3", "follow_up_6")):
-        put_record(
-            local_stack,
-            "L-10",
-            RUN - dt.timedelta(days=9 - 3 * n),
-            cycle=due.isoformat(),
-            stage=stage,
-            outcome=Outcome.FAILED,
-            message_id=f"m-{n}",
-        )
+        sent_at = RUN - dt.timedelta(days=9 - 3 * n)
+        put_record(local_stack, "L-10", sent_at, cycle=due.isoformat(), stage=stage, message_id=f"m-{n}")
+        # The carrier's FAILURE log, through RecordDeliveryFunction as in the cloud.
+        failure = sms_delivery_log(f"m-{n}", success=False, at=sent_at)
+        invoke(local_stack, "RecordDeliveryFunction", cloudwatch_logs_event(FAILURE_GROUP, [failure], at=sent_at))
+    assert [r["outcome"] for r in records(local_stack, "L-10")] == ["FAILED"] * 3
 
     assert escalate(local_stack)["opened"] == {"delivery_failed": 1}
     (event,) = captured(cases_queue)

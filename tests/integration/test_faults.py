@@ -377,6 +377,7 @@ def ends(**changed: str) -> dict[str, str]:
 
 
 CAP_DAILY = "SUPPRESSED:cap_daily"
+REFUSED = "SUPPRESSED:rejected_InvalidParameter"  # SNS refused the publish for good
 AMBIGUOUS_PUBLISH = Fault(r"sns.Publish", "after", "read_timeout")
 # (faults, how the planned stages end): every call of the send path, before it and (writes, Publish) after it.
 POINTS: list[tuple[tuple[Fault, ...], dict[str, str]]] = [
@@ -411,7 +412,7 @@ POINTS: list[tuple[tuple[Fault, ...], dict[str, str]]] = [
     ((Fault(r"sns.Publish", error="no_connection"),), CLEAN),
     (
         (Fault(r"sns.Publish", error="invalid"),),
-        ends(F_2A="SUPPRESSED:rejected_InvalidParameter", F_2B="SUPPRESSED:rejected_InvalidParameter"),
+        ends(F_2A=REFUSED, F_2B=REFUSED),
     ),
     ((AMBIGUOUS_PUBLISH,), ends(F_2A="UNCERTAIN", F_2B="UNCERTAIN")),
     # Steps 4 and 5: the SENT record and the claim's completion.
@@ -621,6 +622,20 @@ def test_an_ambiguous_publish_is_one_uncertain_record_per_loan_and_never_resent(
     for record in scan(stack, "DeliveriesTable"):
         if record["outcome"] == "UNCERTAIN":
             assert record["reason"] == "publish_ReadTimeoutError" and record["body"]
+
+
+def test_a_publish_refused_for_good_leaves_the_failure_hint_escalation_reads(
+    stack: LocalStack, record_property: Callable[[str, object], None]
+) -> None:
+    injector(stack, Fault(r"sns.Publish", error="invalid"))
+    run_like_production(stack)
+    check(stack, record_property, "publish refused", ends(F_2A=REFUSED, F_2B=REFUSED))
+    state = boto3.client("dynamodb")
+    for loan_id in ("F-2A", "F-2B"):
+        control = state.get_item(
+            TableName=stack.physical_id("StateTable"), Key={"pk": {"S": f"LOAN#{loan_id}"}, "sk": {"S": "CONTROL"}}
+        ).get("Item", {})
+        assert "last_failed_delivery_at" in control, loan_id
 
 
 def test_junk_on_the_queue_goes_to_the_dlq_and_never_blocks_the_batch(

@@ -20,7 +20,7 @@ from dunning.local.sample_events import (
     sms_delivery_log,
 )
 from dunning.models.delivery import Outcome
-from tests.integration.after_sms_helpers import event_file, put_record, records
+from tests.integration.after_sms_helpers import event_file, put_record, records, state_item
 
 SENT_AT = dt.datetime(2026, 12, 12, 2, 0, 30, tzinfo=dt.UTC)
 SUCCESS = "cloudwatch_logs_sms_success.json"
@@ -72,6 +72,15 @@ def test_failure_log_marks_failed_with_the_provider_response(sent: LocalStack) -
     assert record["reason"] == "delivery_failed"
     assert record["provider_response"] == SAMPLE_FAILURE_RESPONSE
     assert record["price_usd"] == Decimal("0.00645")
+    # The hint escalation reads before it looks at a loan's history (and only a failure sets it).
+    control = state_item(sent, "LOAN#L-C", "CONTROL")
+    assert control is not None and control["last_failed_delivery_at"]
+
+
+def test_a_delivered_sms_leaves_no_failure_hint(sent: LocalStack) -> None:
+    invoke(sent, "RecordDeliveryFunction", event_file(SUCCESS))
+
+    assert state_item(sent, "LOAN#L-A", "CONTROL") is None
 
 
 def test_a_replayed_log_changes_nothing(sent: LocalStack) -> None:

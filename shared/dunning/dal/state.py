@@ -253,6 +253,16 @@ class StateRepository:
             },
         )
 
+    def note_failed_delivery(self, loan_id: str, at: dt.datetime) -> None:
+        """Mark the loan's CONTROL item: one of its SMS failed (idempotent; escalation's hint)."""
+        client("dynamodb").update_item(
+            TableName=self.table,
+            Key=control_key(loan_id),
+            UpdateExpression="SET #loan = :loan, #at = :at",
+            ExpressionAttributeNames={"#loan": "loan_id", "#at": "last_failed_delivery_at"},
+            ExpressionAttributeValues={":loan": {"S": loan_id}, ":at": {"S": utc_iso(at)}},
+        )
+
     def index_plan(self, loan_id: str, due_dates: list[tuple[dt.date, int]]) -> None:
         """Index each instalment's (due date, expires_at) of a loan's plan (idempotent puts).
 

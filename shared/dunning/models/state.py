@@ -65,3 +65,6 @@ class LoanControl(BaseModel):
     case_cycle: str | None = None  # cycle handed to human collectors: no more collection SMS
     plan_due_date: dt.date | None = None
     plan: tuple[Instalment, ...] = ()  # agreed repayment plan, earliest instalment first
+    # Set when an SMS of the loan failed (carrier FAILED or rejected by SNS): escalation reads
+    # the delivery history only for such loans, or when it opens a case.
+    last_failed_delivery_at: dt.datetime | None = None
