@@ -184,6 +184,8 @@ class BorrowerEvents:
                     loan_id, [(i.due_date, self._index_expiry(i.due_date)) for i in detail.instalments]
                 )
             applied = self.state.update_control(loan_id, change.aspect, event.time, change.sets, change.removes)
+            if applied:
+                self.state.wake_planner()  # a hold, pause or plan changed what may be due
             metric = "LoanEventsApplied" if applied else "LoanEventsStale"
             metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
             message = "loan event applied" if applied else "loan event already applied or older: ignored"
@@ -196,6 +198,7 @@ class BorrowerEvents:
             return {"event": kind, "applied": True}
         if isinstance(detail, ContactOptIn):
             self.state.opt_in(detail.phone)
+            self.state.wake_planner()
             logger.info("number opted back in by event", extra={"phone": mask_phone(detail.phone)})
             return {"event": kind, "applied": True}
         if isinstance(detail, PaymentReceived):
@@ -226,8 +229,13 @@ class BorrowerEvents:
         today = ladder.business_date(now, self.policy)
         control = self.state.get_control(loan.loan_id)
         paid_on = ladder.business_date(payment.paid_at, self.policy)
-        if control is not None and control.promised_date is not None and promise_kept(control, payment, paid_on):
-            self.state.clear_promise(loan.loan_id, control.promised_date)
+        if (
+            control is not None
+            and control.promised_date is not None
+            and promise_kept(control, payment, paid_on)
+            and self.state.clear_promise(loan.loan_id, control.promised_date)
+        ):
+            self.state.wake_planner()
 
         remaining = Decimal(0)
         if loan.status is LoanStatus.OPEN:

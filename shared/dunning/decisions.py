@@ -99,3 +99,12 @@ def claim_blocks(claim: SendClaim | None, now: dt.datetime) -> str | None:
     if claim.state is ClaimState.DEFERRED and claim.retry_after is not None and now < claim.retry_after:
         return "deferred"
     return None
+
+
+def replan_at(claim: SendClaim) -> dt.datetime | None:
+    """When a claim that blocks planning stops blocking; None when only a sender settles it."""
+    if claim.state is ClaimState.PLANNED:
+        return claim.updated_at + REPLAN_AFTER
+    if claim.state is ClaimState.DEFERRED:
+        return claim.retry_after
+    return None

@@ -39,6 +39,12 @@ def business_date(now: dt.datetime, policy: Policy) -> dt.date:
     return now.astimezone(ZoneInfo(policy.business_timezone)).date()
 
 
+def next_business_day(now: dt.datetime, policy: Policy) -> dt.datetime:
+    """The instant (UTC) the lender's next calendar day starts: when stages move on."""
+    tomorrow = business_date(now, policy) + dt.timedelta(days=1)
+    return dt.datetime.combine(tomorrow, dt.time(0), tzinfo=ZoneInfo(policy.business_timezone)).astimezone(dt.UTC)
+
+
 def days_past_due(due_date: dt.date, today: dt.date) -> int:
     return (today - due_date).days
 

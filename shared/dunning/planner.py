@@ -1,4 +1,11 @@
-"""Planning run: find loans with a reminder due, record what is held back, enqueue send jobs."""
+"""Planning run: find loans with a reminder due, record what is held back, enqueue send jobs.
+
+The schedule fires hourly, but most hours nothing the planner read can have changed: every
+borrower is asleep or already handled. A complete run therefore leaves an agenda saying when its
+answer could first change (a window opens, a deferral or a stale plan expires, the business day
+turns, at the latest after LONGEST_SLEEP), and fires before then read only that agenda. A borrower
+event or a send-time deferral bumps the agenda's poke version, so the next fire reads again.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +20,29 @@ from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.loans import LoansRepository
 from dunning.dal.queue import JobQueue
 from dunning.dal.state import ClaimKey, StateRepository
-from dunning.models.jobs import JobLine, SendJob
+from dunning.models.jobs import JobLine, SendJob, utc_iso
 from dunning.models.loan import InvalidLoan, Loan, LoanStatus, parse_loan
 from dunning.models.policy import Policy
-from dunning.models.state import ClaimState
+from dunning.models.state import ClaimState, PlannerAgenda
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import suppression_record
 
 MAX_LINES_PER_JOB = 25
 STATE_BATCH = 200  # loans whose state is read in one go
+# The longest the planner goes without reading the book: how late, at worst, it notices a loan
+# that upstream added or changed without any event of ours (it cannot miss one: the read finds it).
+LONGEST_SLEEP = dt.timedelta(hours=6)
+
+
+@dataclass
+class _Wake:
+    """The earliest instant at which this run's answer could change."""
+
+    at: dt.datetime
+
+    def no_later_than(self, when: dt.datetime | None) -> None:
+        if when is not None and when < self.at:
+            self.at = when
 
 
 @dataclass
@@ -37,6 +58,7 @@ class PlanReport:
     waiting: Counter[str] = field(default_factory=Counter)
     due_dates_done: int = 0
     complete: bool = True
+    asleep_until: str | None = None  # set when the agenda said nothing can have changed yet
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -51,6 +73,7 @@ class PlanReport:
             "waiting": dict(self.waiting),
             "due_dates_done": self.due_dates_done,
             "complete": self.complete,
+            "asleep_until": self.asleep_until,
         }
 
 
@@ -76,6 +99,12 @@ class Planner:
         if not 0 <= segment < total_segments:
             raise ValueError(f"segment must be in 0..{total_segments - 1}, got {segment}")
         report = PlanReport(now=now.isoformat(), segment=segment, total_segments=total_segments)
+        agenda, poke_version = self.state.planner_agenda(segment, total_segments)
+        if agenda is not None and agenda.poke_version == poke_version and agenda.read_at <= now < agenda.wake_at:
+            report.asleep_until = utc_iso(agenda.wake_at)
+            metrics.add_metric(name="PlannerRunsAsleep", unit=MetricUnit.Count, value=1)
+            return report
+        wake = _Wake(min(ladder.next_business_day(now, self.policy), now + LONGEST_SLEEP))
         today = ladder.business_date(now, self.policy)
         earliest, latest = ladder.due_date_window(today, self.policy)
         candidates: dict[str, list[tuple[Loan, ladder.Stage]]] = defaultdict(list)
@@ -91,14 +120,18 @@ class Planner:
                 report.complete = False
                 logger.warning("planner stopping early: time limit near", extra={"due_date": first.isoformat()})
                 break
-            self._plan_due_dates(first, last, now, today, report, candidates)
+            self._plan_due_dates(first, last, now, today, report, candidates, wake)
             report.due_dates_done += (last - first).days + 1
         if time_left() >= min_seconds_left:
-            self._plan_instalments(earliest, latest, set(days), now, today, report, candidates)
+            self._plan_instalments(earliest, latest, set(days), now, today, report, candidates, wake)
         else:
             report.complete = False
-        self._enqueue(candidates, now, report)
+        self._enqueue(candidates, now, report, wake)
         metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=report.jobs_enqueued)
+        if report.complete:
+            # An incomplete run leaves the old agenda, already due: the next fire reads again.
+            agenda = PlannerAgenda(wake_at=wake.at, read_at=now, poke_version=poke_version)
+            self.state.save_planner_agenda(segment, total_segments, agenda)
         return report
 
     def _plan_due_dates(
@@ -109,14 +142,15 @@ class Planner:
         today: dt.date,
         report: PlanReport,
         candidates: dict[str, list[tuple[Loan, ladder.Stage]]],
+        wake: _Wake,
     ) -> None:
         due: list[tuple[Loan, ladder.Stage]] = []
         for item in self.loans.open_loans_due_between(first, last):
-            considered = self._consider(item, None, now, today, report)
+            considered = self._consider(item, None, now, today, report, wake)
             if considered is not None:
                 due.append(considered)
         for start in range(0, len(due), STATE_BATCH):
-            self._decide(due[start : start + STATE_BATCH], now, today, report, candidates)
+            self._decide(due[start : start + STATE_BATCH], now, today, report, candidates, wake)
 
     def _plan_instalments(
         self,
@@ -127,6 +161,7 @@ class Planner:
         today: dt.date,
         report: PlanReport,
         candidates: dict[str, list[tuple[Loan, ladder.Stage]]],
+        wake: _Wake,
     ) -> None:
         """Loans under a repayment plan with an instalment in this run's due dates (one Query).
 
@@ -145,11 +180,11 @@ class Planner:
             upstream_due = str(item.get("due_date") or "")
             if earliest.isoformat() <= upstream_due <= latest.isoformat():
                 continue
-            considered = self._consider(item, instalments[loan_id], now, today, report)
+            considered = self._consider(item, instalments[loan_id], now, today, report, wake)
             if considered is not None:
                 due.append(considered)
         for start in range(0, len(due), STATE_BATCH):
-            self._decide(due[start : start + STATE_BATCH], now, today, report, candidates)
+            self._decide(due[start : start + STATE_BATCH], now, today, report, candidates, wake)
 
     def _consider(
         self,
@@ -158,6 +193,7 @@ class Planner:
         now: dt.datetime,
         today: dt.date,
         report: PlanReport,
+        wake: _Wake,
     ) -> tuple[Loan, ladder.Stage] | None:
         """The loan and the stage it may be due for, or None when no state need be read for it."""
         report.loans_read += 1
@@ -169,9 +205,11 @@ class Planner:
         stage = ladder.current_stage(instalment_due or loan.due_date, today, self.policy)
         if stage is None:
             return None
-        if not compliance.in_send_window(now, decisions.borrower_timezone(loan, self.policy), loan.phone, self.policy):
+        timezone = decisions.borrower_timezone(loan, self.policy)
+        if not compliance.in_send_window(now, timezone, loan.phone, self.policy):
             # Cheap pure check first: most hours most borrowers are asleep; no state read for them.
             report.waiting["outside_window"] += 1
+            wake.no_later_than(compliance.next_window_open(now, timezone, loan.phone, self.policy))
             return None
         return loan, stage
 
@@ -182,6 +220,7 @@ class Planner:
         today: dt.date,
         report: PlanReport,
         candidates: dict[str, list[tuple[Loan, ladder.Stage]]],
+        wake: _Wake,
     ) -> None:
         keys: list[ClaimKey] = [(loan.loan_id, loan.cycle, stage.id) for loan, stage in due]
         claims, controls, opted_out = self.state.load(keys, [loan.phone for loan, _ in due])
@@ -202,7 +241,9 @@ class Planner:
         if unread:
             claims.update(self.state.load(unread, [])[0])
         for loan, key in chased:
-            if decisions.claim_blocks(claims.get(key), now):
+            claim = claims.get(key)
+            if claim is not None and decisions.claim_blocks(claim, now):
+                wake.no_later_than(decisions.replan_at(claim))
                 continue
             verdict = decisions.evaluate(
                 loan, controls.get(loan.loan_id), now, self.policy, opted_out=loan.phone in opted_out
@@ -211,8 +252,10 @@ class Planner:
                 candidates[loan.borrower_id].append((loan, verdict.stage))
             elif isinstance(verdict, decisions.Suppress):
                 self._suppress(loan, key, verdict, now, report)
+                wake.no_later_than(verdict.retry_after)
             else:
                 report.waiting[verdict.why] += 1
+                wake.no_later_than(verdict.until)
 
     def _suppress(
         self, loan: Loan, key: ClaimKey, verdict: decisions.Suppress, now: dt.datetime, report: PlanReport
@@ -273,7 +316,11 @@ class Planner:
         )
 
     def _enqueue(
-        self, candidates: dict[str, list[tuple[Loan, ladder.Stage]]], now: dt.datetime, report: PlanReport
+        self,
+        candidates: dict[str, list[tuple[Loan, ladder.Stage]]],
+        now: dt.datetime,
+        report: PlanReport,
+        wake: _Wake,
     ) -> None:
         stale_before = now - decisions.REPLAN_AFTER
         jobs: list[SendJob] = []
@@ -294,5 +341,9 @@ class Planner:
             # Their claims stay PLANNED: the next run re-enqueues them once REPLAN_AFTER has passed.
             logger.error("some jobs were not accepted by SQS", extra={"count": len(failed)})
             metrics.add_metric(name="EnqueueFailures", unit=MetricUnit.Count, value=len(failed))
+        if jobs:
+            # The claims just planned are replanned after REPLAN_AFTER if their job is lost (or never
+            # accepted): a fire must read them then, like any PLANNED claim it reads.
+            wake.no_later_than(now + decisions.REPLAN_AFTER)
         report.jobs_enqueued = len(jobs) - len(failed)
         report.lines_enqueued = sum(len(j.lines) for j in jobs if j not in failed)

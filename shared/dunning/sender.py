@@ -136,8 +136,12 @@ class Sender:
                 self._defer_quietly(key, job.borrower_id, verdict.until or now, "outside_window", now, outcome)
             else:
                 self._suppress(key, job.borrower_id, "stage_passed", now, outcome, None, loan)
-        if eligible:
-            self._send_consolidated(job.borrower_id, eligible, now, outcome)
+        try:
+            if eligible:
+                self._send_consolidated(job.borrower_id, eligible, now, outcome)
+        finally:
+            if outcome.deferred:
+                self.state.wake_planner()  # the planner may be asleep past these retry times
         return outcome
 
     # ---------------------------------------------------------------- the SMS

@@ -389,6 +389,11 @@ POINTS: list[tuple[tuple[Fault, ...], dict[str, str]]] = [
     ((Fault(r"PutItem StateTable SEND PLANNED F-2A", "after", "read_timeout"),), CLEAN),
     ((Fault(r"sqs.SendMessageBatch", error="internal"),), CLEAN),
     ((Fault(r"sqs.SendMessageBatch", "after", "read_timeout"),), CLEAN),
+    # The planner's agenda: a fire that cannot read it fails; one that cannot write it leaves the
+    # old agenda, already due, so the next fire reads the book again.
+    ((Fault(r"BatchGetItem StateTable AGENDA POKE"),), CLEAN),
+    ((Fault(r"PutItem StateTable AGENDA"),), CLEAN),
+    ((Fault(r"PutItem StateTable AGENDA", "after", "read_timeout"),), CLEAN),
     # Sender, before anything irreversible: its reads, the SNS opt-out check, the day's count.
     ((Fault(r"BatchGetItem LoansTable"),), CLEAN),
     ((Fault(r"BatchGetItem StateTable CONTROL OPTOUT SEND", skip=1),), CLEAN),

@@ -131,3 +131,19 @@ def claim(state: ClaimState, minutes_ago: int, retry_after: dt.datetime | None =
 )
 def test_claim_blocks(subject: SendClaim | None, expected: str | None) -> None:
     assert decisions.claim_blocks(subject, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        (claim(ClaimState.PLANNED, 10), NOW + dt.timedelta(minutes=40)),  # updated 10 minutes ago, + REPLAN_AFTER
+        (claim(ClaimState.DEFERRED, 60, NOW + dt.timedelta(hours=3)), NOW + dt.timedelta(hours=3)),
+        (claim(ClaimState.SENDING, 1), None),  # only the sender's redelivery settles it
+        (claim(ClaimState.SENT, 600), None),
+    ],
+)
+def test_replan_at_is_when_a_blocking_claim_stops_blocking(subject: SendClaim, expected: dt.datetime | None) -> None:
+    assert decisions.replan_at(subject) == expected
+    if expected is not None:
+        assert decisions.claim_blocks(subject, expected - dt.timedelta(seconds=1)) is not None
+        assert decisions.claim_blocks(subject, expected) is None

@@ -75,6 +75,12 @@ def test_the_stage_starts_at_midnight_of_the_business_calendar() -> None:
     assert ladder.business_date(dt.datetime(2026, 11, 27, 16, 0, tzinfo=dt.UTC), POLICY) == DUE
 
 
+def test_the_next_business_day_starts_at_the_lenders_midnight() -> None:
+    expected = dt.datetime(2026, 11, 28, 16, 0, tzinfo=dt.UTC)  # 11-29 00:00 in Shanghai
+    assert ladder.next_business_day(dt.datetime(2026, 11, 27, 16, 0, tzinfo=dt.UTC), POLICY) == expected
+    assert ladder.next_business_day(dt.datetime(2026, 11, 28, 15, 59, tzinfo=dt.UTC), POLICY) == expected
+
+
 def test_business_date_refuses_a_naive_clock() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         ladder.business_date(dt.datetime(2026, 11, 28, 10, 0), POLICY)

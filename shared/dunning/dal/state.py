@@ -4,7 +4,9 @@ Items: `LOAN#id / SEND#cycle#stage` (send claim), `LOAN#id / CONTROL` (holds and
 `BORROWER#id / DAY#yyyy-mm-dd` (SMS sent that local day), `PHONE#e164 / OPTOUT`,
 `LOAN#id / NOTICE#kind#id` and `PHONE#e164 / NOTICE#kind#id` (one service SMS per event),
 `PLANDUE / yyyy-mm-dd#loan_id` (one per instalment of an agreed repayment plan: the planner's
-index of plan due dates; one partition is enough at the volume of plans we see).
+index of plan due dates; one partition is enough at the volume of plans we see),
+`PLANNER / AGENDA#segment#total` (when that planner segment must read again) and
+`PLANNER / POKE` (a version bumped whenever something the planner read may have changed).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from dunning.dal.aws import client, from_item, query_items, to_item
 from dunning.models.jobs import utc_iso
-from dunning.models.state import ClaimState, LoanControl, SendClaim
+from dunning.models.state import ClaimState, LoanControl, PlannerAgenda, SendClaim
 
 ClaimKey = tuple[str, str, str]  # loan_id, cycle, stage
 PLAN_INDEX_PK = "PLANDUE"
@@ -41,6 +43,13 @@ def optout_key(phone: str) -> dict[str, Any]:
 def notice_key(owner: str, notice: str) -> dict[str, Any]:
     """`owner` is `LOAN#id` or `PHONE#e164`; `notice` is `kind#event-or-payment-id`."""
     return {"pk": {"S": owner}, "sk": {"S": f"NOTICE#{notice}"}}
+
+
+def agenda_key(segment: int, total_segments: int) -> dict[str, Any]:
+    return {"pk": {"S": "PLANNER"}, "sk": {"S": f"AGENDA#{segment}#{total_segments}"}}
+
+
+POKE_KEY = {"pk": {"S": "PLANNER"}, "sk": {"S": "POKE"}}
 
 
 def is_conditional_failure(exc: ClientError) -> bool:
@@ -251,6 +260,36 @@ class StateRepository:
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": values,
             },
+        )
+
+    # ---------------------------------------------------------------- the planner's agenda
+    def planner_agenda(self, segment: int, total_segments: int) -> tuple[PlannerAgenda | None, int]:
+        """The segment's agenda (None before its first complete run) and the current poke version."""
+        key = agenda_key(segment, total_segments)
+        found = {str(item["sk"]): item for item in self._batch_get([key, POKE_KEY])}
+        agenda = found.get(key["sk"]["S"])
+        poke = found.get(POKE_KEY["sk"]["S"])
+        return (
+            PlannerAgenda.model_validate(agenda) if agenda is not None else None,
+            int(poke["version"]) if poke is not None else 0,
+        )
+
+    def save_planner_agenda(self, segment: int, total_segments: int, agenda: PlannerAgenda) -> None:
+        item = {
+            "wake_at": utc_iso(agenda.wake_at),
+            "read_at": utc_iso(agenda.read_at),
+            "poke_version": agenda.poke_version,
+        }
+        client("dynamodb").put_item(TableName=self.table, Item={**agenda_key(segment, total_segments), **to_item(item)})
+
+    def wake_planner(self) -> None:
+        """Something the planner read changed (a borrower event, a send-time deferral): read again."""
+        client("dynamodb").update_item(
+            TableName=self.table,
+            Key=POKE_KEY,
+            UpdateExpression="ADD #v :bump",
+            ExpressionAttributeNames={"#v": "version"},
+            ExpressionAttributeValues={":bump": {"N": "1"}},
         )
 
     def note_failed_delivery(self, loan_id: str, at: dt.datetime) -> None:

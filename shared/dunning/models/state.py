@@ -68,3 +68,20 @@ class LoanControl(BaseModel):
     # Set when an SMS of the loan failed (carrier FAILED or rejected by SNS): escalation reads
     # the delivery history only for such loans, or when it opens a case.
     last_failed_delivery_at: dt.datetime | None = None
+
+
+class PlannerAgenda(BaseModel):
+    """When a planner segment must read the book again (StateTable `PLANNER / AGENDA#...`).
+
+    Written at the end of a complete run: `wake_at` is the first instant at which that run's
+    answer could change (a borrower's window opens, a deferral or a stale plan expires, the
+    business day turns, or the longest sleep allowed ends). `poke_version` is the version of
+    `PLANNER / POKE` read before that run: a borrower event or a send-time deferral bumps it,
+    so the next fire reads again.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    wake_at: AwareDatetime
+    read_at: AwareDatetime
+    poke_version: int = 0

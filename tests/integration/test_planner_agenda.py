@@ -1,0 +1,120 @@
+"""The planner's agenda on the moto stack: a fire that cannot change anything reads one item, not the book.
+
+Each test drives the hourly schedule by hand and checks both sides: the fires that slept read
+no loan, and nothing was sent later than the hourly re-read would have sent it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import boto3
+import time_machine
+
+from dunning.local import LocalStack, drain_queue, invoke
+from dunning.planner import LONGEST_SLEEP
+from tests.conftest import RunHours, scheduled_event
+from tests.integration.borrower_helpers import PHONE, event, put_loan, records, send_event, sms_sent
+
+NY_PHONE = "+12125550147"
+NY_MIDNIGHT = dt.datetime(2026, 11, 28, 5, 0, tzinfo=dt.UTC)  # 00:00 in New York, 13:00 in Shanghai
+NY_WINDOW_OPENS = dt.datetime(2026, 11, 28, 14, 0, tzinfo=dt.UTC)  # 09:00 in New York
+
+
+def new_yorker(stack: LocalStack, loan_id: str = "L-NY-1") -> None:
+    put_loan(
+        stack,
+        loan_id=loan_id,
+        borrower_id=f"B-{loan_id}",
+        borrower_name="Jane Roe",
+        phone=NY_PHONE,
+        due_date="2026-11-20",
+        amount_due="420.50",
+        currency="USD",
+        locale="en-US",
+        timezone="America/New_York",
+    )
+
+
+def read_the_book(report: dict[str, Any]) -> bool:
+    return report["asleep_until"] is None
+
+
+def test_fires_while_every_borrower_sleeps_read_only_the_agenda_and_the_window_opening_sends(
+    local_stack: LocalStack, run_hours: RunHours
+) -> None:
+    new_yorker(local_stack)
+
+    reports = run_hours(local_stack, NY_MIDNIGHT, 10, fires=1)  # 05:00Z .. 14:00Z
+    hours = [NY_MIDNIGHT + dt.timedelta(hours=n) for n in range(10)]
+
+    read = [at.hour for at, report in zip(hours, reports, strict=True) if read_the_book(report)]
+    # 05:00 reads; then it sleeps until LONGEST_SLEEP has passed (11:00) and again until the window opens.
+    assert read == [5, (NY_MIDNIGHT + LONGEST_SLEEP).hour, 14]
+    assert all(r["loans_read"] == 0 for r in reports if not read_the_book(r))
+    assert reports[1]["asleep_until"] == "2026-11-28T11:00:00.000Z"
+    assert reports[7]["asleep_until"] == "2026-11-28T14:00:00.000Z"
+    # Not an hour late: the SMS leaves at the window's first fire.
+    (sent,) = [r for r in records(local_stack) if r["loan_id"] == "L-NY-1"]
+    assert (sent["outcome"], sent["created_at"]) == ("SENT", "2026-11-28T14:00:00.000Z")
+
+
+def test_a_borrower_event_makes_the_next_fire_read_the_book(local_stack: LocalStack, run_hours: RunHours) -> None:
+    put_loan(local_stack)  # Shanghai, overdue since 2026-11-16
+    send_event(local_stack, event("loan_event_dispute.json"), dt.datetime(2026, 11, 18, 1, 0, tzinfo=dt.UTC))
+    held, asleep = run_hours(local_stack, dt.datetime(2026, 11, 18, 2, 0, tzinfo=dt.UTC), 2, fires=1)  # 10:00, 11:00
+    assert held["suppressed"] == {"hold_dispute": 1}
+    assert asleep["asleep_until"] is not None and asleep["loans_read"] == 0
+
+    send_event(local_stack, event("loan_event_dispute_resolved.json"), dt.datetime(2026, 11, 18, 3, 30, tzinfo=dt.UTC))
+    woken, again = run_hours(local_stack, dt.datetime(2026, 11, 18, 4, 0, tzinfo=dt.UTC), 2, fires=1)
+
+    assert read_the_book(woken) and woken["loans_read"] == 1
+    assert again["asleep_until"] is not None  # one read per change, not one per hour
+    # The released hold's deferral still runs to the local midnight, as without the agenda.
+    assert woken["jobs_enqueued"] == 0 and sms_sent() == []
+
+
+def test_a_loan_upstream_adds_while_the_planner_sleeps_is_found_after_longest_sleep_at_most(
+    local_stack: LocalStack, run_hours: RunHours
+) -> None:
+    put_loan(local_stack, loan_id="L-EARLY", borrower_id="B-EARLY", phone="+8613800138001")
+    start = dt.datetime(2026, 11, 18, 1, 0, tzinfo=dt.UTC)  # 09:00 in Shanghai: the window opens
+    (first,) = run_hours(local_stack, start, 1, fires=1)
+    assert first["jobs_enqueued"] == 1
+    put_loan(local_stack)  # no event of ours announces it
+
+    later = run_hours(local_stack, start + dt.timedelta(hours=1), 7, fires=1)  # 02:00Z .. 08:00Z
+
+    read = [start.hour + 1 + n for n, report in enumerate(later) if read_the_book(report)]
+    assert read[0] - start.hour <= LONGEST_SLEEP.total_seconds() // 3600
+    assert len(sms_sent(PHONE)) == 1
+
+
+def test_a_deferral_at_send_time_wakes_the_planner(local_stack: LocalStack) -> None:
+    """A job planned at 19:00 in Shanghai that reaches the sender after 20:00 waits for tomorrow's window."""
+    put_loan(local_stack)
+    planned_at = dt.datetime(2026, 11, 18, 11, 0, tzinfo=dt.UTC)  # 19:00 in Shanghai
+    with time_machine.travel(planned_at, tick=False):
+        assert invoke(local_stack, "PlanRemindersFunction", scheduled_event(planned_at))["jobs_enqueued"] == 1
+    before = poke_version(local_stack)
+
+    drain_at(local_stack, planned_at + dt.timedelta(hours=1, minutes=5))  # 20:05 local: outside the window
+
+    assert [r for r in records(local_stack) if r["outcome"] == "SENT"] == []
+    assert poke_version(local_stack) == before + 1
+
+
+def poke_version(stack: LocalStack) -> int:
+    item = (
+        boto3.client("dynamodb")
+        .get_item(TableName=stack.physical_id("StateTable"), Key={"pk": {"S": "PLANNER"}, "sk": {"S": "POKE"}})
+        .get("Item")
+    )
+    return int(item["version"]["N"]) if item else 0
+
+
+def drain_at(stack: LocalStack, at: dt.datetime) -> None:
+    with time_machine.travel(at, tick=False):
+        drain_queue(stack)
