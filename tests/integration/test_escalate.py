@@ -156,6 +156,25 @@ def test_a_half_done_case_is_announced_once_by_the_next_run(local_stack: LocalSt
     assert control is not None and control["case_cycle"] == cycle
 
 
+def test_a_run_that_died_between_stopping_sms_and_recording_the_case_opens_it_next_time(
+    local_stack: LocalStack, cases_queue: str
+) -> None:
+    """The first write of opening a case landed (SMS stopped), the case item did not: the next run opens it once."""
+    cycle = days_ago(33).isoformat()
+    put_loan(local_stack, "L-33", days_ago(33))
+    boto3.client("dynamodb").put_item(
+        TableName=local_stack.physical_id("StateTable"),
+        Item={"pk": {"S": "LOAN#L-33"}, "sk": {"S": "CONTROL"}, "loan_id": {"S": "L-33"}, "case_cycle": {"S": cycle}},
+    )
+
+    first, second = escalate(local_stack), escalate(local_stack)
+
+    assert (first["opened"], second["already_open"]) == ({"ladder_exhausted": 1}, 1)
+    assert [e["detail"]["loan_id"] for e in captured(cases_queue)] == ["L-33"]
+    case = state_item(local_stack, "LOAN#L-33", f"CASE#{cycle}")
+    assert case is not None and case["published"] is True
+
+
 def test_an_opted_out_borrower_with_a_balance_is_escalated_early(local_stack: LocalStack, cases_queue: str) -> None:
     put_loan(local_stack, "L-5", days_ago(5))
     boto3.client("dynamodb").put_item(

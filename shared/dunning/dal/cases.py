@@ -1,9 +1,11 @@
 """StateTable: collection cases handed to human collectors (`LOAN#id / CASE#cycle`).
 
-One case per loan cycle, ever: the item is created with a conditional put, in the same
-transaction that sets `case_cycle` on the loan's CONTROL item (which stops collection SMS for
-that cycle). `published` turns true once CollectionCaseOpened is on the bus, so a run that
-died in between finishes the case on the next run instead of opening another.
+One case per loan cycle, ever. Opening is two single-item writes in this order: set
+`case_cycle` on the loan's CONTROL item (which stops collection SMS for that cycle), then create
+the case item with a conditional put. SMS stop before the case exists, so no SMS can slip out
+after it; a run that died between the two writes simply opens the case on the next run (the
+CONTROL write is idempotent). `published` turns true once CollectionCaseOpened is on the bus, so
+a run that died after the put finishes the case on the next run instead of opening another.
 """
 
 from __future__ import annotations
@@ -12,10 +14,8 @@ import datetime as dt
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from dunning.dal.aws import client, from_item, to_item
-from dunning.dal.state import control_key
+from dunning.dal.state import conditional_write, control_key
 from dunning.models.jobs import utc_iso
 from dunning.models.state import LoanControl
 
@@ -50,7 +50,7 @@ class CaseRepository:
         return cases, controls
 
     def open(self, loan_id: str, cycle: str, borrower_id: str, detail: dict[str, Any], now: dt.datetime) -> bool:
-        """Create the case and stop the cycle's SMS, atomically; False when the case already exists."""
+        """Stop the cycle's SMS, then create the case; False when the case already exists."""
         item = {
             "pk": f"LOAN#{loan_id}",
             "sk": f"CASE#{cycle}",
@@ -62,27 +62,11 @@ class CaseRepository:
             "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True),
             "published": False,
         }
-        try:
-            client("dynamodb").transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": to_item(item),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {"Update": self._stop_cycle_request(loan_id, cycle)},
-                ]
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
-                return False
-            raise
-        return True
+        self.stop_cycle(loan_id, cycle)
+        return conditional_write(
+            "put_item",
+            {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"},
+        )
 
     def stop_cycle(self, loan_id: str, cycle: str) -> None:
         """Set only `case_cycle` on the CONTROL item (borrower-event fields are left as they are)."""

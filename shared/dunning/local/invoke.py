@@ -19,7 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from dunning.local.context import FakeLambdaContext
-from dunning.local.stack import LocalStack, LocalStackError, aws_session, deploy_stack
+from dunning.local.stack import LocalStack, LocalStackError, deploy_stack, lambda_client, sqs_client
 
 # Ids of a batch whose messages all go back to the queue (what Lambda does on a failed invoke).
 _WHOLE_BATCH = None
@@ -94,7 +94,7 @@ def drain_queue(
     `max_batches` only guards against a consumer that keeps refilling its own queue.
     Returns the handler's response for each batch, in order.
     """
-    sqs = aws_session(stack.region).client("sqs")
+    sqs = sqs_client(stack.region)
     queue_url = stack.queue_url(queue_logical_id)
     queue_arn = stack.queue_arn(queue_logical_id)
     batch_size, reports_item_failures = _mapping_settings(stack, function_logical_id, queue_arn)
@@ -154,7 +154,7 @@ def cli_invoke(
 
 def _mapping_settings(stack: LocalStack, function_logical_id: str, queue_arn: str) -> tuple[int, bool]:
     """Batch size and partial-batch reporting of the function's mapping on the queue."""
-    client = aws_session(stack.region).client("lambda")
+    client = lambda_client(stack.region)
     function_name = stack.physical_id(function_logical_id)
     for mapping in client.list_event_source_mappings(EventSourceArn=queue_arn).get("EventSourceMappings", []):
         if str(mapping.get("FunctionArn", "")).endswith(f":function:{function_name}"):
