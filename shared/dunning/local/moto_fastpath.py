@@ -7,13 +7,15 @@ loans: 480 ms). Yet for those calls moto's result is already the DynamoDB JSON w
 moto's DynamoDB result do that for the operations below, and falls back to moto's own
 serialiser for anything plain JSON cannot carry (binary attributes, timestamps).
 
-Only the demo installs it; tests run on stock moto, and
+Only the demo installs it (`with installed():`); tests run on stock moto, and
 `tests/integration/test_moto_fastpath.py` checks both give the same responses.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 FAST_OPERATIONS = frozenset(
@@ -58,3 +60,24 @@ def uninstall() -> None:
     if original is not None:
         setattr(DynamoResult, "execute_result", original)  # noqa: B010
         delattr(DynamoResult, _ORIGINAL)
+
+
+@contextlib.contextmanager
+def installed() -> Iterator[bool]:
+    """The fast path for the `with` block only (it was not there before; it is not left behind)."""
+    already = _is_installed()
+    active = install()
+    try:
+        yield active
+    finally:
+        if active and not already:
+            uninstall()
+
+
+def _is_installed() -> bool:
+    try:
+        from moto.dynamodb.responses import DynamoResult
+    except ImportError:
+        return False
+    return hasattr(DynamoResult, _ORIGINAL)
+
