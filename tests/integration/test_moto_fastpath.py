@@ -21,9 +21,12 @@ ITEMS = [
         "sizes": {"NS": ["1", "2.5"]},
         "nested": {"M": {"list": {"L": [{"S": "x"}, {"N": "1"}, {"NULL": True}]}, "flag": {"BOOL": n % 2 == 0}}},
         "name": {"S": "王伟 ☎"},
+        "rank": {"N": str(n % 3)},
     }
     for n in range(12)
-]
+] + [
+    {"pk": {"S": "L003"}, "sk": {"S": f"2026-12-2{d}"}, "status": {"S": "OPEN"}} for d in range(3)
+]  # one partition, 4 items
 BINARY_ITEM = {"pk": {"S": "BIN"}, "sk": {"S": "2026-12-01"}, "blob": {"B": b"\x00\xff"}, "set": {"BS": [b"\x01"]}}
 
 
@@ -60,6 +63,55 @@ def _calls(client: Any) -> list[tuple[str, Callable[[], Any]]]:
                 KeyConditionExpression="pk = :p",
                 ExpressionAttributeValues={":p": {"S": "L007"}},
                 ProjectionExpression="amount, nested.flag",
+            ),
+        ),
+        (
+            "Query table range and page",
+            lambda: client.query(
+                TableName=TABLE,
+                KeyConditionExpression="pk = :p AND sk > :s",
+                ExpressionAttributeValues={":p": {"S": "L003"}, ":s": {"S": "2026-12-01"}},
+                Limit=1,
+                ScanIndexForward=False,
+            ),
+        ),
+        (
+            "Query missing partition",
+            lambda: client.query(
+                TableName=TABLE, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "none"}}
+            ),
+        ),
+        (
+            "Query index second page",
+            lambda: client.query(
+                TableName=TABLE,
+                IndexName="ByStatus",
+                KeyConditionExpression="#s = :s",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":s": {"S": "OPEN"}},
+                Limit=4,
+                ExclusiveStartKey={"pk": {"S": "L004"}, "sk": {"S": "2026-12-05"}, "status": {"S": "OPEN"}},
+            ),
+        ),
+        (
+            "Query index with filter",
+            lambda: client.query(
+                TableName=TABLE,
+                IndexName="ByStatus",
+                KeyConditionExpression="#s = :s",
+                FilterExpression="amount > :a",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":s": {"S": "OPEN"}, ":a": {"N": "7"}},
+            ),
+        ),
+        (
+            "Query numeric index key (moto's own path)",
+            lambda: client.query(
+                TableName=TABLE,
+                IndexName="ByRank",
+                KeyConditionExpression="#r = :r",
+                ExpressionAttributeNames={"#r": "rank"},
+                ExpressionAttributeValues={":r": {"N": "1.0"}},
             ),
         ),
         (
@@ -111,6 +163,7 @@ def _responses(fast: bool) -> list[tuple[str, Any]]:
                     {"AttributeName": "pk", "AttributeType": "S"},
                     {"AttributeName": "sk", "AttributeType": "S"},
                     {"AttributeName": "status", "AttributeType": "S"},
+                    {"AttributeName": "rank", "AttributeType": "N"},
                 ],
                 GlobalSecondaryIndexes=[
                     {
@@ -120,7 +173,12 @@ def _responses(fast: bool) -> list[tuple[str, Any]]:
                             {"AttributeName": "sk", "KeyType": "RANGE"},
                         ],
                         "Projection": {"ProjectionType": "ALL"},
-                    }
+                    },
+                    {
+                        "IndexName": "ByRank",
+                        "KeySchema": [{"AttributeName": "rank", "KeyType": "HASH"}],
+                        "Projection": {"ProjectionType": "KEYS_ONLY"},
+                    },
                 ],
                 BillingMode="PAY_PER_REQUEST",
             )
@@ -152,18 +210,24 @@ def test_fast_and_stock_serialisation_give_the_same_responses(credentials: None)
     assert answers["Query index with page"]["Count"] == 3 and "LastEvaluatedKey" in answers["Query index with page"]
     assert answers["GetItem binary"]["Item"]["blob"] == {"B": b"\x00\xff"}
     assert answers["UpdateItem new"]["Attributes"]["amount"] == {"N": "5.05"}
+    table_page = answers["Query table range and page"]
+    assert table_page["Count"] == 1 and "LastEvaluatedKey" in table_page
+    assert answers["Query index second page"]["Count"] == 4
+    assert answers["Query numeric index key (moto's own path)"]["Count"] == 4  # "1.0" equals 1 in 4 of the 12
+    assert answers["Query missing partition"]["Count"] == 0
 
 
 def test_install_is_idempotent_and_uninstall_restores_moto() -> None:
+    from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoResult
 
-    original = DynamoResult.execute_result
+    original, original_query = DynamoResult.execute_result, Table.query
     try:
         assert moto_fastpath.install()
         patched = DynamoResult.execute_result
-        assert patched is not original
+        assert patched is not original and Table.query is not original_query
         assert moto_fastpath.install()
         assert DynamoResult.execute_result is patched
     finally:
         moto_fastpath.uninstall()
-    assert DynamoResult.execute_result is original
+    assert (DynamoResult.execute_result, Table.query) == (original, original_query)
