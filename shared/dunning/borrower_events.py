@@ -184,8 +184,8 @@ class BorrowerEvents:
                     loan_id, [(i.due_date, self._index_expiry(i.due_date)) for i in detail.instalments]
                 )
             applied = self.state.update_control(loan_id, change.aspect, event.time, change.sets, change.removes)
-            if applied:
-                self.state.wake_planner()  # a hold, pause or plan changed what may be due
+            # Also when not applied: a redelivery after a crash between the write and the poke.
+            self.state.wake_planner()  # a hold, pause or plan changed what may be due
             metric = "LoanEventsApplied" if applied else "LoanEventsStale"
             metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
             message = "loan event applied" if applied else "loan event already applied or older: ignored"
@@ -202,7 +202,10 @@ class BorrowerEvents:
             logger.info("number opted back in by event", extra={"phone": mask_phone(detail.phone)})
             return {"event": kind, "applied": True}
         if isinstance(detail, PaymentReceived):
-            return {"event": kind, "loan_id": detail.loan_id, **self.payment_received(detail, now)}
+            confirmed = self.payment_received(detail, now)
+            # Under a plan a payment moves the chase to the next instalment, which may be due already.
+            self.state.wake_planner()
+            return {"event": kind, "loan_id": detail.loan_id, **confirmed}
         raise AssertionError(f"unhandled loan event {kind}")  # the union above is exhaustive
 
     def _index_expiry(self, due_date: dt.date) -> int:
@@ -229,13 +232,8 @@ class BorrowerEvents:
         today = ladder.business_date(now, self.policy)
         control = self.state.get_control(loan.loan_id)
         paid_on = ladder.business_date(payment.paid_at, self.policy)
-        if (
-            control is not None
-            and control.promised_date is not None
-            and promise_kept(control, payment, paid_on)
-            and self.state.clear_promise(loan.loan_id, control.promised_date)
-        ):
-            self.state.wake_planner()
+        if control is not None and control.promised_date is not None and promise_kept(control, payment, paid_on):
+            self.state.clear_promise(loan.loan_id, control.promised_date)
 
         remaining = Decimal(0)
         if loan.status is LoanStatus.OPEN:

@@ -102,8 +102,12 @@ def claim_blocks(claim: SendClaim | None, now: dt.datetime) -> str | None:
 
 
 def replan_at(claim: SendClaim) -> dt.datetime | None:
-    """When a claim that blocks planning stops blocking; None when only a sender settles it."""
-    if claim.state is ClaimState.PLANNED:
+    """When the planner must look at a blocking claim again; None once the stage is settled.
+
+    PLANNED and DEFERRED claims stop blocking then. A SENDING claim is the sender's, but a
+    sender refused for a while puts it back to PLANNED: look again when that would have gone stale.
+    """
+    if claim.state in (ClaimState.PLANNED, ClaimState.SENDING):
         return claim.updated_at + REPLAN_AFTER
     if claim.state is ClaimState.DEFERRED:
         return claim.retry_after

@@ -186,11 +186,20 @@ class Escalator:
                     self._finish(loan, case["detail"], now)
                     report.completed += 1
                 continue
-            hold = held_back(controls.get(loan.loan_id), today)
+            control = controls.get(loan.loan_id)
+            if control is not None and control.case_cycle == loan.cycle and control.case_detail:
+                # An earlier run stopped the SMS and died before recording the case: finish that case.
+                detail = json.loads(control.case_detail)
+                if self.cases.open(loan.loan_id, loan.cycle, loan.borrower_id, detail, now):
+                    self._publish(loan, detail, now)
+                    report.completed += 1
+                else:
+                    report.already_open += 1
+                continue
+            hold = held_back(control, today)
             if hold:
                 report.held[hold] += 1
                 continue
-            control = controls.get(loan.loan_id)
             # Trailing failures need the history only where an SMS of the loan ever failed.
             failed_before = control is not None and control.last_failed_delivery_at is not None
             history = self._history(loan) if failed_before else NO_FAILURES

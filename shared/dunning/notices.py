@@ -121,6 +121,8 @@ class Notices:
                     ]
                 )
                 raise NoticeRetry(f"publish throttled or failed: {exc.code}") from None
+            if notice.subject is not None:
+                self.state.note_failed_delivery(notice.subject.loan_id, now)  # escalation's hint, as for reminders
             self._settle(notice, now, ClaimState.SENDING, ClaimState.SUPPRESSED, Outcome.FAILED, f"rejected_{exc.code}")
             return NoticeResult.FAILED
 

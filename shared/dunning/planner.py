@@ -209,7 +209,9 @@ class Planner:
         if not compliance.in_send_window(now, timezone, loan.phone, self.policy):
             # Cheap pure check first: most hours most borrowers are asleep; no state read for them.
             report.waiting["outside_window"] += 1
-            wake.no_later_than(compliance.next_window_open(now, timezone, loan.phone, self.policy))
+            window = compliance.send_window(loan.phone, self.policy)
+            if window.start < window.end:  # disjoint policy and country rules: a window that never opens
+                wake.no_later_than(compliance.next_window_open(now, timezone, loan.phone, self.policy))
             return None
         return loan, stage
 
@@ -341,9 +343,9 @@ class Planner:
             # Their claims stay PLANNED: the next run re-enqueues them once REPLAN_AFTER has passed.
             logger.error("some jobs were not accepted by SQS", extra={"count": len(failed)})
             metrics.add_metric(name="EnqueueFailures", unit=MetricUnit.Count, value=len(failed))
-        if jobs:
-            # The claims just planned are replanned after REPLAN_AFTER if their job is lost (or never
-            # accepted): a fire must read them then, like any PLANNED claim it reads.
+        if candidates:
+            # The claims just planned (by this run or a concurrent one) are replanned after
+            # REPLAN_AFTER if their job is lost or never accepted: a fire must read them then.
             wake.no_later_than(now + decisions.REPLAN_AFTER)
         report.jobs_enqueued = len(jobs) - len(failed)
         report.lines_enqueued = sum(len(j.lines) for j in jobs if j not in failed)

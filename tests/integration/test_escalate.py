@@ -120,6 +120,9 @@ def test_case_control_update_keeps_the_borrower_event_fields(local_stack: LocalS
     escalate(local_stack)
 
     control = state_item(local_stack, "LOAN#L-40", "CONTROL")
+    assert control is not None
+    (event,) = captured(cases_queue)
+    assert json.loads(str(control.pop("case_detail"))) == event["detail"]  # kept until the case is recorded
     assert control == {
         "pk": "LOAN#L-40",
         "sk": "CONTROL",
@@ -156,23 +159,34 @@ def test_a_half_done_case_is_announced_once_by_the_next_run(local_stack: LocalSt
     assert control is not None and control["case_cycle"] == cycle
 
 
-def test_a_run_that_died_between_stopping_sms_and_recording_the_case_opens_it_next_time(
+def test_a_run_that_died_between_stopping_sms_and_recording_the_case_opens_that_case_next_time(
     local_stack: LocalStack, cases_queue: str
 ) -> None:
-    """The first write of opening a case landed (SMS stopped), the case item did not: the next run opens it once."""
-    cycle = days_ago(33).isoformat()
-    put_loan(local_stack, "L-33", days_ago(33))
+    """Opening writes CONTROL (SMS stopped, detail kept) and then the case; the run died in between.
+
+    The borrower has opted back in since, so the reason no longer holds: the case opens anyway,
+    with the detail of the run that stopped the SMS, exactly once.
+    """
+    cycle = days_ago(5).isoformat()
+    put_loan(local_stack, "L-5", days_ago(5))
+    stored = {"loan_id": "L-5", "reason": "opted_out", "opened_at": "2026-12-11T06:30:00.000Z"}
     boto3.client("dynamodb").put_item(
         TableName=local_stack.physical_id("StateTable"),
-        Item={"pk": {"S": "LOAN#L-33"}, "sk": {"S": "CONTROL"}, "loan_id": {"S": "L-33"}, "case_cycle": {"S": cycle}},
+        Item={
+            "pk": {"S": "LOAN#L-5"},
+            "sk": {"S": "CONTROL"},
+            "loan_id": {"S": "L-5"},
+            "case_cycle": {"S": cycle},
+            "case_detail": {"S": json.dumps(stored)},
+        },
     )
 
     first, second = escalate(local_stack), escalate(local_stack)
 
-    assert (first["opened"], second["already_open"]) == ({"ladder_exhausted": 1}, 1)
-    assert [e["detail"]["loan_id"] for e in captured(cases_queue)] == ["L-33"]
-    case = state_item(local_stack, "LOAN#L-33", f"CASE#{cycle}")
-    assert case is not None and case["published"] is True
+    assert (first["completed"], first["opened"], second["already_open"]) == (1, {}, 1)
+    assert [e["detail"] for e in captured(cases_queue)] == [stored]
+    case = state_item(local_stack, "LOAN#L-5", f"CASE#{cycle}")
+    assert case is not None and case["published"] is True and case["reason"] == "opted_out"
 
 
 def test_an_opted_out_borrower_with_a_balance_is_escalated_early(local_stack: LocalStack, cases_queue: str) -> None:

@@ -7,12 +7,13 @@ no loan, and nothing was sent later than the hourly re-read would have sent it.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import boto3
 import time_machine
 
-from dunning.local import LocalStack, drain_queue, invoke
+from dunning.local import LocalStack, deploy_stack, drain_queue, invoke
 from dunning.planner import LONGEST_SLEEP
 from tests.conftest import RunHours, scheduled_event
 from tests.integration.borrower_helpers import PHONE, event, put_loan, records, send_event, sms_sent
@@ -118,3 +119,34 @@ def poke_version(stack: LocalStack) -> int:
 def drain_at(stack: LocalStack, at: dt.datetime) -> None:
     with time_machine.travel(at, tick=False):
         drain_queue(stack)
+
+
+def test_a_borrower_whose_window_never_opens_does_not_stop_the_run(moto_aws: None) -> None:
+    """A policy window disjoint from the phone country's rule allows nothing: that loan waits, the run goes on."""
+    policy = (Path(__file__).parents[2] / "shared/dunning/default_policy.yaml").read_text(encoding="utf-8")
+    window = 'send_window: {start: "09:00", end: "20:00"}'
+    late_window = policy.replace(window, 'send_window: {start: "22:30", end: "23:30"}')
+    assert late_window != policy
+    boto3.client("ssm").put_parameter(Name="/dunning/policy", Value=late_window, Type="String")
+    stack = deploy_stack(parameters={"PolicyParameterName": "/dunning/policy", "MaxPartsPerSecond": "1000"})
+    new_yorker(stack)  # US rule 08:00-21:00: nothing left of 22:30-23:30
+    put_loan(stack)  # Shanghai, CN rule 08:00-22:00: nothing left either
+
+    with time_machine.travel(NY_WINDOW_OPENS, tick=False):
+        report = invoke(stack, "PlanRemindersFunction", scheduled_event(NY_WINDOW_OPENS))
+
+    assert report["complete"] is True and report["waiting"] == {"outside_window": 2}
+    assert report["jobs_enqueued"] == 0
+
+
+def test_payments_and_redelivered_events_wake_the_planner_too(local_stack: LocalStack) -> None:
+    """A payment may move a plan to an instalment due now; a redelivery may follow a crash before the poke."""
+    put_loan(local_stack)
+    at = dt.datetime(2026, 11, 18, 1, 0, tzinfo=dt.UTC)
+    send_event(local_stack, event("loan_event_dispute.json"), at)
+    after_event = poke_version(local_stack)
+    assert send_event(local_stack, event("loan_event_dispute.json"), at)["applied"] is False  # redelivered
+    after_redelivery = poke_version(local_stack)
+    send_event(local_stack, event("loan_event_payment_received.json"), at)
+
+    assert (after_event, after_redelivery, poke_version(local_stack)) == (1, 2, 3)

@@ -138,12 +138,15 @@ def test_claim_blocks(subject: SendClaim | None, expected: str | None) -> None:
     [
         (claim(ClaimState.PLANNED, 10), NOW + dt.timedelta(minutes=40)),  # updated 10 minutes ago, + REPLAN_AFTER
         (claim(ClaimState.DEFERRED, 60, NOW + dt.timedelta(hours=3)), NOW + dt.timedelta(hours=3)),
-        (claim(ClaimState.SENDING, 1), None),  # only the sender's redelivery settles it
+        (claim(ClaimState.SENDING, 1), NOW + dt.timedelta(minutes=49)),  # a refused sender may put it back
         (claim(ClaimState.SENT, 600), None),
+        (claim(ClaimState.SUPPRESSED, 600), None),
     ],
 )
-def test_replan_at_is_when_a_blocking_claim_stops_blocking(subject: SendClaim, expected: dt.datetime | None) -> None:
+def test_replan_at_is_when_the_planner_must_look_at_a_claim_again(
+    subject: SendClaim, expected: dt.datetime | None
+) -> None:
     assert decisions.replan_at(subject) == expected
-    if expected is not None:
+    if expected is not None and subject.state is not ClaimState.SENDING:
         assert decisions.claim_blocks(subject, expected - dt.timedelta(seconds=1)) is not None
         assert decisions.claim_blocks(subject, expected) is None

@@ -1,11 +1,12 @@
 """StateTable: collection cases handed to human collectors (`LOAN#id / CASE#cycle`).
 
 One case per loan cycle, ever. Opening is two single-item writes in this order: set
-`case_cycle` on the loan's CONTROL item (which stops collection SMS for that cycle), then create
-the case item with a conditional put. SMS stop before the case exists, so no SMS can slip out
-after it; a run that died between the two writes simply opens the case on the next run (the
-CONTROL write is idempotent). `published` turns true once CollectionCaseOpened is on the bus, so
-a run that died after the put finishes the case on the next run instead of opening another.
+`case_cycle` and the case's detail on the loan's CONTROL item (which stops collection SMS for
+that cycle), then create the case item with a conditional put. SMS stop before the case exists,
+so no SMS can slip out after it; a run that died between the two writes finds the detail on the
+CONTROL item and opens that same case on the next run, whether or not its reason still holds.
+`published` turns true once CollectionCaseOpened is on the bus, so a run that died after the
+put finishes the case on the next run instead of opening another.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class CaseRepository:
 
     def open(self, loan_id: str, cycle: str, borrower_id: str, detail: dict[str, Any], now: dt.datetime) -> bool:
         """Stop the cycle's SMS, then create the case; False when the case already exists."""
+        detail_json = json.dumps(detail, ensure_ascii=False, sort_keys=True)
         item = {
             "pk": f"LOAN#{loan_id}",
             "sk": f"CASE#{cycle}",
@@ -59,18 +61,18 @@ class CaseRepository:
             "borrower_id": borrower_id,
             "reason": detail.get("reason"),
             "opened_at": utc_iso(now),
-            "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True),
+            "detail": detail_json,
             "published": False,
         }
-        self.stop_cycle(loan_id, cycle)
+        self.stop_cycle(loan_id, cycle, detail_json)
         return conditional_write(
             "put_item",
             {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"},
         )
 
-    def stop_cycle(self, loan_id: str, cycle: str) -> None:
-        """Set only `case_cycle` on the CONTROL item (borrower-event fields are left as they are)."""
-        client("dynamodb").update_item(**self._stop_cycle_request(loan_id, cycle))
+    def stop_cycle(self, loan_id: str, cycle: str, detail: str | None = None) -> None:
+        """Set `case_cycle` (and the case's detail) on the CONTROL item; borrower-event fields stay as they are."""
+        client("dynamodb").update_item(**self._stop_cycle_request(loan_id, cycle, detail))
 
     def mark_published(self, loan_id: str, cycle: str, now: dt.datetime) -> None:
         client("dynamodb").update_item(
@@ -81,11 +83,16 @@ class CaseRepository:
             ExpressionAttributeValues={":t": {"BOOL": True}, ":now": {"S": utc_iso(now)}},
         )
 
-    def _stop_cycle_request(self, loan_id: str, cycle: str) -> dict[str, Any]:
+    def _stop_cycle_request(self, loan_id: str, cycle: str, detail: str | None) -> dict[str, Any]:
         # loan_id is written only when absent: the CONTROL model needs it, nothing else is touched.
+        values = {":c": {"S": cycle}, ":l": {"S": loan_id}}
+        expression = "SET case_cycle = :c, loan_id = if_not_exists(loan_id, :l)"
+        if detail is not None:
+            values[":d"] = {"S": detail}
+            expression += ", case_detail = :d"
         return {
             "TableName": self.table,
             "Key": control_key(loan_id),
-            "UpdateExpression": "SET case_cycle = :c, loan_id = if_not_exists(loan_id, :l)",
-            "ExpressionAttributeValues": {":c": {"S": cycle}, ":l": {"S": loan_id}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeValues": values,
         }

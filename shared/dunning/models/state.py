@@ -63,6 +63,7 @@ class LoanControl(BaseModel):
     promise_amount: Decimal | None = None
     promise_broken: bool = False
     case_cycle: str | None = None  # cycle handed to human collectors: no more collection SMS
+    case_detail: str | None = None  # the CollectionCaseOpened detail (JSON) written with case_cycle
     plan_due_date: dt.date | None = None
     plan: tuple[Instalment, ...] = ()  # agreed repayment plan, earliest instalment first
     # Set when an SMS of the loan failed (carrier FAILED or rejected by SNS): escalation reads
