@@ -42,12 +42,12 @@ def in_send_window(now: dt.datetime, timezone: str, phone: str, policy: Policy) 
     return window.start <= local < window.end
 
 
-def next_window_open(now: dt.datetime, timezone: str, phone: str, policy: Policy) -> dt.datetime:
-    """The first instant at or after `now` inside the borrower's window (UTC)."""
+def next_window_open(now: dt.datetime, timezone: str, phone: str, policy: Policy) -> dt.datetime | None:
+    """The first instant at or after `now` inside the borrower's window (UTC); None if it never opens."""
     window = send_window(phone, policy)
     local = local_time(now, timezone)
     if window.start >= window.end:
-        raise ValueError("the borrower's send window is empty")
+        return None  # policy and country rules are disjoint: nothing is ever allowed
     for add_days in range(0, 3):
         day = local.date() + dt.timedelta(days=add_days)
         start = dt.datetime.combine(day, window.start, tzinfo=ZoneInfo(timezone))

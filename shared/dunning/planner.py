@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from dunning import compliance, decisions, ladder
@@ -43,6 +43,9 @@ class _Wake:
     def no_later_than(self, when: dt.datetime | None) -> None:
         if when is not None and when < self.at:
             self.at = when
+
+
+Candidates = dict[str, list[tuple[Loan, ladder.Stage]]]  # borrower id -> their loans due now, with the stage
 
 
 @dataclass
@@ -78,6 +81,17 @@ class PlanReport:
 
 
 @dataclass
+class _Run:
+    """One planning run: its clock, what it found, and when its answer could first change."""
+
+    now: dt.datetime
+    today: dt.date
+    report: PlanReport
+    wake: _Wake
+    candidates: Candidates = field(default_factory=lambda: defaultdict(list))
+
+
+@dataclass
 class Planner:
     loans: LoansRepository
     state: StateRepository
@@ -105,9 +119,8 @@ class Planner:
             metrics.add_metric(name="PlannerRunsAsleep", unit=MetricUnit.Count, value=1)
             return report
         wake = _Wake(min(ladder.next_business_day(now, self.policy), now + LONGEST_SLEEP))
-        today = ladder.business_date(now, self.policy)
-        earliest, latest = ladder.due_date_window(today, self.policy)
-        candidates: dict[str, list[tuple[Loan, ladder.Stage]]] = defaultdict(list)
+        run = _Run(now, ladder.business_date(now, self.policy), report, wake)
+        earliest, latest = ladder.due_date_window(run.today, self.policy)
         # Unsharded runs read the whole window in one query; a shard reads its own due dates.
         days = [
             earliest + dt.timedelta(days=n)
@@ -120,13 +133,13 @@ class Planner:
                 report.complete = False
                 logger.warning("planner stopping early: time limit near", extra={"due_date": first.isoformat()})
                 break
-            self._plan_due_dates(first, last, now, today, report, candidates, wake)
+            self._decide_in_batches(self._consider_all(self.loans.open_loans_due_between(first, last), {}, run), run)
             report.due_dates_done += (last - first).days + 1
         if time_left() >= min_seconds_left:
-            self._plan_instalments(earliest, latest, set(days), now, today, report, candidates, wake)
+            self._plan_instalments(earliest, latest, set(days), run)
         else:
             report.complete = False
-        self._enqueue(candidates, now, report, wake)
+        self._enqueue(run)
         metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=report.jobs_enqueued)
         if report.complete:
             # An incomplete run leaves the old agenda, already due: the next fire reads again.
@@ -134,35 +147,7 @@ class Planner:
             self.state.save_planner_agenda(segment, total_segments, agenda)
         return report
 
-    def _plan_due_dates(
-        self,
-        first: dt.date,
-        last: dt.date,
-        now: dt.datetime,
-        today: dt.date,
-        report: PlanReport,
-        candidates: dict[str, list[tuple[Loan, ladder.Stage]]],
-        wake: _Wake,
-    ) -> None:
-        due: list[tuple[Loan, ladder.Stage]] = []
-        for item in self.loans.open_loans_due_between(first, last):
-            considered = self._consider(item, None, now, today, report, wake)
-            if considered is not None:
-                due.append(considered)
-        for start in range(0, len(due), STATE_BATCH):
-            self._decide(due[start : start + STATE_BATCH], now, today, report, candidates, wake)
-
-    def _plan_instalments(
-        self,
-        earliest: dt.date,
-        latest: dt.date,
-        days: set[dt.date],
-        now: dt.datetime,
-        today: dt.date,
-        report: PlanReport,
-        candidates: dict[str, list[tuple[Loan, ladder.Stage]]],
-        wake: _Wake,
-    ) -> None:
+    def _plan_instalments(self, earliest: dt.date, latest: dt.date, days: set[dt.date], run: _Run) -> None:
         """Loans under a repayment plan with an instalment in this run's due dates (one Query).
 
         A loan whose upstream due date is in the window was read from OpenLoansByDueDate (by
@@ -173,57 +158,54 @@ class Planner:
             for loan_id, due_date in self.state.plan_loans_due_between(earliest, latest)
             if due_date in days
         }
-        due: list[tuple[Loan, ladder.Stage]] = []
-        for loan_id, item in self.loans.get_many(sorted(instalments)).items():
-            if item.get("status") != LoanStatus.OPEN.value:
-                continue
-            upstream_due = str(item.get("due_date") or "")
-            if earliest.isoformat() <= upstream_due <= latest.isoformat():
-                continue
-            considered = self._consider(item, instalments[loan_id], now, today, report, wake)
+        items = [
+            item
+            for item in self.loans.get_many(sorted(instalments)).values()
+            if item.get("status") == LoanStatus.OPEN.value
+            and not earliest.isoformat() <= str(item.get("due_date") or "") <= latest.isoformat()
+        ]
+        self._decide_in_batches(self._consider_all(items, instalments, run), run)
+
+    def _consider_all(
+        self, items: Iterable[dict[str, object]], instalments: Mapping[str, dt.date], run: _Run
+    ) -> list[tuple[Loan, ladder.Stage]]:
+        """The loans that may be due now (instalments: the plan's due date per loan id, if any)."""
+        due = []
+        for item in items:
+            considered = self._consider(item, instalments.get(str(item.get("loan_id"))), run)
             if considered is not None:
                 due.append(considered)
+        return due
+
+    def _decide_in_batches(self, due: list[tuple[Loan, ladder.Stage]], run: _Run) -> None:
         for start in range(0, len(due), STATE_BATCH):
-            self._decide(due[start : start + STATE_BATCH], now, today, report, candidates, wake)
+            self._decide(due[start : start + STATE_BATCH], run)
 
     def _consider(
         self,
         item: dict[str, object],
         instalment_due: dt.date | None,
-        now: dt.datetime,
-        today: dt.date,
-        report: PlanReport,
-        wake: _Wake,
+        run: _Run,
     ) -> tuple[Loan, ladder.Stage] | None:
         """The loan and the stage it may be due for, or None when no state need be read for it."""
-        report.loans_read += 1
+        run.report.loans_read += 1
         try:
             loan = parse_loan(item)
         except InvalidLoan as exc:
-            self._record_invalid(exc, item, now, today, report)
+            self._record_invalid(exc, item, run)
             return None
-        stage = ladder.current_stage(instalment_due or loan.due_date, today, self.policy)
+        stage = ladder.current_stage(instalment_due or loan.due_date, run.today, self.policy)
         if stage is None:
             return None
         timezone = decisions.borrower_timezone(loan, self.policy)
-        if not compliance.in_send_window(now, timezone, loan.phone, self.policy):
+        if not compliance.in_send_window(run.now, timezone, loan.phone, self.policy):
             # Cheap pure check first: most hours most borrowers are asleep; no state read for them.
-            report.waiting["outside_window"] += 1
-            window = compliance.send_window(loan.phone, self.policy)
-            if window.start < window.end:  # disjoint policy and country rules: a window that never opens
-                wake.no_later_than(compliance.next_window_open(now, timezone, loan.phone, self.policy))
+            run.report.waiting["outside_window"] += 1
+            run.wake.no_later_than(compliance.next_window_open(run.now, timezone, loan.phone, self.policy))
             return None
         return loan, stage
 
-    def _decide(
-        self,
-        due: list[tuple[Loan, ladder.Stage]],
-        now: dt.datetime,
-        today: dt.date,
-        report: PlanReport,
-        candidates: dict[str, list[tuple[Loan, ladder.Stage]]],
-        wake: _Wake,
-    ) -> None:
+    def _decide(self, due: list[tuple[Loan, ladder.Stage]], run: _Run) -> None:
         keys: list[ClaimKey] = [(loan.loan_id, loan.cycle, stage.id) for loan, stage in due]
         claims, controls, opted_out = self.state.load(keys, [loan.phone for loan, _ in due])
         # Under a repayment plan the loan is chased per instalment: its stage and claim follow the instalment.
@@ -233,9 +215,9 @@ class Planner:
             if loan is upstream:
                 chased.append((loan, guessed))
                 continue
-            stage = ladder.current_stage(loan.due_date, today, self.policy)
+            stage = ladder.current_stage(loan.due_date, run.today, self.policy)
             if loan.status is not LoanStatus.OPEN or stage is None:
-                report.waiting["plan_paid" if loan.status is not LoanStatus.OPEN else "no_stage_due"] += 1
+                run.report.waiting["plan_paid" if loan.status is not LoanStatus.OPEN else "no_stage_due"] += 1
                 continue
             chased.append((loan, (loan.loan_id, loan.cycle, stage.id)))
         read = set(keys)
@@ -244,20 +226,20 @@ class Planner:
             claims.update(self.state.load(unread, [])[0])
         for loan, key in chased:
             claim = claims.get(key)
-            if claim is not None and decisions.claim_blocks(claim, now):
-                wake.no_later_than(decisions.replan_at(claim))
+            if claim is not None and decisions.claim_blocks(claim, run.now):
+                run.wake.no_later_than(decisions.replan_at(claim))
                 continue
             verdict = decisions.evaluate(
-                loan, controls.get(loan.loan_id), now, self.policy, opted_out=loan.phone in opted_out
+                loan, controls.get(loan.loan_id), run.now, self.policy, opted_out=loan.phone in opted_out
             )
             if isinstance(verdict, decisions.Due):
-                candidates[loan.borrower_id].append((loan, verdict.stage))
+                run.candidates[loan.borrower_id].append((loan, verdict.stage))
             elif isinstance(verdict, decisions.Suppress):
-                self._suppress(loan, key, verdict, now, report)
-                wake.no_later_than(verdict.retry_after)
+                self._suppress(loan, key, verdict, run.now, run.report)
+                run.wake.no_later_than(verdict.retry_after)
             else:
-                report.waiting[verdict.why] += 1
-                wake.no_later_than(verdict.until)
+                run.report.waiting[verdict.why] += 1
+                run.wake.no_later_than(verdict.until)
 
     def _suppress(
         self, loan: Loan, key: ClaimKey, verdict: decisions.Suppress, now: dt.datetime, report: PlanReport
@@ -292,18 +274,16 @@ class Planner:
         self,
         exc: InvalidLoan,
         item: dict[str, object],
-        now: dt.datetime,
-        today: dt.date,
-        report: PlanReport,
+        run: _Run,
     ) -> None:
-        report.invalid[exc.reason] += 1
+        run.report.invalid[exc.reason] += 1
         metrics.add_metric(name="InvalidLoanItems", unit=MetricUnit.Count, value=1)
         logger.warning(
             "skipping invalid loan item", extra={"loan_id": exc.loan_id, "reason": exc.reason, "detail": exc.detail}
         )
         if not item.get("loan_id"):
             return  # Nothing to key a record on; the log line and the metric are the evidence.
-        midnight = dt.datetime.combine(today, dt.time(0), tzinfo=dt.UTC)
+        midnight = dt.datetime.combine(run.today, dt.time(0), tzinfo=dt.UTC)
         self.deliveries.put(
             suppression_record(
                 loan_id=exc.loan_id,
@@ -311,19 +291,14 @@ class Planner:
                 cycle=str(item.get("due_date") or "unknown")[:10],
                 stage="planning",
                 reason=exc.reason,
-                now=now,
+                now=run.now,
                 retention_days=self.retention_days,
                 record_at=midnight,  # one record per item and day, however often the planner runs
             )
         )
 
-    def _enqueue(
-        self,
-        candidates: dict[str, list[tuple[Loan, ladder.Stage]]],
-        now: dt.datetime,
-        report: PlanReport,
-        wake: _Wake,
-    ) -> None:
+    def _enqueue(self, run: _Run) -> None:
+        now, candidates, report = run.now, run.candidates, run.report
         stale_before = now - decisions.REPLAN_AFTER
         jobs: list[SendJob] = []
         for borrower_id, due in candidates.items():
@@ -346,6 +321,6 @@ class Planner:
         if candidates:
             # The claims just planned (by this run or a concurrent one) are replanned after
             # REPLAN_AFTER if their job is lost or never accepted: a fire must read them then.
-            wake.no_later_than(now + decisions.REPLAN_AFTER)
+            run.wake.no_later_than(now + decisions.REPLAN_AFTER)
         report.jobs_enqueued = len(jobs) - len(failed)
         report.lines_enqueued = sum(len(j.lines) for j in jobs if j not in failed)
