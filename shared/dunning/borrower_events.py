@@ -1,7 +1,8 @@
 """Borrower events (DESIGN 4.4) and inbound SMS: what they change, and the service SMS they cause.
 
-The decisions are pure functions (`control_change`, `is_opt_out_keyword`, `missed_promise`,
-`promise_kept`, `plan_instalment`, `effective_loan`, `reply_locale`); `BorrowerEvents` applies them to StateTable.
+The decisions are pure functions (`control_change`, `missed_promise`, `promise_kept`,
+`plan_instalment`, `effective_loan`, `reply_locale`, and `replies.opt_out_keyword` for inbound
+SMS); `BorrowerEvents` applies them to StateTable.
 Every write is idempotent and ordered: an aspect of a loan's CONTROL item (dispute, pause,
 plan) changes only for an event newer than the last one applied to it, so a redelivered or
 late event changes nothing. The planner and the sender read the result through
@@ -12,7 +13,6 @@ late event changes nothing. The planner and the sender read the result through
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -40,6 +40,7 @@ from dunning.models.policy import Policy
 from dunning.models.state import Instalment, LoanControl
 from dunning.notices import LoanSubject, Notice, NoticeResult, Notices
 from dunning.observability import MetricUnit, logger, mask_phone, metrics
+from dunning.replies import opt_out_keyword, reply_words
 
 PAYMENT_CONFIRMATION = "payment_confirmation"
 OPT_OUT_CONFIRMATION = "opt_out_confirmation"
@@ -87,24 +88,14 @@ def control_change(detail: LoanEventDetail) -> ControlChange | None:
     return None
 
 
-def normalized_reply(body: str) -> str:
-    """What a reply says once width (full-width letters), case and surrounding spaces are set aside."""
-    return unicodedata.normalize("NFKC", body).strip().casefold()
-
-
-def is_opt_out_keyword(body: str, keywords: list[str]) -> bool:
-    """The whole reply is one of the policy's opt-out keywords, in any case, spaces around ignored."""
-    reply = normalized_reply(body)
-    return bool(reply) and reply in {normalized_reply(k) for k in keywords}
-
-
 def reply_locale(body: str, phone: str, policy: Policy) -> Locale:
     """Answer in the language of the reply: Chinese text or a Chinese number get zh-CN."""
     if any("\u4e00" <= ch <= "\u9fff" for ch in body):
         return "zh-CN"
     if region_of(phone) == "CN":
         return "zh-CN"
-    return "en-US" if body.strip().isascii() else policy.default_locale
+    # Read as the opt-out matcher reads it: `\u200bSTOP` or full-width ＳＴＯＰ is English too.
+    return "en-US" if "".join(reply_words(body)).isascii() else policy.default_locale
 
 
 def missed_promise(control: LoanControl | None, loan: Loan, today: dt.date) -> dt.date | None:
@@ -270,11 +261,13 @@ class BorrowerEvents:
         return {"confirmation": "skipped", "reason": reason}
 
     def inbound_sms(self, message: InboundSms, now: dt.datetime) -> str:
-        """An opt-out keyword opts the number out and is confirmed once; anything else is only counted."""
+        """A reply asking to opt out (`replies.opt_out_keyword`) opts the number out and is confirmed once;
+        anything else is only counted."""
         phone = message.originationNumber
-        if not is_opt_out_keyword(message.messageBody, self.policy.opt_out_keywords):
+        keyword = opt_out_keyword(message.messageBody, self.policy.opt_out_keywords)
+        if keyword is None:
             logger.info(
-                "inbound sms is not an opt-out keyword: not acted on",
+                "inbound sms is not an opt-out: not acted on",
                 extra={"phone": mask_phone(phone), "characters": len(message.messageBody)},
             )
             metrics.add_metric(name="InboundSmsIgnored", unit=MetricUnit.Count, value=1)
@@ -299,5 +292,8 @@ class BorrowerEvents:
             respect_opt_out=False,  # the one SMS an opted-out number still gets
         )
         result = self.notices.send(notice, now)
-        logger.info("number opted out by reply", extra={"phone": mask_phone(phone), "confirmation": result.value})
+        logger.info(
+            "number opted out by reply",
+            extra={"phone": mask_phone(phone), "keyword": keyword, "confirmation": result.value},
+        )
         return "opted_out" if result in (NoticeResult.SENT, NoticeResult.DUPLICATE) else f"opted_out_{result.value}"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import boto3
+import pytest
 
 from dunning.local import LocalStack
 from tests.integration.borrower_helpers import (
@@ -48,6 +50,39 @@ def test_english_stop_in_any_case_with_spaces_opts_out_and_is_answered_in_englis
     bodies = sms_sent(US_PHONE)
     assert len(bodies) == 1
     assert "You have opted out" in bodies[0]
+
+
+def _reply(name: str, body: str, message_id: str = "reply-1") -> dict[str, Any]:
+    """An events/ sample reply with another body (and message id), as SNS delivers it."""
+    reply = sns_event(name)
+    message = json.loads(reply["Records"][0]["Sns"]["Message"])
+    reply["Records"][0]["Sns"]["Message"] = json.dumps({**message, "messageBody": body, "inboundMessageId": message_id})
+    return reply
+
+
+@pytest.mark.parametrize(
+    ("sample", "body", "phone", "confirmation"),
+    [
+        ("inbound_sms_stop_en.json", "STOP.", US_PHONE, "You have opted out"),
+        ("inbound_sms_stop.json", "退订。", PHONE, "您已退订"),
+        ("inbound_sms_stop_en.json", "Stop please", US_PHONE, "You have opted out"),
+        ("inbound_sms_stop_en.json", "\u200bSTOP", US_PHONE, "You have opted out"),  # zero-width space: still English
+    ],
+)
+def test_keywords_with_punctuation_words_or_invisible_characters_opt_out(
+    local_stack: LocalStack, sample: str, body: str, phone: str, confirmation: str
+) -> None:
+    assert send_reply(local_stack, _reply(sample, body), local(17, 9))["results"] == ["opted_out"]
+    assert _opted_out(local_stack, phone)
+    (sent,) = sms_sent(phone)
+    assert confirmation in sent
+
+
+@pytest.mark.parametrize("body", ["I'll pay at the end of the month", "stopover in Paris", "Who is this?"])
+def test_replies_that_only_look_like_a_keyword_are_not_acted_on(local_stack: LocalStack, body: str) -> None:
+    assert send_reply(local_stack, _reply("inbound_sms_stop_en.json", body), local(17, 9))["results"] == ["ignored"]
+    assert not _opted_out(local_stack, US_PHONE)
+    assert sms_sent() == []
 
 
 def test_a_second_opt_out_keyword_gets_no_second_confirmation(local_stack: LocalStack) -> None:

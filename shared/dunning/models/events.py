@@ -28,8 +28,13 @@ class PlanDetail(BaseModel):
 
 
 class ScheduledEvent(EventBridgeModel):  # type: ignore[misc]
-    """An EventBridge Scheduler event; `time` (the scheduled time) is the run's clock."""
+    """An EventBridge Scheduler event; `time` (the scheduled time) is the run's clock.
 
+    `version` is optional: the Scheduler's Input (template.yaml) carries it, but the event
+    `sam local generate-event cloudwatch scheduled-event` prints has none, and neither changes the run.
+    """
+
+    version: str = "0"
     time: AwareDatetime
     detail: PlanDetail = PlanDetail()
 

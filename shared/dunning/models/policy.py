@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dunning.models.loan import SUPPORTED_LOCALES, Locale, TimeZoneName
 from dunning.models.money import ExactDecimal
+from dunning.replies import opt_out_keywords
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "default_policy.yaml"
 
@@ -98,7 +99,7 @@ class Policy(_Strict):
     late_fee: LateFeeRule
     max_segments: Annotated[int, Field(ge=1, le=10)]
     escalation: Escalation
-    opt_out_keywords: Annotated[list[str], Field(min_length=1)]
+    opt_out_keywords: Annotated[list[str], Field(min_length=1, description="read by dunning.replies")]
     templates: dict[str, dict[Locale, Annotated[str, Field(min_length=1)]]]
     fragments: dict[str, dict[Locale, str]] = {}
 
@@ -108,6 +109,12 @@ class Policy(_Strict):
         missing = [loc for loc in SUPPORTED_LOCALES if loc not in value]
         if missing:
             raise ValueError(f"missing locale(s) {', '.join(missing)}")
+        return value
+
+    @field_validator("opt_out_keywords")
+    @classmethod
+    def _readable_keywords(cls, value: list[str]) -> list[str]:
+        opt_out_keywords(value)  # ValueError names a keyword that is only punctuation or spaces
         return value
 
     @model_validator(mode="after")

@@ -1,0 +1,140 @@
+"""Reading borrowers' SMS replies: does a reply ask to opt out (DESIGN 4.4)?
+
+Pure functions of (reply, the policy's `opt_out_keywords`); no AWS, no logging.
+
+How a reply is read
+- Normalised: NFKC (full-width and styled letters become plain ones, the ideographic space a
+  space), casefolded, invisible characters dropped (format characters, Unicode category Cf:
+  U+200B, U+FEFF, U+200E, U+202E…, and combining marks left over after NFKC, such as the variation
+  selector after an emoji), apostrophes dropped so a contraction stays one word (`don't` is
+  `dont`, never `don` + `t`).
+- Cut into words: punctuation of any script (`.` `!` `。` `~`, the full-width `!` and `,`), symbols and emoji,
+  whitespace of any width and control characters separate words; a letter of a script written
+  without spaces (Han, kana, Hangul) is a word of its own, so `回T退订` reads `回` `t` `退` `订`.
+- A keyword is read the same way (`STOP ALL` is the words `stop` `all`, `opt-out` is `opt` `out`).
+
+When a reply opts out (when in doubt, opt out)
+- A keyword written in Chinese (or another script without spaces) opts out wherever it appears
+  in the reply, separators between its characters ignored: `我要退订`, `请退订谢谢`, `退 订`,
+  `退订了吗` (asking whether the opt-out worked is asking for it).
+- Any other keyword opts out when its words stand in the reply as whole words, one after the
+  other: `STOP!!!`, `Stop please`, `please stop`, `stop it`, `unsubscribe me`, `Stop sending me
+  messages`. Never inside another word: `T` and `TD` do not match `tomorrow`, `TDS`, `Ted`;
+  `stop` does not match `stopover`.
+- Longer messages are read the same way: a keyword among many words still opts out
+  ("I already paid so stop texting me"). A borrower who writes STOP in a sentence means it as
+  much as one who writes it alone (the US FCC 24-24 order names stop, quit, end, revoke, opt out,
+  cancel and unsubscribe as words that revoke consent); a wrong opt-out costs a reminder channel
+  (the case goes to human collectors), a missed one an SMS sent against the borrower's wish.
+- One exception, for English keywords that are also everyday nouns: a one-word keyword right
+  after an article, a possessive or a preposition of time (`the end`, `by end of week`, `at the
+  end`), or right before `of` (`end of month`), is a noun in a sentence about something else and
+  does not opt out. "I'll pay at the end of the month" is a common reply to a dunning SMS;
+  "please end this" and "make it end" still opt out.
+- A reply without any keyword does not opt out, however it reads (`Who is this?`, `HELP`,
+  `帮助`, `已还款`, `paid`, `ok`, `谢谢`): typos and paraphrases count only when the policy lists
+  them (as it lists the misspelling `退定`).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# Dropped before reading: they join what is around them (`don't` stays one word). Removed before
+# NFKC too, which would turn the acute accent into a space and a combining mark.
+APOSTROPHES = frozenset("'\uff07\u2018\u2019\u02bc\u02bb\u0060\u00b4")
+_NO_APOSTROPHES = str.maketrans(dict.fromkeys(APOSTROPHES, None))
+# A one-word keyword right after one of these, or right before `of`, is a noun (`the end of`).
+NOUN_AFTER = frozenset(
+    {"the", "a", "an", "my", "your", "his", "its", "our", "their"}  # not `this` or `her`: "make this end"
+    | {"at", "by", "before", "until", "till", "after", "per"}
+)
+NOUN_BEFORE = frozenset({"of"})
+# Scripts written without spaces: each of their letters is a word, and their keywords match anywhere.
+_UNSPACED_SCRIPTS = ("CJK ", "HIRAGANA", "KATAKANA", "HANGUL", "BOPOMOFO")
+
+
+def _is_unspaced(char: str) -> bool:
+    return unicodedata.name(char, "").startswith(_UNSPACED_SCRIPTS)
+
+
+def reply_words(text: str) -> tuple[str, ...]:
+    """The words of a reply (or of a keyword) once normalised; () when nothing readable is left."""
+    normal = unicodedata.normalize("NFKC", text.translate(_NO_APOSTROPHES)).casefold()
+    words: list[str] = []
+    word: list[str] = []
+    for char in normal:
+        category = unicodedata.category(char)
+        if category in ("Cf", "Mn", "Me") or char in APOSTROPHES:
+            continue  # invisible: it separates nothing
+        if category[0] in "LN" and not _is_unspaced(char):
+            word.append(char)
+            continue
+        if word:
+            words.append("".join(word))
+            word = []
+        if category[0] == "L":  # a letter of a script without spaces: a word by itself
+            words.append(char)
+    if word:
+        words.append("".join(word))
+    return tuple(words)
+
+
+@dataclass(frozen=True)
+class OptOutKeyword:
+    """One policy keyword as the matcher reads it."""
+
+    keyword: str  # as the policy writes it (for the log: which keyword matched)
+    words: tuple[str, ...]
+
+    @property
+    def unspaced(self) -> bool:
+        """Written in a script without spaces: matched as a substring of the reply's words run together."""
+        return any(_is_unspaced(char) for word in self.words for char in word)
+
+    def found_in(self, words: tuple[str, ...]) -> bool:
+        if self.unspaced:
+            return "".join(self.words) in "".join(words)
+        size = len(self.words)
+        for start in range(len(words) - size + 1):
+            if words[start : start + size] != self.words:
+                continue
+            if size == 1 and _used_as_noun(words, start):
+                continue
+            return True
+        return False
+
+
+def _used_as_noun(words: tuple[str, ...], at: int) -> bool:
+    before = words[at - 1] if at > 0 else None
+    after = words[at + 1] if at + 1 < len(words) else None
+    return before in NOUN_AFTER or after in NOUN_BEFORE
+
+
+def opt_out_keywords(keywords: Iterable[str]) -> tuple[OptOutKeyword, ...]:
+    """The policy's keywords, read; ValueError names a keyword that has no readable word."""
+    read = []
+    for keyword in keywords:
+        words = reply_words(keyword)
+        if not words:
+            raise ValueError(f"opt-out keyword {keyword!r} has no letter or digit left once normalised")
+        read.append(OptOutKeyword(keyword, words))
+    return tuple(read)
+
+
+def opt_out_keyword(body: str, keywords: Iterable[str]) -> str | None:
+    """The policy keyword that makes this reply an opt-out (as the policy writes it); None if none does."""
+    words = reply_words(body)
+    if not words:
+        return None
+    for keyword in opt_out_keywords(keywords):
+        if keyword.found_in(words):
+            return keyword.keyword
+    return None
+
+
+def is_opt_out(body: str, keywords: Iterable[str]) -> bool:
+    """True when the reply asks to opt out (see the module docstring for the rules)."""
+    return opt_out_keyword(body, keywords) is not None

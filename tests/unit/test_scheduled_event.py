@@ -1,0 +1,89 @@
+"""The scheduled functions' event: what `sam local generate-event` prints and what the Scheduler delivers.
+
+The Scheduler's event is the `Input` of each ScheduleV2 in template.yaml, with the
+`<aws.scheduler.…>` placeholders filled in at run time and the pseudo parameters at deploy time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from samtranslator.yaml_helper import yaml_parse
+
+from dunning.models.events import ScheduledEvent
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EVENTS_DIR = REPO_ROOT / "events"
+TEMPLATE: dict[str, Any] = yaml_parse((REPO_ROOT / "template.yaml").read_text(encoding="utf-8"))
+SCHEDULES = {
+    (function, name): event["Properties"]
+    for function, resource in TEMPLATE["Resources"].items()
+    if resource["Type"] == "AWS::Serverless::Function"
+    for name, event in resource["Properties"].get("Events", {}).items()
+    if event["Type"] == "ScheduleV2"
+}
+DEPLOYED = {"AWS::AccountId": "210987654321", "AWS::Region": "eu-west-1", "AWS::Partition": "aws"}
+
+
+def _as_the_scheduler_delivers(input_: Any, schedule_name: str, scheduled_time: str) -> dict[str, Any]:
+    """CloudFormation's !Sub of the pseudo parameters, then the Scheduler's context attributes."""
+    text = input_["Fn::Sub"] if isinstance(input_, dict) and set(input_) == {"Fn::Sub"} else input_
+    assert isinstance(text, str), "Input must be a string or a !Sub of one"
+    names = set(re.findall(r"\$\{([^}]*)\}", text))
+    assert names <= set(DEPLOYED), f"Input refers to {names - set(DEPLOYED)}"
+    for name in names:
+        text = text.replace(f"${{{name}}}", DEPLOYED[name])
+    region, account = DEPLOYED["AWS::Region"], DEPLOYED["AWS::AccountId"]
+    schedule_arn = f"arn:aws:scheduler:{region}:{account}:schedule/default/{schedule_name}"
+    context = {
+        "<aws.scheduler.execution-id>": "d8e3c5f0-3b1a-4c47-9e0b-6f2a1d9c7e55",
+        "<aws.scheduler.schedule-arn>": schedule_arn,
+        "<aws.scheduler.scheduled-time>": scheduled_time,
+    }
+    for placeholder, value in context.items():
+        text = text.replace(placeholder, value)
+    assert "<aws.scheduler." not in text, "a context attribute the Scheduler does not fill"
+    delivered: dict[str, Any] = json.loads(text)
+    return delivered
+
+
+def test_the_three_scheduled_functions_have_a_schedule() -> None:
+    assert {function for function, _ in SCHEDULES} == {
+        "PlanRemindersFunction",
+        "EscalateFunction",
+        "BureauReportFunction",
+    }
+
+
+@pytest.mark.parametrize(("function", "name"), sorted(SCHEDULES))
+def test_each_schedules_input_is_a_scheduled_event_of_this_account_and_region(function: str, name: str) -> None:
+    schedule = SCHEDULES[(function, name)]
+    delivered = _as_the_scheduler_delivers(schedule["Input"], f"dunning-{name}", "2026-11-28T02:00:00Z")
+    event = ScheduledEvent.model_validate(delivered)
+
+    assert re.fullmatch(r"[0-9]{12}", event.account) and event.account == DEPLOYED["AWS::AccountId"]
+    assert event.region in boto3.session.Session().get_available_regions("scheduler")
+    assert event.region == DEPLOYED["AWS::Region"]
+    assert event.time == dt.datetime(2026, 11, 28, 2, 0, tzinfo=dt.UTC)  # the run's clock
+    assert event.resources == [f"arn:aws:scheduler:eu-west-1:210987654321:schedule/default/dunning-{name}"]
+    assert (event.source, event.detail_type, event.version) == ("aws.scheduler", "Scheduled Event", "0")
+
+
+def test_the_sam_generate_event_shape_without_version_is_accepted() -> None:
+    printed = json.loads((EVENTS_DIR / "scheduled_generate_event.json").read_text(encoding="utf-8"))
+    assert "version" not in printed  # as `sam local generate-event cloudwatch scheduled-event` prints it
+    event = ScheduledEvent.model_validate(printed)
+    assert event.time == dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    assert (event.detail.segment, event.detail.total_segments) == (0, 1)
+
+
+@pytest.mark.parametrize("name", ["scheduled_plan.json", "scheduled_escalate.json", "scheduled_bureau.json"])
+def test_the_scheduler_shape_with_version_is_accepted(name: str) -> None:
+    event = ScheduledEvent.model_validate_json((EVENTS_DIR / name).read_text(encoding="utf-8"))
+    assert event.version == "0"
