@@ -21,6 +21,7 @@ FUNCTIONS = (
     "LoanEventsFunction",
     "InboundSmsFunction",
     "BureauReportFunction",
+    "LoanChangesFunction",
 )
 
 

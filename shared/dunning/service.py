@@ -17,6 +17,7 @@ from dunning.dal.sms import Pacer, SmsGateway, SmsSettings
 from dunning.dal.state import StateRepository
 from dunning.delivery_status import DeliveryStatusRecorder
 from dunning.escalation import Escalator
+from dunning.loan_changes import LoanChanges
 from dunning.notices import Notices
 from dunning.planner import Planner
 from dunning.sender import Sender
@@ -102,4 +103,11 @@ def bureau_reporter(settings: Settings) -> BureauReporter:
         state=BureauState(settings.state_table),
         store=ReportStore(settings.reports_bucket),
         policy=current_policy(settings),
+    )
+
+
+def loan_changes(settings: Settings) -> LoanChanges:
+    """LoanChangesFunction: every LoansTable write checked as it happens (the table's stream)."""
+    return LoanChanges(
+        deliveries=DeliveriesRepository(settings.deliveries_table), retention_days=settings.record_retention_days
     )

@@ -30,6 +30,8 @@ def test_the_demo_runs_the_loop_and_prints_its_report(
     for reason in ("invalid_phone", "invalid_amount", "invalid_currency", "invalid_timezone", "missing_phone"):
         assert reason in out
     assert "Credit-bureau files written: 3" in out
+    # They are recorded as upstream writes them too, by LoanChangesFunction from LoansTable's stream.
+    assert "Invalid loan items recorded at intake (LoanChangesFunction, from LoansTable's stream): 6," in out
     # The demo's faster moto serialisation does not outlive the demo.
     assert DynamoResult.execute_result is stock
 

@@ -6,16 +6,18 @@ with `from dunning.local.invoke import ...`.
 """
 
 from dunning.local.context import FakeLambdaContext
-from dunning.local.invoke import cli_invoke, drain_queue, invoke
-from dunning.local.stack import LocalStack, LocalStackError, StackResource, deploy_stack
+from dunning.local.invoke import cli_invoke, drain_queue, drain_stream, invoke
+from dunning.local.stack import LocalStack, LocalStackError, StackResource, StreamMapping, deploy_stack
 
 __all__ = [
     "FakeLambdaContext",
     "LocalStack",
     "LocalStackError",
     "StackResource",
+    "StreamMapping",
     "cli_invoke",
     "deploy_stack",
     "drain_queue",
+    "drain_stream",
     "invoke",
 ]

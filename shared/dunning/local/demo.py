@@ -2,7 +2,9 @@
 
 Every hour the planner fires with that hour as its scheduled time and the queue is drained
 through the sender (under a clock frozen at that hour); the daily functions fire once a day
-when the template has them. At the end: a per-day table, two sample messages, totals.
+when the template has them. LoansTable's stream goes to LoanChangesFunction after seeding and
+each simulated day (the upstream writes of that day). At the end: a per-day table, two sample
+messages, totals.
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ def run_demo(loans: int = 500, days: int = 40, seed: int = 7) -> int:
     from rich.table import Table
 
     from dunning.dal.aws import from_item, reset_clients, to_item
-    from dunning.local import deploy_stack, drain_queue, invoke, moto_fastpath
+    from dunning.local import deploy_stack, drain_queue, drain_stream, invoke, moto_fastpath
 
     console = Console(width=max(Console().width, 150))
     started = time.monotonic()
@@ -119,8 +121,11 @@ def run_demo(loans: int = 500, days: int = 40, seed: int = 7) -> int:
         dynamodb = boto3.client("dynamodb")
         book = generate_book(loans, seed, DEMO_START.date())
         loans_table = stack.outputs["LoansTableName"]
-        for item in book.items:
-            dynamodb.put_item(TableName=loans_table, Item=to_item(item))
+        with time_machine.travel(DEMO_START, tick=False), contextlib.redirect_stdout(io.StringIO()):
+            for item in book.items:
+                dynamodb.put_item(TableName=loans_table, Item=to_item(item))
+            # Upstream's writes reach LoanChangesFunction through the table's stream: broken items are recorded now.
+            _drain_changes(stack, drain_stream)
         console.print(
             f"[bold]dunning demo[/]: stack deployed into moto from template.yaml; "
             f"{len(book.items)} loans seeded ({book.malformed} malformed); simulating {days} days hourly"
@@ -133,18 +138,19 @@ def run_demo(loans: int = 500, days: int = 40, seed: int = 7) -> int:
             task = progress.add_task("simulating", total=days * 24)
             for hour in range(days * 24):
                 now = DEMO_START + dt.timedelta(hours=hour)
-                if hour % 24 == 0:
-                    for loan_id in book.payments.get(hour // 24, []):
-                        dynamodb.update_item(
-                            TableName=loans_table,
-                            Key={"loan_id": {"S": loan_id}},
-                            UpdateExpression="SET #s = :paid",
-                            ExpressionAttributeNames={"#s": "status"},
-                            ExpressionAttributeValues={":paid": {"S": "PAID"}},
-                        )
                 event = scheduled_event(now)
                 # The functions' EMF metrics go to stdout in Lambda; here the demo prints tables instead.
                 with time_machine.travel(now, tick=False), contextlib.redirect_stdout(io.StringIO()):
+                    if hour % 24 == 0:
+                        for loan_id in book.payments.get(hour // 24, []):
+                            dynamodb.update_item(
+                                TableName=loans_table,
+                                Key={"loan_id": {"S": loan_id}},
+                                UpdateExpression="SET #s = :paid",
+                                ExpressionAttributeNames={"#s": "status"},
+                                ExpressionAttributeValues={":paid": {"S": "PAID"}},
+                            )
+                        _drain_changes(stack, drain_stream)
                     plan = invoke(stack, "PlanRemindersFunction", event)
                     if plan.get("jobs_enqueued"):  # each drain empties the queue: nothing else can be on it
                         drain_queue(stack)
@@ -166,6 +172,11 @@ def run_demo(loans: int = 500, days: int = 40, seed: int = 7) -> int:
         bureau = _bureau_files(stack)
     elapsed = time.monotonic() - started
     _print_report(console, Table, records, sms_count, days, elapsed)
+    intake = Counter(str(r.get("reason")) for r in records if r.get("stage") == "intake")
+    console.print(
+        f"Invalid loan items recorded at intake (LoanChangesFunction, from LoansTable's stream): {sum(intake.values())}"
+        + (f", by reason: {dict(intake)}" if intake else "")
+    )
     console.print(
         f"Collection cases opened (CollectionCaseOpened events on LoanEventsBus): {len(cases)}"
         + (f", by reason: {dict(Counter(c['reason'] for c in cases))}" if cases else "")
@@ -177,6 +188,12 @@ def run_demo(loans: int = 500, days: int = 40, seed: int = 7) -> int:
             f"the last, {last_key}, lists {last_lines} loan(s)"
         )
     return 0
+
+
+def _drain_changes(stack: Any, drain_stream: Any) -> None:
+    """LoansTable's new stream records through LoanChangesFunction, when the template maps one."""
+    if any(m.function_logical_id == "LoanChangesFunction" for m in stack.stream_mappings.values()):
+        drain_stream(stack, "LoanChangesFunction")
 
 
 def scheduled_event(now: dt.datetime) -> dict[str, Any]:

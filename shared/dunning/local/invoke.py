@@ -1,4 +1,4 @@
-"""Run the stack's functions in-process, the way Lambda would, and feed them their queue.
+"""Run the stack's functions in-process, the way Lambda would, and feed them their queue and stream.
 
 Not thread-safe: an invocation swaps the process environment for the function's.
 """
@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import importlib
 import json
 import os
 import sys
 import traceback
+import uuid
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,11 +22,21 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from dunning.local.context import FakeLambdaContext
-from dunning.local.stack import LocalStack, LocalStackError, deploy_stack, lambda_client, sqs_client
+from dunning.local.stack import (
+    LocalStack,
+    LocalStackError,
+    StreamMapping,
+    deploy_stack,
+    dynamodbstreams_client,
+    lambda_client,
+    sqs_client,
+)
 
 # Ids of a batch whose messages all go back to the queue (what Lambda does on a failed invoke).
 _WHOLE_BATCH = None
 _SQS_MAX_BATCH = 10
+_STREAM_DEFAULT_BATCH = 100  # Lambda's default for DynamoDB streams
+_STREAM_MAX_GET_RECORDS = 1000  # GetRecords' limit; a larger BatchSize is gathered by Lambda over several reads
 
 
 def invoke(stack: LocalStack, logical_id: str, event: Mapping[str, Any], context: Any = None) -> Any:
@@ -126,6 +139,88 @@ def drain_queue(
     return responses
 
 
+def drain_stream(
+    stack: LocalStack,
+    function_logical_id: str = "LoanChangesFunction",
+    max_batches: int = 1000,
+    *,
+    raise_on_error: bool = True,
+) -> list[Any]:
+    """Hand the function the DynamoDB stream records written since the last drain, as Lambda's poller would.
+
+    Reads the mapped stream through the DynamoDB Streams API (DescribeStream, GetShardIterator,
+    GetRecords; in-process moto and over HTTP alike), shard by shard from the mapping's
+    `StartingPosition` (TRIM_HORIZON only) or from where the previous drain of this stack stopped,
+    so each record is delivered once. Each batch (at most the mapping's `BatchSize`) is one
+    invocation with Lambda's DynamoDB Streams event shape. With `ReportBatchItemFailures`, the
+    lowest sequence number in `batchItemFailures` is where the shard resumes (the records before it
+    are done); an empty or unknown identifier, or a handler that raises, fails the whole batch.
+    A failed batch is retried at once up to the mapping's `MaximumRetryAttempts`, then its shard and
+    sequence range go to the `DestinationConfig.OnFailure` queue (the message Lambda sends) and the
+    shard moves on. `BisectBatchOnFunctionError` is not emulated: a raising batch is retried whole.
+    With `raise_on_error=True` (the default) a handler that raises stops the drain and its batch is
+    delivered again by the next one; with False the exception takes the batch's place in the result.
+
+    `max_batches` bounds the invocations (a mapping without a retry limit retries for ever).
+    Returns the handler's response for each batch, in order.
+    """
+    mapping = _stream_mapping(stack, function_logical_id)
+    properties = mapping.properties
+    if str(properties.get("StartingPosition", "TRIM_HORIZON")) != "TRIM_HORIZON":
+        raise LocalStackError(f"{mapping.logical_id}: only StartingPosition TRIM_HORIZON is driven locally")
+    batch_size = min(int(properties.get("BatchSize", _STREAM_DEFAULT_BATCH)), _STREAM_MAX_GET_RECORDS)
+    reports_item_failures = "ReportBatchItemFailures" in properties.get("FunctionResponseTypes", [])
+    max_retries = int(properties.get("MaximumRetryAttempts", -1))  # -1: until the record expires
+    streams = dynamodbstreams_client(stack.region)
+
+    responses: list[Any] = []
+    attempts: Counter[str] = Counter()
+    for shard_id in _shard_ids(streams, mapping.stream_arn):
+        position_key = f"{mapping.logical_id}/{shard_id}"
+        while len(responses) < max_batches:
+            position = stack.stream_positions.get(position_key)
+            if position is None:
+                iterator = streams.get_shard_iterator(
+                    StreamArn=mapping.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+            else:
+                iterator = streams.get_shard_iterator(
+                    StreamArn=mapping.stream_arn,
+                    ShardId=shard_id,
+                    ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                    SequenceNumber=position,
+                )["ShardIterator"]
+            records = streams.get_records(ShardIterator=iterator, Limit=batch_size)["Records"]
+            if not records:
+                break
+            sequence_numbers = [str(r["dynamodb"]["SequenceNumber"]) for r in records]
+            event = {"Records": [_stream_record(r, mapping.stream_arn, stack.region) for r in records]}
+            raised = False
+            try:
+                response = invoke(stack, function_logical_id, event)
+            except Exception as exc:
+                if raise_on_error:
+                    raise
+                responses.append(exc)
+                failed_at: int | None = 0
+                raised = True
+            else:
+                responses.append(response)
+                failed_at = _first_failed_record(response, sequence_numbers, reports_item_failures)
+            if failed_at is None:
+                stack.stream_positions[position_key] = sequence_numbers[-1]
+                continue
+            # The records before the first failure are done; the shard resumes at the failed one.
+            if failed_at > 0:
+                stack.stream_positions[position_key] = sequence_numbers[failed_at - 1]
+            attempts[sequence_numbers[failed_at]] += 1
+            if 0 <= max_retries < attempts[sequence_numbers[failed_at]]:
+                failed = records[failed_at:]
+                _send_on_failure(stack, mapping, shard_id, failed, attempts[sequence_numbers[failed_at]], raised)
+                stack.stream_positions[position_key] = sequence_numbers[-1]
+    return responses
+
+
 def cli_invoke(
     function_logical_id: str,
     event_path: str | os.PathLike[str],
@@ -161,6 +256,125 @@ def _mapping_settings(stack: LocalStack, function_logical_id: str, queue_arn: st
             batch_size = min(int(mapping.get("BatchSize", _SQS_MAX_BATCH)), _SQS_MAX_BATCH)
             return batch_size, "ReportBatchItemFailures" in mapping.get("FunctionResponseTypes", [])
     raise LocalStackError(f"{function_logical_id} has no event source mapping on {queue_arn}")
+
+
+def _stream_mapping(stack: LocalStack, function_logical_id: str) -> StreamMapping:
+    for mapping in stack.stream_mappings.values():
+        if mapping.function_logical_id == function_logical_id:
+            return mapping
+    raise LocalStackError(f"{function_logical_id} has no DynamoDB stream mapping in stack {stack.name}")
+
+
+def _shard_ids(streams: Any, stream_arn: str) -> list[str]:
+    shard_ids: list[str] = []
+    arguments: dict[str, Any] = {"StreamArn": stream_arn}
+    while True:
+        description = streams.describe_stream(**arguments)["StreamDescription"]
+        shard_ids.extend(str(shard["ShardId"]) for shard in description.get("Shards", []))
+        if not description.get("LastEvaluatedShardId"):
+            return shard_ids
+        arguments["ExclusiveStartShardId"] = description["LastEvaluatedShardId"]
+
+
+def _stream_record(record: Mapping[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
+    """One `Records` entry of the event Lambda's DynamoDB Streams poller sends."""
+    change = record["dynamodb"]
+    dynamodb: dict[str, Any] = {}
+    created = change.get("ApproximateCreationDateTime")
+    if isinstance(created, dt.datetime):  # Lambda sends epoch seconds, rounded down to the second
+        dynamodb["ApproximateCreationDateTime"] = int(created.timestamp())
+    for image in ("Keys", "NewImage", "OldImage"):
+        if image in change:
+            dynamodb[image] = _wire_attributes(change[image])
+    dynamodb.update(
+        {
+            "SequenceNumber": str(change["SequenceNumber"]),
+            "SizeBytes": int(change["SizeBytes"]),
+            "StreamViewType": change["StreamViewType"],
+        }
+    )
+    return {
+        "eventID": record["eventID"],
+        "eventName": record["eventName"],
+        "eventVersion": record.get("eventVersion", "1.1"),
+        "eventSource": "aws:dynamodb",
+        "awsRegion": region,
+        "dynamodb": dynamodb,
+        "eventSourceARN": stream_arn,
+    }
+
+
+def _wire_attributes(value: Any) -> Any:
+    """DynamoDB JSON as it travels in a Lambda event: boto3's binary values back to base64 text."""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, Mapping):
+        return {key: _wire_attributes(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_wire_attributes(item) for item in value]
+    return value
+
+
+def _first_failed_record(response: Any, sequence_numbers: Sequence[str], reports_item_failures: bool) -> int | None:
+    """Index of the record the shard resumes at after this response, or None when the batch is done."""
+    failed = _failed_message_ids(response, sequence_numbers, reports_item_failures)
+    if failed is _WHOLE_BATCH:
+        return 0
+    if not failed:
+        return None
+    return min(sequence_numbers.index(identifier) for identifier in failed)
+
+
+def _send_on_failure(
+    stack: LocalStack,
+    mapping: StreamMapping,
+    shard_id: str,
+    records: Sequence[Mapping[str, Any]],
+    invocations: int,
+    raised: bool,
+) -> None:
+    """What Lambda sends to the mapping's OnFailure destination once a batch exhausts its retries."""
+    destination = mapping.properties.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+    if destination is None:
+        return  # no destination: Lambda drops the batch and moves on
+    first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
+    response_context: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
+    if raised:
+        response_context["functionError"] = "Unhandled"
+    message = {
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": stack.function_configuration(mapping.function_logical_id)["FunctionArn"],
+            "condition": "RetryAttemptsExhausted",
+            "approximateInvokeCount": invocations,
+        },
+        "responseContext": response_context,
+        "version": "1.0",
+        "timestamp": _iso_millis(dt.datetime.now(dt.UTC)),
+        "DDBStreamBatchInfo": {
+            "shardId": shard_id,
+            "startSequenceNumber": str(first["SequenceNumber"]),
+            "endSequenceNumber": str(last["SequenceNumber"]),
+            "approximateArrivalOfFirstRecord": _iso_millis(first["ApproximateCreationDateTime"]),
+            "approximateArrivalOfLastRecord": _iso_millis(last["ApproximateCreationDateTime"]),
+            "batchSize": len(records),
+            "streamArn": mapping.stream_arn,
+        },
+    }
+    sqs_client(stack.region).send_message(QueueUrl=_queue_url_of(stack, destination), MessageBody=json.dumps(message))
+
+
+def _queue_url_of(stack: LocalStack, destination: Any) -> str:
+    """The URL of an OnFailure destination given as `!GetAtt Queue.Arn` (a stack queue) or a queue ARN."""
+    if isinstance(destination, Mapping) and "Fn::GetAtt" in destination:
+        return stack.queue_url(str(destination["Fn::GetAtt"][0]))
+    if isinstance(destination, str) and destination.startswith("arn:") and ":sqs:" in destination:
+        return str(sqs_client(stack.region).get_queue_url(QueueName=destination.rsplit(":", 1)[-1])["QueueUrl"])
+    raise LocalStackError(f"cannot resolve the OnFailure destination {destination!r} locally (SQS only)")
+
+
+def _iso_millis(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _sqs_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:

@@ -28,6 +28,11 @@ Moto behaviour accepted as is:
   * layers are not attached to the functions (the handlers run in this process anyway).
   * event source mappings are created but then disabled, because moto would run the mapped
     function through Docker as soon as a message arrives; `drain_queue` drives the consumer.
+  * DynamoDB stream mappings are not created at all: moto ignores their `Enabled` flag, runs the
+    function through Docker on every write to the table, and then empties the table's stream
+    records. They stay in `LocalStack.template` (listed in `skipped`); `LocalStack.stream_mappings`
+    holds each one with its stream ARN as the stack resolved it, and `drain_stream` reads the stream
+    through the DynamoDB Streams API and drives the function, as Lambda's poller would.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
@@ -61,6 +67,8 @@ ARTIFACT_BUCKET = "dunning-local-artifacts"
 DEFAULT_REGION = "us-east-1"
 # Stack outputs this module adds for itself; hidden from `LocalStack.outputs`.
 _HIDDEN_OUTPUT_PREFIX = "LocalRunnerPhysicalId"
+_HIDDEN_STREAM_OUTPUT_PREFIX = "LocalRunnerStreamArn"
+_HIDDEN_OUTPUT_PREFIXES = (_HIDDEN_OUTPUT_PREFIX, _HIDDEN_STREAM_OUTPUT_PREFIX)
 # Resource types whose moto stack resource has no physical ID, and the attribute that names them.
 _NAME_ATTRIBUTE_OF_UNNAMED = {"AWS::Events::EventBus": "Name"}
 # Folders and files never shipped in a code zip.
@@ -83,6 +91,16 @@ class StackResource:
 
 
 @dataclass(frozen=True)
+class StreamMapping:
+    """A DynamoDB stream event source mapping of the template, driven by the local runner (see above)."""
+
+    logical_id: str
+    function_logical_id: str
+    stream_arn: str  # resolved by the stack (e.g. `!GetAtt LoansTable.StreamArn`)
+    properties: Mapping[str, Any] = field(repr=False)  # as translated: BatchSize, StartingPosition, ...
+
+
+@dataclass(frozen=True)
 class LocalStack:
     """A stack created from template.yaml in moto, and what the template says about it."""
 
@@ -95,6 +113,9 @@ class LocalStack:
     code_uris: Mapping[str, str] = field(repr=False)  # function logical ID -> local CodeUri
     # EventBridge rule -> functions it targets in template.yaml (detached locally, see above).
     rule_targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    # DynamoDB stream mappings (not created in moto, see above), and where `drain_stream` stopped reading.
+    stream_mappings: Mapping[str, StreamMapping] = field(default_factory=dict, repr=False)
+    stream_positions: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def skipped(self) -> list[str]:
@@ -181,6 +202,17 @@ def sqs_client(region: str) -> SQSClient:
     return _sqs_client(region, os.environ.get("AWS_ENDPOINT_URL", ""))
 
 
+def dynamodbstreams_client(region: str) -> Any:  # no mypy-boto3 stubs for it in the dev environment
+    """The runner's own DynamoDB Streams client, built once.
+
+    With a StreamArn in the request, botocore routes to an account-based endpoint
+    (`<account>.streams-ddb.<region>.amazonaws.com`) that in-process moto does not recognise (it
+    answers 404 "Not yet implemented"); the regional endpoint, which moto serves, is what AWS also
+    accepts. Over HTTP, AWS_ENDPOINT_URL decides anyway.
+    """
+    return _dynamodbstreams_client(region, os.environ.get("AWS_ENDPOINT_URL", ""))
+
+
 # The endpoint is part of each cache key: botocore reads it from the environment at creation.
 @functools.cache
 def _lambda_client(region: str, endpoint: str) -> LambdaClient:
@@ -190,6 +222,11 @@ def _lambda_client(region: str, endpoint: str) -> LambdaClient:
 @functools.cache
 def _sqs_client(region: str, endpoint: str) -> SQSClient:
     return aws_session(region).client("sqs")
+
+
+@functools.cache
+def _dynamodbstreams_client(region: str, endpoint: str) -> Any:
+    return aws_session(region).client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
 
 
 def deploy_stack(
@@ -212,7 +249,7 @@ def deploy_stack(
 
     parameters = dict(parameters or {})
     translation = _translate(template_file.read_text(encoding="utf-8"), _frozen(parameters), region)
-    body, template_json, code_uris, artifacts, rule_targets = translation
+    body, template_json, code_uris, artifacts, rule_targets, stream_functions = translation
     session = aws_session(region)
 
     s3 = session.client("s3")
@@ -232,17 +269,28 @@ def deploy_stack(
         resources[logical_id] = StackResource(logical_id, summary["ResourceType"], physical_id)
 
     template = json.loads(template_json)
+    stream_mappings = {
+        logical_id: StreamMapping(
+            logical_id,
+            function,
+            raw_outputs[_HIDDEN_STREAM_OUTPUT_PREFIX + logical_id],
+            template["Resources"][logical_id]["Properties"],
+        )
+        for logical_id, function in stream_functions.items()
+        if raw_outputs.get(_HIDDEN_STREAM_OUTPUT_PREFIX + logical_id)  # its Condition may be false
+    }
     _enable_time_to_live(session.client("dynamodb"), template, resources)
     _disable_event_source_mappings(session.client("lambda"), resources.values())
     return LocalStack(
         name=stack_name,
         region=region,
         root=template_file.parent,
-        outputs={k: v for k, v in raw_outputs.items() if not k.startswith(_HIDDEN_OUTPUT_PREFIX)},
+        outputs={k: v for k, v in raw_outputs.items() if not k.startswith(_HIDDEN_OUTPUT_PREFIXES)},
         resources=resources,
         template=template,
         code_uris=dict(code_uris),  # the cached translation stays untouched
         rule_targets=dict(rule_targets),
+        stream_mappings=stream_mappings,
     )
 
 
@@ -301,6 +349,7 @@ class _Translation(NamedTuple):
     code_uris: dict[str, str]  # function logical ID -> local CodeUri
     artifacts: dict[str, str]  # S3 key -> local folder to zip
     rule_targets: dict[str, tuple[str, ...]]  # EventBridge rule -> functions it targeted
+    stream_functions: dict[str, str]  # DynamoDB stream mapping -> the function it drives (not sent to moto)
 
 
 @functools.lru_cache(maxsize=8)
@@ -353,10 +402,36 @@ def _translate(template_text: str, parameters: tuple[tuple[str, str], ...], regi
             if "Condition" in resource:
                 output["Condition"] = resource["Condition"]
             outputs[_HIDDEN_OUTPUT_PREFIX + logical_id] = output
+    stream_functions = _stream_mappings(translated.get("Resources", {}))
+    for logical_id in stream_functions:
+        mapping = translated["Resources"][logical_id]
+        stream_output: dict[str, Any] = {"Value": mapping["Properties"]["EventSourceArn"]}
+        if "Condition" in mapping:
+            stream_output["Condition"] = mapping["Condition"]
+        outputs[_HIDDEN_STREAM_OUTPUT_PREFIX + logical_id] = stream_output
+    sent = {
+        **translated,
+        "Resources": {k: v for k, v in translated.get("Resources", {}).items() if k not in stream_functions},
+    }
     # moto reads the body with PyYAML's pure-Python loader (~1 s for this template): compact
     # JSON without the resources moto would skip anyway reads faster.
-    body = json.dumps(_without_unsupported(translated), separators=(",", ":"))
-    return _Translation(body, json.dumps(translated), code_uris, artifacts, rule_targets)
+    body = json.dumps(_without_unsupported(sent), separators=(",", ":"))
+    return _Translation(body, json.dumps(translated), code_uris, artifacts, rule_targets, stream_functions)
+
+
+def _stream_mappings(resources: Mapping[str, Any]) -> dict[str, str]:
+    """DynamoDB stream event source mappings -> the logical ID of the function each drives."""
+    found: dict[str, str] = {}
+    for logical_id, resource in resources.items():
+        properties = resource.get("Properties", {})
+        if resource.get("Type") != "AWS::Lambda::EventSourceMapping" or "StartingPosition" not in properties:
+            continue
+        source = json.dumps(properties.get("EventSourceArn"))
+        if '"StreamArn"' not in source and ":dynamodb:" not in source:
+            continue  # Kinesis or Kafka: nothing here drives those
+        function = properties.get("FunctionName")
+        found[logical_id] = str(function["Ref"]) if isinstance(function, dict) and "Ref" in function else str(function)
+    return found
 
 
 def _without_unsupported(template: Mapping[str, Any]) -> dict[str, Any]:
