@@ -162,7 +162,9 @@ def test_event_amounts_beyond_a_loan_are_refused(amount: str) -> None:
     with pytest.raises(ValidationError):
         PromiseToPay(loan_id="L-1", promised_date="2026-12-01", amount=amount)
     with pytest.raises(ValidationError):
-        RepaymentPlanAgreed.model_validate({"loan_id": "L-1", "instalments": [{"due_date": "2026-12-01", "amount": amount}]})
+        RepaymentPlanAgreed.model_validate(
+            {"loan_id": "L-1", "instalments": [{"due_date": "2026-12-01", "amount": amount}]}
+        )
     messages = " ".join(e["msg"] for e in payment.value.errors())
     assert "amount" in str(payment.value.errors()[0]["loc"])
     if amount != "0":

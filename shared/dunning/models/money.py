@@ -22,7 +22,7 @@ _AMOUNT_LIMIT = Decimal(10) ** MAX_INTEGER_DIGITS
 def _current_currencies() -> frozenset[str]:
     """ISO 4217 codes that are legal tender in some territory with no end date in CLDR.
 
-    That leaves out XXX/XTS, metals (XAU …), bond and fund units (XBA–XBD, XDR, XSU, XUA, BOV …)
+    That leaves out XXX/XTS, metals (XAU …), bond and fund units (XBA-XBD, XDR, XSU, XUA, BOV …)
     and historical codes (DEM, FRF, HRK …), and keeps XAF/XOF/XCD/XPF. Clock-free on purpose:
     which currencies exist changes with the Babel (CLDR) release, not with the day a Lambda starts.
     """
