@@ -5,13 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import unicodedata
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dunning.compose import printable_name, render_reminder, render_service
-from dunning.compose.names import MAX_NAME_LENGTH, name_problem
+from dunning.compose.names import MAX_NAME_LENGTH, NAME_MARKS, name_problem
 from dunning.models.loan import Locale
 from dunning.models.policy import load_policy_file
 from dunning.observability import metrics
@@ -184,3 +187,15 @@ def test_the_policy_words_the_greeting_without_a_name() -> None:
     ).body  # fmt: skip
     assert body.startswith("XinFei: Dear customer, your loan")
     metrics.clear_metrics()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=80) | st.sampled_from([h[0] for h in HOSTILE] + [legit[0] for legit in LEGITIMATE]))
+def test_whatever_is_printed_is_a_bounded_run_of_letters_spaces_and_name_marks(raw: str) -> None:
+    printed = printable_name(raw)
+    if printed is None:
+        return
+    assert 0 < len(printed) <= MAX_NAME_LENGTH and printed == printed.strip()
+    assert all(c.isalpha() or c == " " or c in NAME_MARKS or unicodedata.category(c)[0] == "M" for c in printed)
+    assert not any(c.isdigit() for c in printed) and "  " not in printed
+    assert printable_name(printed) == printed  # printing is stable
