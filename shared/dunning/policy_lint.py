@@ -111,16 +111,22 @@ def _sample_reference(kind: str) -> str:
     return reference_code("LINT-LOAN", WORST_CASE.due_date.isoformat(), kind)
 
 
-def _render(policy: Policy, kind: str, locale: Locale, currency: str, days_past_due: int) -> ComposedSms:
-    """The template with worst-case values and every fragment, the name never shortened."""
+def _render(
+    policy: Policy, kind: str, locale: Locale, currency: str, days_past_due: int, name: str | None = None
+) -> ComposedSms:
+    """The template with worst-case values and every fragment, the name never shortened.
+
+    `name=""` renders the name-less greeting (fragments.no_name) used when a name is withheld.
+    """
     w = WORST_CASE
+    name = w.names[locale] if name is None else name
     if is_service_kind(kind):
         return render_service(
-            policy, kind=kind, locale=locale, name=w.names[locale], currency=currency,
+            policy, kind=kind, locale=locale, name=name, currency=currency,
             reference=_sample_reference(kind), paid=w.total, remaining=w.late_fees, fit_name=False,
         )  # fmt: skip
     return render_reminder(
-        policy, kind=kind, locale=locale, name=w.names[locale], currency=currency, total=w.total,
+        policy, kind=kind, locale=locale, name=name, currency=currency, total=w.total,
         late_fees=w.late_fees, days_past_due=days_past_due, due_date=w.due_date, pay_by=w.pay_by,
         reference=_sample_reference(kind), loan_count=w.loan_count, promised_date=w.promised_date,
         fit_name=False,
@@ -165,6 +171,8 @@ def _lint_template(policy: Policy, kind: str, locale: Locale) -> Iterator[LintPr
     days_past_due = max(policy.ladder.escalation_day - 1, 10) if overdue else -3
     try:
         rendered = [_render(policy, kind, locale, cur, days_past_due) for cur in WORST_CASE.currencies]
+        # The same SMS to a borrower whose name is withheld: the no_name greeting must fit and be clean.
+        rendered.append(_render(policy, kind, locale, WORST_CASE.currencies[0], days_past_due, name=""))
     except PolicyError as exc:
         message = str(exc).removeprefix(f"templates.{kind}.{locale}: ")
         yield LintProblem.of(kind, locale, "placeholder", message)
@@ -183,6 +191,7 @@ def _lint_template(policy: Policy, kind: str, locale: Locale) -> Iterator[LintPr
     if missing:
         yield LintProblem.of(kind, locale, "missing_element", f"missing {', '.join(missing)}")
     # Names, amounts and dates are fixed sample values, so any hit comes from the policy's text.
+    body = f"{body}\n{rendered[-1].body}"  # and the no_name greeting
     threats = _find_words(body, THREAT_WORDS_ZH, _THREAT_EN)
     if threats:
         message = f"uses threatening or shaming wording: {', '.join(threats)}"

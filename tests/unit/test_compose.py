@@ -21,6 +21,7 @@ from dunning.compose import (
     render_service,
     sms_encoding,
 )
+from dunning.compose.names import MAX_NAME_LENGTH
 from dunning.models.loan import Locale
 from dunning.models.policy import LADDER_KINDS, Policy, PolicyError, load_policy_file
 
@@ -204,9 +205,9 @@ def test_unbalanced_brace_is_a_policy_error() -> None:
         reminder(policy, kind="courtesy")
 
 
-def test_values_are_inserted_verbatim_never_reinterpreted() -> None:
+def test_a_name_with_placeholders_is_withheld_never_reinterpreted() -> None:
     body = reminder(name="{hotline} {0} {name.__class__}").body
-    assert "Hi {hotline} {0} {name.__class__}," in body
+    assert "Hi there," in body and "{" not in body and "__class__" not in body
 
 
 def test_money_arguments_must_be_non_negative_decimals() -> None:
@@ -233,24 +234,36 @@ def test_realistic_worst_case_name_is_never_shortened() -> None:
     assert f"Hi {name}," in sms.body and sms.segments == 2
 
 
-def test_very_long_name_is_truncated_with_an_ellipsis_to_stay_in_budget() -> None:
-    name = "Bartholomew Alexander Montgomery-Featherstonehaugh of Westminster and Kensington " * 2
-    full = reminder(name=name, fit_name=False)
+WORST_AMOUNTS: dict[str, Any] = {
+    "total": Decimal("1234567.89"),
+    "late_fees": Decimal("296296.29"),
+    "currency": "CNY",
+    "promised_date": dt.date(2026, 12, 25),
+    "days_past_due": 29,
+    "kind": "overdue_notice",  # the longest en-US template
+}
+
+
+def test_longest_printable_name_is_truncated_with_an_ellipsis_to_stay_in_budget() -> None:
+    name = "Bartholomew Montgomery-Featherstonehaugh"  # 40 characters: the longest printed
+    assert len(name) == MAX_NAME_LENGTH
+    full = reminder(name=name, fit_name=False, **WORST_AMOUNTS)
     assert full.segments > POLICY.max_segments
-    sms = reminder(name=name)
+    sms = reminder(name=name, **WORST_AMOUNTS)
     assert sms.segments == POLICY.max_segments and sms.encoding == "GSM-7"
     shown = sms.body.split("Hi ", 1)[1].split(", your loan", 1)[0]
-    assert shown.endswith("...") and name.startswith(shown[:-3]) and len(shown) > 40
+    assert shown.endswith("...") and name.startswith(shown[:-3]) and len(shown) > 30
     # As long as possible: no longer cut of the name fits the budget.
     for length in range(len(shown) - 2, len(name)):
         longer = name[:length].rstrip() + "..."
         if longer != shown:
-            assert reminder(name=longer, fit_name=False).segments > POLICY.max_segments
+            assert sms_encoding(sms.body.replace(shown, longer))[1] > POLICY.max_segments
 
 
 def test_long_chinese_name_is_truncated_with_one_character_ellipsis() -> None:
-    name = "欧阳" * 40
-    sms = reminder(locale="zh-CN", name=name)
+    name = "欧阳" * 20  # 40 characters
+    assert reminder(locale="zh-CN", name=name, fit_name=False, **WORST_AMOUNTS).segments > POLICY.max_segments
+    sms = reminder(locale="zh-CN", name=name, **WORST_AMOUNTS)
     assert sms.segments <= POLICY.max_segments
     shown = sms.body.removeprefix("【信飞】").split("您好", 1)[0]
     assert shown.endswith("…") and name.startswith(shown[:-1]) and len(shown) > 10
@@ -275,9 +288,13 @@ def test_name_over_budget_in_any_form_is_returned_as_is() -> None:
     assert "Hi Ann Lee," in sms.body and sms.segments == 2
 
 
-def test_name_is_put_on_one_line_without_invisible_characters() -> None:
+def test_name_with_line_breaks_or_invisible_characters_is_withheld() -> None:
     body = reminder(name=" Ann\n\tLee\u200b\u202e ").body
-    assert "Hi Ann Lee," in body and "\n" not in body
+    assert "Hi there," in body and "Ann" not in body and "\n" not in body
+
+
+def test_surrounding_and_repeated_spaces_are_tidied_in_a_printed_name() -> None:
+    assert "Hi Ann Lee," in reminder(name="  Ann \u3000 Lee ").body
 
 
 # --- service messages -----------------------------------------------------------------------------

@@ -92,6 +92,103 @@ def test_contract_breaches_give_invalid_loan_with_reason(changes: dict[str, obje
         assert "12345" not in text
 
 
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        # Money beyond any real loan: valid DynamoDB numbers all the same.
+        ({"amount_due": Decimal("9E+125")}, "invalid_amount"),
+        ({"amount_due": "9E+125"}, "invalid_amount"),
+        ({"amount_due": "123456789012345678901234567890"}, "invalid_amount"),  # 30 digits
+        ({"amount_due": Decimal("12419752974641975297464196.74")}, "invalid_amount"),  # 26 digits
+        ({"amount_due": Decimal("1000000000000")}, "invalid_amount"),  # 13 integer digits
+        ({"amount_due": Decimal("1E-30")}, "invalid_amount"),
+        ({"amount_due": "Infinity"}, "invalid_amount"),
+        ({"amount_due": "-Infinity"}, "invalid_amount"),
+        ({"amount_due": "sNaN"}, "invalid_amount"),
+        ({"amount_due": Decimal("-0.01")}, "invalid_amount"),
+        ({"amount_due": "1.234"}, "invalid_amount"),  # finer than CNY's fen
+        ({"amount_due": "100.5", "currency": "JPY"}, "invalid_amount"),  # JPY has no minor unit
+        ({"amount_due": "10.5", "currency": "XAF"}, "invalid_amount"),
+        ({"amount_due": "1.0001", "currency": "KWD"}, "invalid_amount"),  # KWD has 3 decimals
+        ({"late_fees": "9E+125"}, "invalid_amount"),
+        ({"late_fees": "0.001"}, "invalid_amount"),
+        ({"late_fees": "NaN"}, "invalid_amount"),
+        # Only real, current ISO 4217 currencies.
+        ({"currency": "XXX"}, "invalid_currency"),
+        ({"currency": "XTS"}, "invalid_currency"),
+        ({"currency": "XAU"}, "invalid_currency"),
+        ({"currency": "XAG"}, "invalid_currency"),
+        ({"currency": "XPT"}, "invalid_currency"),
+        ({"currency": "XPD"}, "invalid_currency"),
+        ({"currency": "XBA"}, "invalid_currency"),
+        ({"currency": "XBD"}, "invalid_currency"),
+        ({"currency": "XDR"}, "invalid_currency"),
+        ({"currency": "XSU"}, "invalid_currency"),
+        ({"currency": "XUA"}, "invalid_currency"),
+        ({"currency": "BOV"}, "invalid_currency"),  # a fund code beside a real currency
+        ({"currency": "DEM"}, "invalid_currency"),
+        ({"currency": "FRF"}, "invalid_currency"),
+        ({"currency": "HRK"}, "invalid_currency"),  # replaced by EUR in 2023
+        # Due dates: real calendar days written YYYY-MM-DD, nothing else.
+        ({"due_date": "2026/11/16"}, "invalid_due_date"),
+        ({"due_date": "2026-02-30"}, "invalid_due_date"),
+        ({"due_date": "2025-02-29"}, "invalid_due_date"),
+        ({"due_date": "20261116"}, "invalid_due_date"),
+        ({"due_date": " 2026-11-16"}, "invalid_due_date"),
+        ({"due_date": "2026-11-16 "}, "invalid_due_date"),
+        ({"due_date": "2026-11-16T00:00:00"}, "invalid_due_date"),
+        ({"due_date": "2026-W47-1"}, "invalid_due_date"),  # an ISO week date fromisoformat would take
+        ({"due_date": "2026-1-16"}, "invalid_due_date"),
+        ({"due_date": "２０２６-１１-１６"}, "invalid_due_date"),  # fullwidth digits
+        ({"due_date": "0001-01-01"}, "invalid_due_date"),
+        ({"due_date": "9999-12-31"}, "invalid_due_date"),
+        ({"due_date": 20261116}, "invalid_due_date"),
+    ],
+)
+def test_values_beyond_what_a_loan_can_be_are_refused_without_echoing_them(
+    changes: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(InvalidLoan) as caught:
+        parse_loan(item(**changes))
+    assert caught.value.reason == reason
+    for value in changes.values():
+        if len(str(value)) > 3:  # a currency code is named; a value is never repeated
+            assert str(value).strip() not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "amount"),
+    [
+        ({"amount_due": Decimal("999999999999.99")}, Decimal("999999999999.99")),  # 12 integer digits
+        ({"amount_due": "1234.560"}, Decimal("1234.56")),  # a trailing zero is no extra precision
+        ({"amount_due": "5E+3", "currency": "JPY"}, Decimal(5000)),
+        ({"amount_due": "100.00", "currency": "JPY"}, Decimal(100)),
+        ({"amount_due": "1.234", "currency": "KWD"}, Decimal("1.234")),
+        ({"amount_due": "-0"}, Decimal(0)),
+        ({"amount_due": "0"}, Decimal(0)),
+        ({"amount_due": "500", "currency": "XAF"}, Decimal(500)),  # real currencies starting with X
+        ({"amount_due": "500", "currency": "XOF"}, Decimal(500)),
+        ({"amount_due": "5.25", "currency": "XCD"}, Decimal("5.25")),
+        ({"amount_due": "500", "currency": "XPF"}, Decimal(500)),
+        ({"amount_due": "5.25", "currency": "EUR"}, Decimal("5.25")),
+    ],
+)
+def test_amounts_within_bounds_are_exact(changes: dict[str, object], amount: Decimal) -> None:
+    loan = parse_loan(item(**changes))
+    assert loan.amount_due == amount and not loan.amount_due.is_signed()
+
+
+def test_the_earliest_and_latest_due_dates_are_accepted() -> None:
+    assert parse_loan(item(due_date="1900-01-01")).due_date == dt.date(1900, 1, 1)
+    assert parse_loan(item(due_date="2999-12-31")).due_date == dt.date(2999, 12, 31)
+    assert parse_loan(item(due_date="2028-02-29")).due_date == dt.date(2028, 2, 29)
+
+
+def test_any_name_up_to_the_bound_is_kept_for_compose_to_judge() -> None:
+    assert parse_loan(item(borrower_name="Jane https://evil.example")).borrower_name == "Jane https://evil.example"
+    assert parse_loan(item(borrower_name="A" * 300)).borrower_name == "A" * 300
+
+
 def test_an_item_without_loan_id_still_gives_a_reason() -> None:
     with pytest.raises(InvalidLoan) as caught:
         parse_loan(item(loan_id=None))

@@ -1,6 +1,7 @@
 """Composition of the SMS a borrower receives: templates, money and dates, segments, references."""
 
 from dunning.compose.formatting import format_date, format_money
+from dunning.compose.names import printable_name
 from dunning.compose.reference import REFERENCE_ALPHABET, is_reference_code, reference_code
 from dunning.compose.render import (
     SERVICE_MESSAGE_KINDS,
@@ -21,6 +22,7 @@ __all__ = [
     "is_gsm7",
     "is_reference_code",
     "is_service_kind",
+    "printable_name",
     "reference_code",
     "render_reminder",
     "render_service",

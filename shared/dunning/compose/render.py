@@ -11,9 +11,11 @@ from functools import lru_cache
 from string import Formatter
 
 from dunning.compose.formatting import format_date, format_money
+from dunning.compose.names import name_problem, printable_name
 from dunning.compose.segments import Encoding, is_gsm7, sms_encoding
 from dunning.models.loan import Locale
 from dunning.models.policy import Policy, PolicyError
+from dunning.observability import MetricUnit, logger, metrics
 
 # Service messages answer something the borrower did; every other template kind is a reminder.
 SERVICE_MESSAGE_KINDS = ("payment_confirmation", "opt_out_confirmation")
@@ -28,7 +30,11 @@ SERVICE_PLACEHOLDERS = frozenset({"brand", "name", "methods", "hotline", "refere
 FRAGMENT_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
     "late_fees": frozenset({"fees"}),
     "promise": frozenset({"promised_date"}),
+    "no_name": frozenset(),
 }
+# What {name} becomes when the name is withheld or cannot fit, for a policy without `fragments.no_name`:
+# "Hi there," / "【信飞】您好，".
+DEFAULT_NO_NAME: Mapping[Locale, str] = {"en-US": "there", "zh-CN": ""}
 
 
 @dataclass(frozen=True)
@@ -106,11 +112,23 @@ def _template(policy: Policy, kind: str, locale: Locale) -> tuple[str, str]:
     return text, where
 
 
-def clean_name(name: str) -> str:
-    """The name on one line: no control or invisible formatting characters, single spaces."""
-    kept = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in name)
-    kept = "".join(c for c in kept if unicodedata.category(c) != "Cf")
-    return " ".join(kept.split())
+def _no_name(policy: Policy, locale: Locale) -> str:
+    """The greeting's stand-in for a name: `fragments.no_name` of the policy, else DEFAULT_NO_NAME."""
+    if locale not in policy.fragments.get("no_name", {}):
+        return DEFAULT_NO_NAME[locale]
+    return _fragment(policy, "no_name", locale, {})
+
+
+def shown_name(raw: str, *, loan_id: str | None, reference: str) -> str | None:
+    """The name to print, or None (withheld: counted and logged with the loan, never the name)."""
+    name = printable_name(raw)
+    if name is None and raw.strip():
+        metrics.add_metric(name="NameWithheld", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "borrower name withheld from the SMS",
+            extra={"loan_id": loan_id, "reference": reference, "reason": name_problem(raw)},
+        )
+    return name
 
 
 def _fold_to_gsm(name: str) -> str:
@@ -130,8 +148,15 @@ def _compose(body: str) -> ComposedSms:
     return ComposedSms(body=body, encoding=encoding, segments=segments)
 
 
-def _fit_name(render: Callable[[str], str], name: str, max_segments: int, fit: bool) -> ComposedSms:
-    """Render with the full name; if that breaks the budget, shorten only the name."""
+def _fit_name(
+    render: Callable[[str], str], name: str | None, no_name: str, max_segments: int, fit: bool
+) -> ComposedSms:
+    """Render with the full name; if that breaks the budget, shorten only the name.
+
+    No name (withheld, or none given) renders the policy's name-less greeting instead.
+    """
+    if name is None:
+        return _compose(render(no_name))
     full = _compose(render(name))
     if not fit or full.segments <= max_segments:
         return full
@@ -153,7 +178,7 @@ def _fit_name(render: Callable[[str], str], name: str, max_segments: int, fit: b
             return attempt
     # A name that cannot be written in GSM-7 (e.g. 王小明 in an en-US SMS) would double the segments
     # whatever its length: greet without it ("Hi there," / "您好").
-    anonymous = _compose(render("there" if is_gsm7(nameless) else ""))
+    anonymous = _compose(render(no_name))
     if anonymous.segments <= max_segments:
         return anonymous
     return full  # still over budget: send as rendered; `dunning policy check` flags such templates
@@ -182,11 +207,14 @@ def render_reminder(
     loan_count: int = 1,
     promised_date: dt.date | None = None,
     fit_name: bool = True,
+    loan_id: str | None = None,
 ) -> ComposedSms:
     """A collection reminder (any ladder stage, or `consolidated` for several loans).
 
     `total` is what the borrower owes now, late fees included; `late_fees` is the part of it
     that is fees, shown through the `late_fees` fragment only when above zero.
+    `name` is upstream text: printed only when it looks like a name (compose.names), else the
+    SMS greets without it. `loan_id` only labels that log line.
     `fit_name=False` renders the full name even over budget (the policy lint measures that).
     """
     if is_service_kind(kind):
@@ -215,10 +243,11 @@ def render_reminder(
         promised = format_date(promised_date, locale)
         values["promise"] = _fragment(policy, "promise", locale, {"promised_date": promised})
 
-    def render(shown_name: str) -> str:
-        return _fill(template, where, REMINDER_PLACEHOLDERS, {**values, "name": shown_name})
+    def render(shown: str) -> str:
+        return _fill(template, where, REMINDER_PLACEHOLDERS, {**values, "name": shown})
 
-    return _fit_name(render, clean_name(name), policy.max_segments, fit_name)
+    name_shown = shown_name(name, loan_id=loan_id, reference=reference)
+    return _fit_name(render, name_shown, _no_name(policy, locale), policy.max_segments, fit_name)
 
 
 def render_service(
@@ -232,8 +261,12 @@ def render_service(
     paid: Decimal | None = None,
     remaining: Decimal | None = None,
     fit_name: bool = True,
+    loan_id: str | None = None,
 ) -> ComposedSms:
-    """A service message: `payment_confirmation` (needs `paid`, `remaining`) or `opt_out_confirmation`."""
+    """A service message: `payment_confirmation` (needs `paid`, `remaining`) or `opt_out_confirmation`.
+
+    `name` is printed only when it looks like a name, as in render_reminder.
+    """
     if not is_service_kind(kind):
         raise ValueError(f"{kind} is a reminder: use render_reminder")
     template, where = _template(policy, kind, locale)
@@ -251,7 +284,8 @@ def render_service(
         elif label in used:
             raise ValueError(f"{where} shows {{{label}}}: pass {label}")
 
-    def render(shown_name: str) -> str:
-        return _fill(template, where, SERVICE_PLACEHOLDERS, {**values, "name": shown_name})
+    def render(shown: str) -> str:
+        return _fill(template, where, SERVICE_PLACEHOLDERS, {**values, "name": shown})
 
-    return _fit_name(render, clean_name(name), policy.max_segments, fit_name)
+    name_shown = shown_name(name, loan_id=loan_id, reference=reference)
+    return _fit_name(render, name_shown, _no_name(policy, locale), policy.max_segments, fit_name)

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
 from dunning.models.loan import IsoDate, PhoneNumber
-from dunning.models.money import ExactDecimal, is_currency
+from dunning.models.money import Amount, check_minor_unit, is_currency
 from dunning.models.state import Instalment
 
 
@@ -42,7 +42,9 @@ class ScheduledEvent(EventBridgeModel):  # type: ignore[misc]
 # ---------------------------------------------------------------- loan and borrower events (DESIGN 4.4)
 
 LoanId = Annotated[str, Field(min_length=1, max_length=128, description="LoansTable loan_id")]
-PositiveMoney = Annotated[ExactDecimal, Field(gt=0, description="major units, exact decimal (never a float)")]
+PositiveMoney = Annotated[
+    Amount, Field(gt=0, description="major units, exact decimal (never a float), bounded to what a loan can be")
+]
 Reason = Annotated[str, Field(min_length=1, max_length=500, description="free text for the audit trail")]
 
 
@@ -60,8 +62,16 @@ class PaymentReceived(_Detail):
     @classmethod
     def _known_currency(cls, value: str) -> str:
         if not is_currency(value):
-            raise ValueError(f"{value!r} is not an ISO 4217 currency")
+            raise ValueError(f"{value!r} is not a current ISO 4217 currency")
         return value
+
+    @model_validator(mode="after")
+    def _amount_in_minor_units(self) -> PaymentReceived:
+        try:
+            check_minor_unit(self.amount, self.currency)
+        except ValueError as exc:
+            raise ValueError(f"amount {exc}") from None
+        return self
 
 
 class PromiseToPay(_Detail):

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
-from dunning.models.money import ExactDecimal, is_currency
+from dunning.models.money import Amount, check_minor_unit, is_currency
 
 Locale = Literal["zh-CN", "en-US"]
 SUPPORTED_LOCALES: tuple[Locale, ...] = ("zh-CN", "en-US")
@@ -37,16 +46,27 @@ def e164(value: Any) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# Far beyond any loan's due date, and far enough from date.min/max that the ladder's date
+# arithmetic (days to a few years either way) can never overflow.
+EARLIEST_DATE = dt.date(1900, 1, 1)
+LATEST_DATE = dt.date(2999, 12, 31)
+
+
 def iso_date(value: Any) -> dt.date:
-    """Strict YYYY-MM-DD (no datetimes, no other formats)."""
+    """A real calendar day written strictly YYYY-MM-DD (ASCII digits; no week dates, times or spaces)."""
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return value
-    if not isinstance(value, str) or len(value) != 10:
+        day = value
+    elif isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            day = dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("is not a real calendar day (YYYY-MM-DD)") from None
+    else:
         raise ValueError("must be a date written YYYY-MM-DD")
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ValueError("must be a date written YYYY-MM-DD") from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ValueError(f"must be between {EARLIEST_DATE} and {LATEST_DATE}")
+    return day
 
 
 def iana_zone(value: Any) -> str:
@@ -55,14 +75,13 @@ def iana_zone(value: Any) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{value[:40]!r} is not an IANA time zone") from None
+        raise ValueError("is not an IANA time zone name") from None
     return value
 
 
 PhoneNumber = Annotated[str, BeforeValidator(e164)]
 IsoDate = Annotated[dt.date, BeforeValidator(iso_date)]
 TimeZoneName = Annotated[str, BeforeValidator(iana_zone)]
-NonNegativeMoney = Annotated[ExactDecimal, Field(ge=0)]
 
 
 class Loan(BaseModel):
@@ -72,13 +91,15 @@ class Loan(BaseModel):
 
     loan_id: Annotated[str, Field(min_length=1, max_length=128)]
     borrower_id: Annotated[str, Field(min_length=1, max_length=128)]
-    borrower_name: Annotated[str, Field(min_length=1, max_length=200)]
+    # Any text up to a bound: what is printable in an SMS is decided at compose time (printable_name).
+    borrower_name: Annotated[str, Field(min_length=1, max_length=1000)]
     phone: PhoneNumber
     status: LoanStatus
     due_date: IsoDate
-    amount_due: NonNegativeMoney
+    # Before the amounts: their minor-unit check needs it.
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-    late_fees: NonNegativeMoney | None = None
+    amount_due: Amount
+    late_fees: Amount | None = None
     locale: Locale | None = None
     timezone: TimeZoneName | None = None
 
@@ -86,8 +107,16 @@ class Loan(BaseModel):
     @classmethod
     def _known_currency(cls, value: str) -> str:
         if not is_currency(value):
-            raise ValueError(f"{value!r} is not an ISO 4217 currency")
+            raise ValueError(f"{value!r} is not a current ISO 4217 currency")
         return value
+
+    @field_validator("amount_due", "late_fees")
+    @classmethod
+    def _in_minor_units(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        currency = info.data.get("currency")
+        if value is None or currency is None:  # an invalid currency is reported on its own
+            return value
+        return check_minor_unit(value, currency)
 
     @property
     def cycle(self) -> str:

@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from dunning.models.loan import IsoDate
-from dunning.models.money import ExactDecimal
+from dunning.models.money import Amount
 
 
 class ClaimState(StrEnum):
@@ -47,7 +47,7 @@ class Instalment(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     due_date: IsoDate
-    amount: Annotated[ExactDecimal, Field(gt=0)]
+    amount: Annotated[Amount, Field(gt=0)]  # currency unknown here: bounded to the finest minor unit
 
 
 class LoanControl(BaseModel):
