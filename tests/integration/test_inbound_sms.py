@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import boto3
-
 from dunning.local import LocalStack
 from tests.integration.borrower_helpers import (
     PHONE,

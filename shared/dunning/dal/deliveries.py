@@ -129,9 +129,10 @@ class DeliveriesRepository:
         names = {f"#a{i}": name for i, name in enumerate(("loan_id", "record_id", *CONTACT_ATTRIBUTES))}
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for start in range(0, len(keys), 100):
+            page = keys[start : start + 100]
             request: dict[str, Any] = {
                 self.table: {
-                    "Keys": [{"loan_id": {"S": loan}, "record_id": {"S": rid}} for loan, rid in keys[start : start + 100]],
+                    "Keys": [{"loan_id": {"S": loan}, "record_id": {"S": rid}} for loan, rid in page],
                     "ProjectionExpression": ", ".join(names),
                     "ExpressionAttributeNames": names,
                     "ConsistentRead": True,

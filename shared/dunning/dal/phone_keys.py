@@ -62,7 +62,8 @@ class PhoneKeys:
 
     def hash(self, phone: str) -> str:
         if self._hasher is None:
-            self._hasher = PhoneHasher(_data_key(self.state_table, self.kms_key, os.environ.get("AWS_ENDPOINT_URL", "")))
+            endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+            self._hasher = PhoneHasher(_data_key(self.state_table, self.kms_key, endpoint))
         return self._hasher(phone)
 
     def partition(self, phone: str) -> str:
@@ -96,4 +97,3 @@ def _data_key(state_table: str, kms_key: str, endpoint: str) -> bytes:
         CiphertextBlob=found["wrapped_key"]["B"], KeyId=kms_key, EncryptionContext=ENCRYPTION_CONTEXT
     )
     return bytes(unwrapped["Plaintext"])
-
