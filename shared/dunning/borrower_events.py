@@ -22,7 +22,9 @@ from dunning.compliance import region_of
 from dunning.compose import reference_code, render_service
 from dunning.dal.loans import LoansRepository
 from dunning.dal.state import StateRepository
+from dunning.erasure import Erasure
 from dunning.models.events import (
+    BorrowerErasureRequested,
     ContactOptIn,
     ContactOptOut,
     DisputeResolved,
@@ -192,6 +194,9 @@ class BorrowerEvents:
             self.state.wake_planner()
             logger.info("number opted back in by event", extra={"phone": mask_phone(detail.phone)})
             return {"event": kind, "applied": True}
+        if isinstance(detail, BorrowerErasureRequested):
+            erased = Erasure(self.state, self.notices.deliveries).erase(detail, event.id, now)
+            return {"event": kind, "applied": True, **erased}
         if isinstance(detail, PaymentReceived):
             confirmed = self.payment_received(detail, now)
             # Under a plan a payment moves the chase to the next instalment, which may be due already.

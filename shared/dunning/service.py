@@ -12,6 +12,7 @@ from dunning.dal.bus import EventBus
 from dunning.dal.cases import CaseRepository
 from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.loans import LoansRepository
+from dunning.dal.phone_keys import PhoneKeys
 from dunning.dal.queue import JobQueue
 from dunning.dal.sms import Pacer, SmsGateway, SmsSettings
 from dunning.dal.state import StateRepository
@@ -28,10 +29,17 @@ def sms_gateway(settings: Settings) -> SmsGateway:
     return SmsGateway(SmsSettings(settings.sms_type, settings.sender_id, settings.origination_number))
 
 
+def state_repository(settings: Settings) -> StateRepository:
+    """StateTable with phone numbers hashed (opt-outs, notices about a number)."""
+    if not settings.phone_hash_key:
+        raise SettingsError("function environment is invalid: PHONE_HASH_KEY is required to key phone numbers")
+    return StateRepository(settings.state_table, PhoneKeys(settings.state_table, settings.phone_hash_key))
+
+
 def planner(settings: Settings) -> Planner:
     return Planner(
         loans=LoansRepository(settings.loans_table),
-        state=StateRepository(settings.state_table),
+        state=state_repository(settings),
         deliveries=DeliveriesRepository(settings.deliveries_table),
         queue=JobQueue(settings.reminder_queue_url),
         policy=current_policy(settings),
@@ -48,7 +56,7 @@ def _pacer(parts_per_second: int) -> Pacer:
 def sender(settings: Settings) -> Sender:
     return Sender(
         loans=LoansRepository(settings.loans_table),
-        state=StateRepository(settings.state_table),
+        state=state_repository(settings),
         deliveries=DeliveriesRepository(settings.deliveries_table),
         sms=sms_gateway(settings),
         pacer=_pacer(settings.max_parts_per_second),
@@ -59,7 +67,7 @@ def sender(settings: Settings) -> Sender:
 
 def borrower_events(settings: Settings) -> BorrowerEvents:
     """Loan events (LoanEventsFunction) and inbound SMS (InboundSmsFunction)."""
-    state = StateRepository(settings.state_table)
+    state = state_repository(settings)
     return BorrowerEvents(
         loans=LoansRepository(settings.loans_table),
         state=state,
@@ -87,7 +95,7 @@ def escalator(settings: Settings) -> Escalator:
     return Escalator(
         loans=LoansRepository(settings.loans_table),
         deliveries=DeliveriesRepository(settings.deliveries_table),
-        state=StateRepository(settings.state_table),
+        state=state_repository(settings),
         cases=CaseRepository(settings.state_table),
         bus=EventBus(settings.event_bus_name),
         policy=current_policy(settings),

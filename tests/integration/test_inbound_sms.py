@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 import pytest
 
 from dunning.local import LocalStack
@@ -19,13 +18,13 @@ from tests.integration.borrower_helpers import (
     sns_event,
     table_items,
 )
+from tests.integration.phone_key_helpers import opted_out
 
 US_PHONE = "+14155550123"
 
 
 def _opted_out(stack: LocalStack, phone: str) -> bool:
-    key = {"pk": {"S": f"PHONE#{phone}"}, "sk": {"S": "OPTOUT"}}
-    return "Item" in boto3.client("dynamodb").get_item(TableName=stack.physical_id("StateTable"), Key=key)
+    return opted_out(stack, phone)  # under the number's keyed hash, never the number
 
 
 def test_chinese_opt_out_reply_is_confirmed_once_and_nothing_follows(local_stack: LocalStack) -> None:

@@ -14,6 +14,9 @@ from dunning.models.delivery import DeliveryRecord, Outcome
 from dunning.models.jobs import utc_iso
 
 MESSAGE_ID_INDEX = "MessageIdIndex"
+BORROWER_INDEX = "BorrowerIndex"
+# What an erasure removes from a record: the number and the text sent (which holds the name).
+CONTACT_ATTRIBUTES = ("phone", "body")
 # What escalation needs of a loan's records (never the body or the phone).
 HISTORY_ATTRIBUTES = ("record_id", "cycle", "stage", "outcome", "reason", "message_id")
 
@@ -109,3 +112,56 @@ class DeliveriesRepository:
                 ConsistentRead=True,
             )
         )
+
+    # ---------------------------------------------------------------- erasure (LoanEventsFunction)
+    def borrower_records(self, borrower_id: str) -> list[tuple[str, str]]:
+        """(loan_id, record_id) of every record of one borrower (BorrowerIndex, keys only)."""
+        items = query_items(
+            TableName=self.table,
+            IndexName=BORROWER_INDEX,
+            KeyConditionExpression="borrower_id = :b",
+            ExpressionAttributeValues={":b": {"S": borrower_id}},
+        )
+        return sorted((str(item["loan_id"]), str(item["record_id"])) for item in items)
+
+    def contact_details(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The contact attributes each record still holds (records holding none are left out)."""
+        names = {f"#a{i}": name for i, name in enumerate(("loan_id", "record_id", *CONTACT_ATTRIBUTES))}
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for start in range(0, len(keys), 100):
+            page = keys[start : start + 100]
+            request: dict[str, Any] = {
+                self.table: {
+                    "Keys": [{"loan_id": {"S": loan}, "record_id": {"S": rid}} for loan, rid in page],
+                    "ProjectionExpression": ", ".join(names),
+                    "ExpressionAttributeNames": names,
+                    "ConsistentRead": True,
+                }
+            }
+            while request:
+                response = client("dynamodb").batch_get_item(RequestItems=request)
+                for raw in response.get("Responses", {}).get(self.table, []):
+                    item = from_item(raw)
+                    contact = {k: v for k, v in item.items() if k in CONTACT_ATTRIBUTES}
+                    if contact:
+                        found[(str(item["loan_id"]), str(item["record_id"]))] = contact
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def erase_contact(self, loan_id: str, record_id: str, now: dt.datetime) -> bool:
+        """Remove phone and body from one record, keeping outcome, amounts and dates; False if none was left."""
+        names = {f"#c{i}": name for i, name in enumerate(CONTACT_ATTRIBUTES)}
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table,
+                Key={"loan_id": {"S": loan_id}, "record_id": {"S": record_id}},
+                UpdateExpression=f"REMOVE {', '.join(names)} SET erased_at = :now",
+                ConditionExpression=" OR ".join(f"attribute_exists({name})" for name in names),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":now": {"S": utc_iso(now)}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True

@@ -1,12 +1,19 @@
 """StateTable: the product's own state, kept apart from the upstream-owned loans.
 
 Items: `LOAN#id / SEND#cycle#stage` (send claim), `LOAN#id / CONTROL` (holds and pauses),
-`BORROWER#id / DAY#yyyy-mm-dd` (SMS sent that local day), `PHONE#e164 / OPTOUT`,
-`LOAN#id / NOTICE#kind#id` and `PHONE#e164 / NOTICE#kind#id` (one service SMS per event),
+`BORROWER#id / DAY#yyyy-mm-dd` (SMS sent that local day), `PHONEHASH#h / OPTOUT`,
+`LOAN#id / NOTICE#kind#id` and `PHONEHASH#h / NOTICE#kind#id` (one service SMS per event),
+`BORROWER#id / ERASED` (evidence of an erasure, no personal data), `KEY / PHONE_HASH` (the
+wrapped phone-hash key, see `phone_keys`: never delete it),
 `PLANDUE / yyyy-mm-dd#loan_id` (one per instalment of an agreed repayment plan: the planner's
 index of plan due dates; one partition is enough at the volume of plans we see),
 `PLANNER / AGENDA#segment#total` (when that planner segment must read again) and
 `PLANNER / POKE` (a version bumped whenever something the planner read may have changed).
+
+A phone number is never a key or an attribute here: items about a number are keyed by its keyed
+hash (`PHONEHASH#h`, h = `PhoneKeys.hash`). Items written before that (`PHONE#e164 / ...`) are
+still read for opt-outs (a dual read, so no opt-out is missed after the upgrade), moved to the
+hashed key when the number opts out again, and removed when the number is erased.
 """
 
 from __future__ import annotations
@@ -17,11 +24,17 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from dunning.dal.aws import client, from_item, query_items, to_item
+from dunning.dal.phone_keys import PhoneKeys
 from dunning.models.jobs import utc_iso
 from dunning.models.state import ClaimState, LoanControl, PlannerAgenda, SendClaim
 
 ClaimKey = tuple[str, str, str]  # loan_id, cycle, stage
 PLAN_INDEX_PK = "PLANDUE"
+LEGACY_PHONE_PREFIX = "PHONE#"  # items keyed by the raw number, before the keyed hash
+# A send claim outlives every stage of its cycle (a stage starts at most 365 days past due).
+CLAIM_RETENTION_DAYS = 400
+# A notice claim only stops redeliveries and replays of its event from sending twice.
+NOTICE_RETENTION_DAYS = 90
 
 
 def claim_key(loan_id: str, cycle: str, stage: str) -> dict[str, Any]:
@@ -36,13 +49,24 @@ def day_key(borrower_id: str, day: dt.date) -> dict[str, Any]:
     return {"pk": {"S": f"BORROWER#{borrower_id}"}, "sk": {"S": f"DAY#{day.isoformat()}"}}
 
 
-def optout_key(phone: str) -> dict[str, Any]:
-    return {"pk": {"S": f"PHONE#{phone}"}, "sk": {"S": "OPTOUT"}}
+def optout_key(partition: str) -> dict[str, Any]:
+    """`partition` is `PHONEHASH#h` (or, for items written before the hash, `PHONE#e164`)."""
+    return {"pk": {"S": partition}, "sk": {"S": "OPTOUT"}}
 
 
 def notice_key(owner: str, notice: str) -> dict[str, Any]:
-    """`owner` is `LOAN#id` or `PHONE#e164`; `notice` is `kind#event-or-payment-id`."""
+    """`owner` is `LOAN#id` or `PHONEHASH#h`; `notice` is `kind#event-or-payment-id`."""
     return {"pk": {"S": owner}, "sk": {"S": f"NOTICE#{notice}"}}
+
+
+def expiry(day: dt.date | dt.datetime, days: int) -> int:
+    """The TTL (epoch seconds) `days` after a date (midnight UTC) or an instant."""
+    start = day if isinstance(day, dt.datetime) else dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC)
+    return int((start + dt.timedelta(days=days)).timestamp())
+
+
+def erasure_key(borrower_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"BORROWER#{borrower_id}"}, "sk": {"S": "ERASED"}}
 
 
 def agenda_key(segment: int, total_segments: int) -> dict[str, Any]:
@@ -68,8 +92,21 @@ def conditional_write(operation: str, request: dict[str, Any]) -> bool:
 
 
 class StateRepository:
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, phone_keys: PhoneKeys | None = None) -> None:
         self.table = table
+        self.phone_keys = phone_keys
+
+    def phone_partition(self, phone: str) -> str:
+        """The partition of StateTable items about a number: its keyed hash, never the number."""
+        if self.phone_keys is None:
+            raise RuntimeError("this StateRepository was built without phone keys (PHONE_HASH_KEY)")
+        return self.phone_keys.partition(phone)
+
+    def _owner_partition(self, owner: str) -> str:
+        """A notice owner `PHONE#e164` becomes the number's hashed partition; `LOAN#id` stays."""
+        if owner.startswith(LEGACY_PHONE_PREFIX):
+            return self.phone_partition(owner.removeprefix(LEGACY_PHONE_PREFIX))
+        return owner
 
     # ---------------------------------------------------------------- reads
     def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -89,7 +126,11 @@ class StateRepository:
         """Claims, controls and opted-out phones for a set of loans, in batched reads."""
         keys = [claim_key(*k) for k in claims]
         keys += [control_key(loan_id) for loan_id, _, _ in claims]
-        keys += [optout_key(phone) for phone in phones]
+        by_partition: dict[str, str] = {}
+        for phone in phones:
+            by_partition[self.phone_partition(phone)] = phone
+            by_partition[LEGACY_PHONE_PREFIX + phone] = phone  # dual read: an opt-out from before the hash
+        keys += [optout_key(partition) for partition in by_partition]
         found_claims: dict[ClaimKey, SendClaim] = {}
         controls: dict[str, LoanControl] = {}
         opted_out: set[str] = set()
@@ -101,8 +142,8 @@ class StateRepository:
             elif sk == "CONTROL":
                 control = LoanControl.model_validate(item)
                 controls[control.loan_id] = control
-            elif sk == "OPTOUT":
-                opted_out.add(pk.removeprefix("PHONE#"))
+            elif sk == "OPTOUT" and pk in by_partition:
+                opted_out.add(by_partition[pk])
         return found_claims, controls, opted_out
 
     def sent_by_day(self, borrower_id: str, today: dt.date) -> dict[dt.date, int]:
@@ -214,6 +255,10 @@ class StateRepository:
     # ---------------------------------------------------------------- helpers
     def _claim_values(self, key: ClaimKey, borrower_id: str, state: ClaimState, now: dt.datetime) -> dict[str, Any]:
         loan_id, cycle, stage = key
+        try:
+            expires_at: int | None = expiry(dt.date.fromisoformat(cycle), CLAIM_RETENTION_DAYS)
+        except ValueError:
+            expires_at = None  # not a date: kept (to_item leaves None out)
         return {
             "pk": f"LOAN#{loan_id}",
             "sk": f"SEND#{cycle}#{stage}",
@@ -223,6 +268,7 @@ class StateRepository:
             "borrower_id": borrower_id,
             "state": state.value,
             "updated_at": utc_iso(now),
+            "expires_at": expires_at,
         }
 
     # ---------------------------------------------------------------- borrower events (LoanEventsFunction)
@@ -347,45 +393,114 @@ class StateRepository:
     def opt_out(self, phone: str, source: str, source_id: str, now: dt.datetime) -> str:
         """Add the number to the product's opt-out list; returns the source_id that opted it out.
 
-        Idempotent: when the number is already opted out, the item (and its source) is kept.
+        Idempotent: when the number is already opted out, the item (and its source) is kept. The
+        item is keyed by the number's hash and holds no number. An opt-out from before the hash is
+        moved to the hashed key first (so it keeps its source).
         """
+        legacy = self._legacy_optout(phone)
+        if legacy is not None:
+            source, source_id, opted_at = (
+                str(legacy.get("source", source)),
+                str(legacy.get("source_id", source_id)),
+                str(legacy.get("opted_out_at", utc_iso(now))),
+            )
+        else:
+            opted_at = utc_iso(now)
         item = {
-            "pk": f"PHONE#{phone}",
-            "sk": "OPTOUT",
-            "phone": phone,
-            "source": source,
-            "source_id": source_id,
-            "opted_out_at": utc_iso(now),
+            **optout_key(self.phone_partition(phone)),
+            **to_item({"source": source, "source_id": source_id, "opted_out_at": opted_at}),
         }
         try:
-            client("dynamodb").put_item(
-                TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
-            )
+            client("dynamodb").put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:
             if not is_conditional_failure(exc):
                 raise
-            existing = client("dynamodb").get_item(TableName=self.table, Key=optout_key(phone), ConsistentRead=True)
-            return str(from_item(existing.get("Item", {})).get("source_id", ""))
+            existing = client("dynamodb").get_item(
+                TableName=self.table, Key=optout_key(self.phone_partition(phone)), ConsistentRead=True
+            )
+            source_id = str(from_item(existing.get("Item", {})).get("source_id", ""))
+        if legacy is not None:
+            client("dynamodb").delete_item(TableName=self.table, Key=optout_key(LEGACY_PHONE_PREFIX + phone))
         return source_id
 
     def opt_in(self, phone: str) -> None:
-        client("dynamodb").delete_item(TableName=self.table, Key=optout_key(phone))
+        client("dynamodb").delete_item(TableName=self.table, Key=optout_key(self.phone_partition(phone)))
+        client("dynamodb").delete_item(TableName=self.table, Key=optout_key(LEGACY_PHONE_PREFIX + phone))
 
     def is_opted_out(self, phone: str) -> bool:
-        item = client("dynamodb").get_item(TableName=self.table, Key=optout_key(phone), ConsistentRead=True)
-        return "Item" in item
+        item = client("dynamodb").get_item(
+            TableName=self.table, Key=optout_key(self.phone_partition(phone)), ConsistentRead=True
+        )
+        return "Item" in item or self._legacy_optout(phone) is not None
+
+    def _legacy_optout(self, phone: str) -> dict[str, Any] | None:
+        found = client("dynamodb").get_item(
+            TableName=self.table, Key=optout_key(LEGACY_PHONE_PREFIX + phone), ConsistentRead=True
+        )
+        return from_item(found["Item"]) if "Item" in found else None
+
+    # ---------------------------------------------------------------- erasure (BorrowerErasureRequested)
+    def forget_number(self, phone: str, now: dt.datetime) -> int:
+        """Remove every item keyed by the raw number (written before the hash); keep its opt-out, hashed.
+
+        Idempotent and safe to resume: the opt-out is rewritten under the hash before any raw
+        item is deleted. Returns how many raw items were deleted. Items keyed by the hash hold
+        no number and stay: they are what keeps an opt-out working after the erasure.
+        """
+        if self._legacy_optout(phone) is not None:
+            self.opt_out(phone, "legacy", "", now)  # moves it under the hash, then deletes the raw one
+        raw = list(
+            query_items(
+                TableName=self.table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": LEGACY_PHONE_PREFIX + phone}},
+                ProjectionExpression="pk, sk",
+                ConsistentRead=True,
+            )
+        )
+        for item in raw:
+            client("dynamodb").delete_item(TableName=self.table, Key=to_item({"pk": item["pk"], "sk": item["sk"]}))
+        return len(raw)
+
+    def erasure(self, borrower_id: str) -> dict[str, Any] | None:
+        item = client("dynamodb").get_item(TableName=self.table, Key=erasure_key(borrower_id), ConsistentRead=True)
+        return from_item(item["Item"]) if "Item" in item else None
+
+    def note_erasure(
+        self, borrower_id: str, event_id: str, now: dt.datetime, done: dict[str, int] | None = None
+    ) -> None:
+        """The erasure's evidence, without personal data: when first requested and last run; once a
+        run has finished, `erased_at` and the counts of what it erased (added up over runs)."""
+        values: dict[str, Any] = {":now": utc_iso(now), ":event": event_id}
+        expression = "SET requested_at = if_not_exists(requested_at, :now), last_run_at = :now, last_event_id = :event"
+        if done is not None:
+            expression += ", erased_at = :now ADD " + ", ".join(f"{name} :{name}" for name in done)
+            values.update({f":{name}": count for name, count in done.items()})
+        client("dynamodb").update_item(
+            TableName=self.table,
+            Key=erasure_key(borrower_id),
+            UpdateExpression=expression,
+            ExpressionAttributeValues=to_item(values),
+        )
 
     # ---------------------------------------------------------------- service notices (one SMS per event)
     def claim_notice(self, owner: str, notice: str, now: dt.datetime) -> ClaimState | None:
         """Take the notice (PLANNED) unless it exists; None when taken now, else its current state.
 
         A PLANNED notice found again (a retry after nothing irreversible happened) is taken again.
+        An owner `PHONE#e164` is stored under the number's hash.
         """
-        key = notice_key(owner, notice)
+        key = notice_key(self._owner_partition(owner), notice)
+        expires_at = {"N": str(expiry(now, NOTICE_RETENTION_DAYS))}
         try:
             client("dynamodb").put_item(
                 TableName=self.table,
-                Item={**key, "state": {"S": ClaimState.PLANNED.value}, "updated_at": {"S": utc_iso(now)}},
+                Item={
+                    **key,
+                    "state": {"S": ClaimState.PLANNED.value},
+                    "updated_at": {"S": utc_iso(now)},
+                    "expires_at": expires_at,
+                },
                 ConditionExpression="attribute_not_exists(pk) OR #s = :planned",
                 ExpressionAttributeNames={"#s": "state"},
                 ExpressionAttributeValues={":planned": {"S": ClaimState.PLANNED.value}},
@@ -402,5 +517,5 @@ class StateRepository:
     ) -> dict[str, Any]:
         """A TransactWriteItems Update moving a notice between states (conditional on the current one)."""
         request = self.claim_transition(("", "", ""), to, now, from_state, **extra)
-        request["Update"]["Key"] = notice_key(owner, notice)
+        request["Update"]["Key"] = notice_key(self._owner_partition(owner), notice)
         return request

@@ -115,6 +115,11 @@ class ContactOptIn(_Detail):
     phone: PhoneNumber
 
 
+class BorrowerErasureRequested(_Detail):
+    borrower_id: Annotated[str, Field(min_length=1, max_length=128, description="LoansTable borrower_id")]
+    phone: PhoneNumber
+
+
 LoanEventDetail = (
     PaymentReceived
     | PromiseToPay
@@ -124,6 +129,7 @@ LoanEventDetail = (
     | DisputeResolved
     | ContactOptOut
     | ContactOptIn
+    | BorrowerErasureRequested
 )
 
 
@@ -173,6 +179,11 @@ class ContactOptInEvent(_LoanEvent):
     detail: ContactOptIn
 
 
+class BorrowerErasureRequestedEvent(_LoanEvent):
+    detail_type: Literal["BorrowerErasureRequested"] = Field(alias="detail-type")
+    detail: BorrowerErasureRequested
+
+
 LoanEvent = Annotated[
     PaymentReceivedEvent
     | PromiseToPayEvent
@@ -181,7 +192,8 @@ LoanEvent = Annotated[
     | LoanDisputedEvent
     | DisputeResolvedEvent
     | ContactOptOutEvent
-    | ContactOptInEvent,
+    | ContactOptInEvent
+    | BorrowerErasureRequestedEvent,
     Field(discriminator="detail_type"),
 ]
 
@@ -199,6 +211,7 @@ LOAN_EVENT_TYPES = (
     "DisputeResolved",
     "ContactOptOut",
     "ContactOptIn",
+    "BorrowerErasureRequested",
 )
 
 

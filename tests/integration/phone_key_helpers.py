@@ -1,0 +1,20 @@
+"""The stack's own phone hashing, for tests that look for items about a number in StateTable."""
+
+from __future__ import annotations
+
+import boto3
+
+from dunning.dal.phone_keys import PhoneKeys
+from dunning.local import LocalStack
+
+
+def phone_partition(stack: LocalStack, phone: str) -> str:
+    """`PHONEHASH#h`: the StateTable partition the functions key this number's items by."""
+    key = stack.function_environment("LoanEventsFunction")["PHONE_HASH_KEY"]
+    return PhoneKeys(stack.physical_id("StateTable"), key).partition(phone)
+
+
+def opted_out(stack: LocalStack, phone: str) -> bool:
+    """The number's opt-out item exists, under its hashed key."""
+    key = {"pk": {"S": phone_partition(stack, phone)}, "sk": {"S": "OPTOUT"}}
+    return "Item" in boto3.client("dynamodb").get_item(TableName=stack.physical_id("StateTable"), Key=key)
