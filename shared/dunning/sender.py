@@ -238,9 +238,10 @@ class Sender:
             for e in group:
                 if self.state.transition(e.key, ClaimState.SENDING, now, ClaimState.PLANNED):
                     claimed.append(e)
-            # As late as the claims allow: an opt-out written since this job's first read still stops it.
-            opted_out = bool(claimed) and (self.state.is_opted_out(first.phone) or self.sms.is_opted_out(first.phone))
-            message = self._compose(claimed, now, local_today) if claimed and not opted_out else None
+            message = self._compose(claimed, now, local_today) if claimed else None
+            # The opt-out again, as late as possible: an opt-out written since this job's first read still stops
+            # it. The product's own list last, nearest to Publish (docs/exactly-once.md: the window left).
+            opted_out = bool(claimed) and (self.sms.is_opted_out(first.phone) or self.state.is_opted_out(first.phone))
         except Exception:
             # Nothing was published: give back what this attempt took, so its redelivery can still send today.
             self._give_back(claimed, borrower_id, local_today, slot_expiry, now)

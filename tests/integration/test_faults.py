@@ -221,7 +221,11 @@ _INSTALLED: list[Injector] = []
 @pytest.fixture
 def stack(module_stack: LocalStack) -> Iterator[LocalStack]:
     """The module's stack, emptied, with BOOK seeded; the test's injector is taken off the clients after it."""
-    deployed = module_stack
+    yield from fresh_stack(module_stack)
+
+
+def fresh_stack(deployed: LocalStack) -> Iterator[LocalStack]:
+    """The `stack` fixture's body, for other modules' fixtures (tests/integration/test_sender_races.py)."""
     resource = boto3.resource("dynamodb", region_name=deployed.region)
     for logical_id in ("LoansTable", "StateTable", "DeliveriesTable"):
         table = resource.Table(deployed.physical_id(logical_id))
