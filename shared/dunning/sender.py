@@ -218,7 +218,7 @@ class Sender:
             # Not in today's SMS (another number or currency, or not yet overdue): one SMS a day, so tomorrow.
             self._suppress(other.key, borrower_id, "cap_daily", now, outcome, tomorrow, other.loan)
 
-        group = self._composable(borrower_id, group, now, local_today, outcome)
+        group, composed = self._composable(borrower_id, group, now, local_today, outcome)
         if not group:
             return
         cap = compliance.cap_reason(self.state.sent_by_day(borrower_id, local_today), local_today, self.policy)
@@ -238,7 +238,7 @@ class Sender:
             for e in group:
                 if self.state.transition(e.key, ClaimState.SENDING, now, ClaimState.PLANNED):
                     claimed.append(e)
-            message = self._compose(claimed, now, local_today) if claimed else None
+            message = (composed if claimed == group else self._compose(claimed, now, local_today)) if claimed else None
             # The opt-out again, as late as possible: an opt-out written since this job's first read still stops
             # it. The product's own list last, nearest to Publish (docs/exactly-once.md: the window left).
             opted_out = bool(claimed) and (self.sms.is_opted_out(first.phone) or self.state.is_opted_out(first.phone))
@@ -310,24 +310,23 @@ class Sender:
 
     def _composable(
         self, borrower_id: str, group: list[_Line], now: dt.datetime, local_today: dt.date, outcome: SendOutcome
-    ) -> list[_Line]:
-        """The group less the loans whose data our composition cannot handle (each SUPPRESSED `unprocessable`).
+    ) -> tuple[list[_Line], dict[str, Any]]:
+        """The group less the loans whose data our composition cannot handle (each SUPPRESSED `unprocessable`),
+        and its SMS.
 
-        Composed here once, before any slot or claim is taken, so a bad loan costs nothing but its own record.
+        Composed here, before any slot or claim is taken, so a bad loan costs nothing but its own record.
         """
         try:
-            self._compose(group, now, local_today)
-            return group
+            return group, self._compose(group, now, local_today)
         except PolicyError:
             raise
-        except UNPROCESSABLE as exc:
-            if len(group) == 1:
-                self._unprocessable(group[0].key, borrower_id, exc, now, outcome)
-                return []
+        except UNPROCESSABLE:
+            pass
         fine: list[_Line] = []
+        message: dict[str, Any] = {}
         for e in group:
             try:
-                self._compose([e], now, local_today)
+                message = self._compose([e], now, local_today)
                 fine.append(e)
             except PolicyError:
                 raise
@@ -335,7 +334,7 @@ class Sender:
                 self._unprocessable(e.key, borrower_id, exc, now, outcome)
         if len(fine) > 1:
             try:
-                self._compose(fine, now, local_today)
+                message = self._compose(fine, now, local_today)
             except PolicyError:
                 raise
             except UNPROCESSABLE as exc:
@@ -349,7 +348,8 @@ class Sender:
                 for e in fine[1:]:
                     self._suppress(e.key, borrower_id, "cap_daily", now, outcome, tomorrow, e.loan)
                 fine = fine[:1]
-        return fine
+                message = self._compose(fine, now, local_today)
+        return fine, message
 
     def _unprocessable(
         self, key: ClaimKey, borrower_id: str, error: Exception, now: dt.datetime, outcome: SendOutcome
