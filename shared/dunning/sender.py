@@ -6,10 +6,16 @@ Exactly once per (loan, cycle, stage), with single-item conditional writes in th
 3. Publish (the SDK never retries it);
 4. write the SENT delivery record, whose id derives from the SENDING time;
 5. move the claim SENDING -> SENT.
-A retry that finds SENDING looks for that record: if it exists the SMS left and only step 5 is
+Between 2 and 3 the opt-out is read again (the product's list, then SNS): a number opted out
+since the job's first checks gets its claims and slot back and a SUPPRESSED record instead.
+A claim found SENDING that a live sender may hold (written less than SENDING_HELD_FOR ago) means
+"retry later". An older one looks for that record: if it exists the SMS left and only step 5 is
 redone; if not, nobody can know whether it left, so the record says UNCERTAIN (alarmed,
-reviewed by people) and the SMS is never resent. A crash before step 2 costs at most the
-borrower's slot for the day, never a duplicate. See docs/exactly-once.md.
+reviewed by people) and the SMS is never resent. A step 5 whose condition fails reads the claim
+back and never leaves it contradicting the record. A crash before step 2 costs at most the
+borrower's slot for the day, never a duplicate. A loan whose data breaks our own computation
+(an amount no Decimal can format, a date out of range) ends SUPPRESSED `unprocessable`; the other
+loans of the job go on. See docs/exactly-once.md.
 """
 
 from __future__ import annotations
@@ -35,12 +41,24 @@ from dunning.dal.state import ClaimKey, StateRepository
 from dunning.models.delivery import DeliveryRecord, Outcome, expires_at, record_id
 from dunning.models.jobs import JobLine, SendJob
 from dunning.models.loan import InvalidLoan, Loan, parse_loan
-from dunning.models.policy import Policy
+from dunning.models.policy import Policy, PolicyError
 from dunning.models.state import ClaimState, LoanControl
 from dunning.observability import MetricUnit, logger, mask_phone, metrics
 from dunning.records import suppression_record
 
 PUBLISH_ATTEMPTS = 3
+# How long a SENDING claim may belong to a sender still running. A sender writes SENDING with the
+# clock it read when its job started, and Lambda stops it at the function's Timeout (60 s in
+# template.yaml), so no sender is alive 60 s after its claim's updated_at. Twice that leaves room
+# for clock skew between hosts, and stays well under the queue's visibility timeout (360 s): a job
+# handed back with RetryLater is redelivered only once the claim's holder has finished or died.
+# tests/unit/test_sender_bounds.py checks both against the template.
+SENDING_HELD_FOR = dt.timedelta(seconds=120)
+# Deterministic failures of our own computation on one loan's data (decimal.InvalidOperation and
+# Overflow are ArithmeticErrors; a date out of range or a model that refuses a derived value are
+# ValueErrors). AWS errors are neither, and a broken policy (PolicyError) is every loan's problem:
+# those still fail the job, so it is retried or reaches the DLQ.
+UNPROCESSABLE: tuple[type[Exception], ...] = (ArithmeticError, ValueError)
 
 
 class RetryLater(Exception):
@@ -90,11 +108,14 @@ class Sender:
                 parsed[loan_id] = parse_loan(item)
             except InvalidLoan as exc:
                 parsed[loan_id] = exc
+            except UNPROCESSABLE as exc:
+                parsed[loan_id] = InvalidLoan(loan_id, "unprocessable", type(exc).__name__)
         phones = [p.phone for p in parsed.values() if isinstance(p, Loan)]
         keys: list[ClaimKey] = [(line.loan_id, line.cycle, line.stage) for line in job.lines]
         claims, controls, opted_out = self.state.load(keys, phones)
 
         eligible: list[_Line] = []
+        held: list[str] = []
         for line, key in zip(job.lines, keys, strict=True):
             claim = claims.get(key)
             if claim is None:
@@ -104,7 +125,9 @@ class Sender:
                 outcome.skipped["not_planned"] += 1
                 continue
             if claim.state is not ClaimState.PLANNED:
-                if claim.state is ClaimState.SENDING:
+                if claim.state is ClaimState.SENDING and now - claim.updated_at < SENDING_HELD_FOR:
+                    held.append(line.loan_id)  # a live sender may be publishing it right now
+                elif claim.state is ClaimState.SENDING:
                     self._resolve_sending(key, job.borrower_id, claim.updated_at, now, outcome)
                 else:
                     outcome.skipped["duplicate_job"] += 1
@@ -114,35 +137,66 @@ class Sender:
                 self._suppress(key, job.borrower_id, "loan_not_found", now, outcome)
                 continue
             if isinstance(loan, InvalidLoan):
+                if loan.reason == "unprocessable":
+                    self._log_unprocessable(key, loan.detail)
                 self._suppress(key, job.borrower_id, loan.reason, now, outcome)
                 continue
-            # Under a repayment plan the job chases an instalment: its date and what is left of it.
-            loan = effective_loan(loan, controls.get(loan.loan_id))
-            verdict = decisions.evaluate(
-                loan,
-                controls.get(loan.loan_id),
-                now,
-                self.policy,
-                opted_out=loan.phone in opted_out,
-                expected_cycle=line.cycle,
-                expected_stage=line.stage,
-            )
-            if isinstance(verdict, decisions.Due):
-                eligible.append(_Line(line, loan, verdict.stage, controls.get(loan.loan_id)))
-            elif isinstance(verdict, decisions.Suppress):
-                self._suppress(key, job.borrower_id, verdict.reason, now, outcome, verdict.retry_after, loan)
-            elif verdict.why == "outside_window":
-                # Planned inside the window, arrived outside it: wait for the next window.
-                self._defer_quietly(key, job.borrower_id, verdict.until or now, "outside_window", now, outcome)
-            else:
-                self._suppress(key, job.borrower_id, "stage_passed", now, outcome, None, loan)
+            try:
+                decided = self._decide(line, key, job.borrower_id, loan, controls, opted_out, now, outcome)
+            except PolicyError:
+                raise
+            except UNPROCESSABLE as exc:
+                self._unprocessable(key, job.borrower_id, exc, now, outcome)
+                continue
+            if decided is not None:
+                eligible.append(decided)
         try:
             if eligible:
                 self._send_consolidated(job.borrower_id, eligible, now, outcome)
         finally:
             if outcome.deferred:
                 self.state.wake_planner()  # the planner may be asleep past these retry times
+        if held:
+            # Nothing was done for these lines: SQS redelivers the job after its visibility timeout,
+            # when the holder has finished (the claim is final, the lines are skipped) or died.
+            logger.info("claim held by a running sender; retry later", extra={"loan_ids": held})
+            metrics.add_metric(name="SendClaimHeldElsewhere", unit=MetricUnit.Count, value=len(held))
+            raise RetryLater(f"{len(held)} claim(s) held by a running sender")
         return outcome
+
+    def _decide(
+        self,
+        line: JobLine,
+        key: ClaimKey,
+        borrower_id: str,
+        loan: Loan,
+        controls: dict[str, LoanControl],
+        opted_out: set[str],
+        now: dt.datetime,
+        outcome: SendOutcome,
+    ) -> _Line | None:
+        """The line to send, or None once it is suppressed or deferred (its claim settled)."""
+        # Under a repayment plan the job chases an instalment: its date and what is left of it.
+        loan = effective_loan(loan, controls.get(loan.loan_id))
+        verdict = decisions.evaluate(
+            loan,
+            controls.get(loan.loan_id),
+            now,
+            self.policy,
+            opted_out=loan.phone in opted_out,
+            expected_cycle=line.cycle,
+            expected_stage=line.stage,
+        )
+        if isinstance(verdict, decisions.Due):
+            return _Line(line, loan, verdict.stage, controls.get(loan.loan_id))
+        if isinstance(verdict, decisions.Suppress):
+            self._suppress(key, borrower_id, verdict.reason, now, outcome, verdict.retry_after, loan)
+        elif verdict.why == "outside_window":
+            # Planned inside the window, arrived outside it: wait for the next window.
+            self._defer_quietly(key, borrower_id, verdict.until or now, "outside_window", now, outcome)
+        else:
+            self._suppress(key, borrower_id, "stage_passed", now, outcome, None, loan)
+        return None
 
     # ---------------------------------------------------------------- the SMS
     def _send_consolidated(
@@ -164,9 +218,8 @@ class Sender:
             # Not in today's SMS (another number or currency, or not yet overdue): one SMS a day, so tomorrow.
             self._suppress(other.key, borrower_id, "cap_daily", now, outcome, tomorrow, other.loan)
 
-        if self.sms.is_opted_out(first.phone):
-            for e in group:
-                self._suppress(e.key, borrower_id, "opted_out", now, outcome, None, e.loan)
+        group, composed = self._composable(borrower_id, group, now, local_today, outcome)
+        if not group:
             return
         cap = compliance.cap_reason(self.state.sent_by_day(borrower_id, local_today), local_today, self.policy)
         if cap:
@@ -180,16 +233,29 @@ class Sender:
                 self._suppress(e.key, borrower_id, "cap_daily", now, outcome, tomorrow, e.loan)
             return
         claimed: list[_Line] = []
+        opted_out = False
         try:
             for e in group:
                 if self.state.transition(e.key, ClaimState.SENDING, now, ClaimState.PLANNED):
                     claimed.append(e)
-            message = self._compose(claimed, now, local_today) if claimed else None
+            message = (composed if claimed == group else self._compose(claimed, now, local_today)) if claimed else None
+            # The opt-out again, as late as possible: an opt-out written since this job's first read still stops
+            # it. The product's own list last, nearest to Publish (docs/exactly-once.md: the window left).
+            opted_out = bool(claimed) and (self.sms.is_opted_out(first.phone) or self.state.is_opted_out(first.phone))
         except Exception:
             # Nothing was published: give back what this attempt took, so its redelivery can still send today.
             self._give_back(claimed, borrower_id, local_today, slot_expiry, now)
             raise
         outcome.skipped["claimed_concurrently"] += len(group) - len(claimed)
+        if opted_out:
+            # Claims back to PLANNED and the slot released first (a crash from there is decided again by the
+            # redelivery); a claim that could not be given back is settled from SENDING all the same.
+            logger.info("opted out since the job's first checks", extra={"phone": mask_phone(first.phone)})
+            metrics.add_metric(name="OptedOutBeforePublish", unit=MetricUnit.Count, value=1)
+            self._give_back(claimed, borrower_id, local_today, slot_expiry, now)
+            for e in claimed:
+                self._suppress(e.key, borrower_id, "opted_out", now, outcome, None, e.loan, also_from_sending=True)
+            return
         if message is None:
             self.state.release_day_slot(borrower_id, local_today, slot_expiry)
             return
@@ -222,17 +288,7 @@ class Sender:
             record = self._record(e, borrower_id, now, Outcome.SENT, None, message, message_id)
             try:
                 self._with_retries(functools.partial(self.deliveries.put, record))
-                self._with_retries(
-                    functools.partial(
-                        self.state.transition,
-                        e.key,
-                        ClaimState.SENT,
-                        now,
-                        ClaimState.SENDING,
-                        message_id=message_id,
-                        record_id=record.record_id,
-                    )
-                )
+                self._with_retries(functools.partial(self._complete_sent, e.key, record, message_id, now))
             except Exception as exc:
                 # The SMS left: record the other loans it covered before the redelivery finishes this one.
                 failures.append(exc)
@@ -251,6 +307,64 @@ class Sender:
         )
         if failures:
             raise failures[0]
+
+    def _composable(
+        self, borrower_id: str, group: list[_Line], now: dt.datetime, local_today: dt.date, outcome: SendOutcome
+    ) -> tuple[list[_Line], dict[str, Any]]:
+        """The group less the loans whose data our composition cannot handle (each SUPPRESSED `unprocessable`),
+        and its SMS.
+
+        Composed here, before any slot or claim is taken, so a bad loan costs nothing but its own record.
+        """
+        try:
+            return group, self._compose(group, now, local_today)
+        except PolicyError:
+            raise
+        except UNPROCESSABLE:
+            pass
+        fine: list[_Line] = []
+        message: dict[str, Any] = {}
+        for e in group:
+            try:
+                message = self._compose([e], now, local_today)
+                fine.append(e)
+            except PolicyError:
+                raise
+            except UNPROCESSABLE as exc:
+                self._unprocessable(e.key, borrower_id, exc, now, outcome)
+        if len(fine) > 1:
+            try:
+                message = self._compose(fine, now, local_today)
+            except PolicyError:
+                raise
+            except UNPROCESSABLE as exc:
+                # Each loan composes alone, not together (their sum, say): the lead one goes alone, the others
+                # tomorrow, when they may lead their own SMS.
+                logger.error(
+                    "loans compose alone but not together",
+                    extra={"loan_ids": [e.line.loan_id for e in fine], "error": type(exc).__name__},
+                )
+                tomorrow = compliance.next_local_midnight(now, decisions.borrower_timezone(fine[0].loan, self.policy))
+                for e in fine[1:]:
+                    self._suppress(e.key, borrower_id, "cap_daily", now, outcome, tomorrow, e.loan)
+                fine = fine[:1]
+                message = self._compose(fine, now, local_today)
+        return fine, message
+
+    def _unprocessable(
+        self, key: ClaimKey, borrower_id: str, error: Exception, now: dt.datetime, outcome: SendOutcome
+    ) -> None:
+        """One loan our own computation cannot handle: SUPPRESSED with a stable reason; the job goes on."""
+        self._log_unprocessable(key, type(error).__name__)
+        self._suppress(key, borrower_id, "unprocessable", now, outcome)
+
+    @staticmethod
+    def _log_unprocessable(key: ClaimKey, error: str) -> None:
+        # The exception's type only: its message may quote the loan's values.
+        logger.error(
+            "loan cannot be processed; recorded SUPPRESSED unprocessable",
+            extra={"loan_id": key[0], "cycle": key[1], "stage": key[2], "error": error},
+        )
 
     def _give_back(
         self, claimed: list[_Line], borrower_id: str, day: dt.date, slot_expiry: int, now: dt.datetime
@@ -380,45 +494,71 @@ class Sender:
         now: dt.datetime,
         reason: str,
         outcome: SendOutcome,
-        group: list[_Line] | None = None,
-        message: dict[str, Any] | None = None,
-        sending_at: dt.datetime | None = None,
+        group: list[_Line],
+        message: dict[str, Any],
     ) -> None:
-        """Record UNCERTAIN under the id the SENT record would have had (one record per attempt)."""
-        by_key = {e.key: e for e in group or []}
+        """This attempt's Publish has no known outcome: UNCERTAIN under the id the SENT record would have had."""
+        by_key = {e.key: e for e in group}
         for key in keys:
-            e = by_key.get(key)
-            if e is not None:
-                record = self._record(e, borrower_id, now, Outcome.UNCERTAIN, reason, message, None)
-            else:
-                at = sending_at or now
-                record = DeliveryRecord(
-                    loan_id=key[0],
-                    record_id=record_id(at, key[1], key[2]),
-                    borrower_id=borrower_id,
-                    cycle=key[1],
-                    stage=key[2],
-                    outcome=Outcome.UNCERTAIN,
-                    reason=reason,
-                    created_at=at,
-                    updated_at=now,
-                    expires_at=expires_at(at, self.retention_days),
-                )
+            record = self._record(by_key[key], borrower_id, now, Outcome.UNCERTAIN, reason, message, None)
             self._with_retries(functools.partial(self.deliveries.put, record))
-            self.state.transition(
+            moved, current = self.state.move_claim(
                 key, ClaimState.UNCERTAIN, now, ClaimState.SENDING, reason=reason, record_id=record.record_id
             )
+            if not moved and (current is None or current.state is not ClaimState.UNCERTAIN):
+                # Only this attempt moves a claim it holds: anything else is a bug to look at, not to hide.
+                logger.error(
+                    "claim not SENDING when recording UNCERTAIN",
+                    extra={"loan_id": key[0], "found": current.state.value if current else None},
+                )
             outcome.uncertain += 1
         metrics.add_metric(name="SmsUncertain", unit=MetricUnit.Count, value=len(keys))
+
+    def _complete_sent(self, key: ClaimKey, record: DeliveryRecord, message_id: str, now: dt.datetime) -> None:
+        """Step 5, SENDING -> SENT. When its condition fails the claim still ends SENT, naming this record.
+
+        The failed write returns the claim as it is. SENT: a retry of this write, or a retry of the job that
+        found this record first; done. UNCERTAIN: a retry of the job took this attempt for a dead one (it
+        outlived SENDING_HELD_FOR: a stalled sender or a skewed clock) and recorded UNCERTAIN under this
+        record's id. The SMS left and this record with its message id proves it: the record is written
+        SENT again and the claim moved to SENT, so claim and record never contradict each other.
+        """
+        extra = {"message_id": message_id, "record_id": record.record_id}
+        moved, current = self.state.move_claim(key, ClaimState.SENT, now, ClaimState.SENDING, **extra)
+        for _ in range(3):
+            if moved:
+                return
+            if current is not None and current.state is ClaimState.SENT:
+                if current.message_id != message_id:
+                    logger.error("claim SENT naming another message", extra={"loan_id": key[0]})
+                return
+            found = current.state.value if current else None
+            logger.warning(
+                "claim changed while its SMS was sent; set to SENT", extra={"loan_id": key[0], "found": found}
+            )
+            metrics.add_metric(name="SmsUncertainResolved", unit=MetricUnit.Count, value=1)
+            self.deliveries.put(record)  # an UNCERTAIN record written meanwhile has this id: the SENT one wins
+            if current is None:
+                moved = self.state.settle(
+                    key,
+                    str(record.borrower_id),
+                    ClaimState.SENT,
+                    now,
+                    message_id=message_id,
+                    record_id=record.record_id,
+                )
+            else:
+                moved, current = self.state.move_claim(key, ClaimState.SENT, now, current.state, **extra)
+        raise RetryLater(f"claim of {key[0]} keeps changing; its SENT record stands")
 
     def _resolve_sending(
         self, key: ClaimKey, borrower_id: str, sending_at: dt.datetime, now: dt.datetime, outcome: SendOutcome
     ) -> None:
-        """A previous attempt stopped after taking the claim. Finish it if its SENT record exists."""
+        """A previous attempt stopped after taking the claim (no sender still holds it). Finish it from its record."""
         existing = self.deliveries.get(key[0], record_id(sending_at, key[1], key[2]))
         if existing is not None and existing.get("outcome") == Outcome.UNCERTAIN.value:
             # The attempt recorded UNCERTAIN (with what it sent) and stopped before the claim: keep that record.
-            self.state.transition(
+            self.state.move_claim(
                 key,
                 ClaimState.UNCERTAIN,
                 now,
@@ -429,7 +569,7 @@ class Sender:
             outcome.uncertain += 1
             return
         if existing is not None and existing.get("message_id"):
-            self.state.transition(
+            self.state.move_claim(
                 key,
                 ClaimState.SENT,
                 now,
@@ -439,8 +579,41 @@ class Sender:
             )
             outcome.skipped["completed_after_retry"] += 1
             return
+        # Record and claim in one transaction, the claim's condition guarding both: if the attempt completes
+        # meanwhile (claim SENT), its SENT record is not overwritten. If it writes its record after this, it
+        # finds the claim UNCERTAIN and sets both back to SENT (_complete_sent).
+        reason = "unknown_after_retry"
+        record = DeliveryRecord(
+            loan_id=key[0],
+            record_id=record_id(sending_at, key[1], key[2]),
+            borrower_id=borrower_id,
+            cycle=key[1],
+            stage=key[2],
+            outcome=Outcome.UNCERTAIN,
+            reason=reason,
+            created_at=sending_at,
+            updated_at=now,
+            expires_at=expires_at(sending_at, self.retention_days),
+        )
+        moved, current = self.state.move_claim_with(
+            [self.deliveries.put_item_request(record)],
+            key,
+            ClaimState.UNCERTAIN,
+            now,
+            ClaimState.SENDING,
+            reason=reason,
+            record_id=record.record_id,
+        )
+        if not moved:
+            outcome.skipped["completed_concurrently"] += 1
+            logger.info(
+                "claim left SENDING while it was resolved",
+                extra={"loan_id": key[0], "found": current.state.value if current else None},
+            )
+            return
         logger.error("a previous attempt may have sent this SMS; recorded UNCERTAIN", extra={"loan_id": key[0]})
-        self._uncertain([key], borrower_id, now, "unknown_after_retry", outcome, sending_at=sending_at)
+        outcome.uncertain += 1
+        metrics.add_metric(name="SmsUncertain", unit=MetricUnit.Count, value=1)
 
     def _suppress(
         self,
@@ -451,6 +624,8 @@ class Sender:
         outcome: SendOutcome,
         retry_after: dt.datetime | None = None,
         loan: Loan | None = None,
+        *,
+        also_from_sending: bool = False,
     ) -> None:
         record = suppression_record(
             loan_id=key[0],
@@ -473,7 +648,7 @@ class Sender:
             reason=reason,
             retry_after=retry_after,
             record_id=record.record_id,
-            only_from=(ClaimState.PLANNED,),
+            only_from=(ClaimState.PLANNED, ClaimState.SENDING) if also_from_sending else (ClaimState.PLANNED,),
         )
         (outcome.deferred if retry_after else outcome.suppressed)[reason] += 1
         metrics.add_metric(name=f"Suppressed_{reason}", unit=MetricUnit.Count, value=1)

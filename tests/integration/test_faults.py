@@ -179,6 +179,14 @@ def describe(service: str, operation: str, params: dict[str, Any], tables: dict[
         return f"sns.Publish {mask_phone(params.get('PhoneNumber'))}"
     if service != "dynamodb":
         return f"{service}.{operation}"
+    if operation == "TransactWriteItems":
+        # `dynamodb.TransactWriteItems DeliveriesTable UNCERTAIN + StateTable SEND SENDING->UNCERTAIN F-1`
+        items = [
+            describe(service, f"{kind}Item", request, tables).split(" ", 1)[1]
+            for entry in params.get("TransactItems", [])
+            for kind, request in entry.items()
+        ]
+        return f"dynamodb.{operation} " + " + ".join(items)
     table = params.get("TableName") or next(iter(params.get("RequestItems", {})), "")
     parts = [f"dynamodb.{operation}", tables.get(table, table)]
     key = params.get("Key") or params.get("Item") or {}
@@ -213,7 +221,11 @@ _INSTALLED: list[Injector] = []
 @pytest.fixture
 def stack(module_stack: LocalStack) -> Iterator[LocalStack]:
     """The module's stack, emptied, with BOOK seeded; the test's injector is taken off the clients after it."""
-    deployed = module_stack
+    yield from fresh_stack(module_stack)
+
+
+def fresh_stack(deployed: LocalStack) -> Iterator[LocalStack]:
+    """The `stack` fixture's body, for other modules' fixtures (tests/integration/test_sender_races.py)."""
     resource = boto3.resource("dynamodb", region_name=deployed.region)
     for logical_id in ("LoansTable", "StateTable", "DeliveriesTable"):
         table = resource.Table(deployed.physical_id(logical_id))
@@ -397,7 +409,6 @@ POINTS: list[tuple[tuple[Fault, ...], dict[str, str]]] = [
     # Sender, before anything irreversible: its reads, the SNS opt-out check, the day's count.
     ((Fault(r"BatchGetItem LoansTable"),), CLEAN),
     ((Fault(r"BatchGetItem StateTable CONTROL OPTOUT SEND", skip=1),), CLEAN),
-    ((Fault(r"sns.CheckIfPhoneNumberIsOptedOut", error="internal"),), CLEAN),
     ((Fault(r"BatchGetItem StateTable DAY$"),), CLEAN),
     # Step 1, the day slot. Counted but unanswered: the retry finds the day full and defers to tomorrow.
     ((Fault(r"UpdateItem StateTable DAY take"),), CLEAN),
@@ -412,6 +423,13 @@ POINTS: list[tuple[tuple[Fault, ...], dict[str, str]]] = [
         (Fault(r"UpdateItem StateTable DAY release"), Fault(r"PLANNED->SENDING F-2B")),
         ends(F_2A=CAP_DAILY, F_2B=CAP_DAILY),
     ),
+    # The opt-out read again once the claims are taken (the product's list, then SNS): a failed read gives
+    # the claims and the slot back; a hit gives them back too (F-3, opted out at SNS) and suppresses the
+    # loans, even when giving back fails.
+    ((Fault(r"GetItem StateTable OPTOUT"),), CLEAN),
+    ((Fault(r"sns.CheckIfPhoneNumberIsOptedOut", error="internal"),), CLEAN),
+    ((Fault(r"SENDING->PLANNED F-3"),), CLEAN),
+    ((Fault(r"SENDING->PLANNED F-3", "after", "read_timeout"),), CLEAN),
     # Step 3, Publish: refused and retried in the invocation, refused for good, or ambiguous.
     ((Fault(r"sns.Publish", error="throttling"),), CLEAN),
     ((Fault(r"sns.Publish", error="no_connection"),), CLEAN),
@@ -431,7 +449,19 @@ POINTS: list[tuple[tuple[Fault, ...], dict[str, str]]] = [
     ((Fault(r"PutItem DeliveriesTable SUPPRESSED F-3", "after", "read_timeout"),), CLEAN),
     ((Fault(r"PutItem StateTable SEND SUPPRESSED F-3"),), CLEAN),
     ((Fault(r"PutItem StateTable SEND SUPPRESSED F-3", "after", "read_timeout"),), CLEAN),
-    # The retry path: a claim found SENDING is resolved from the record its attempt wrote, or UNCERTAIN.
+    # The retry path: a claim found SENDING (past SENDING_HELD_FOR) is resolved from the record its attempt
+    # wrote, or UNCERTAIN (record and claim in one transaction).
+    (
+        (Fault(r"PLANNED->SENDING F-1", "after", "read_timeout"), Fault(r"TransactWriteItems.*UNCERTAIN")),
+        ends(F_1="UNCERTAIN"),
+    ),
+    (
+        (
+            Fault(r"PLANNED->SENDING F-1", "after", "read_timeout"),
+            Fault(r"TransactWriteItems.*UNCERTAIN", "after", "read_timeout"),
+        ),
+        ends(F_1="UNCERTAIN"),
+    ),
     (
         (Fault(r"PutItem DeliveriesTable SENT F-1", "after", "read_timeout"), Fault(r"GetItem DeliveriesTable F-1")),
         CLEAN,
@@ -468,7 +498,12 @@ def test_one_fault_at_a_time(
 
 def test_every_call_of_the_send_path_has_an_injection_point(stack: LocalStack) -> None:
     """The calls a run makes (plus the retry path's) are all covered by POINTS: none is left untested."""
-    traced = injector(stack, Fault(r"PutItem DeliveriesTable SENT F-1", "after", "read_timeout"), AMBIGUOUS_PUBLISH)
+    traced = injector(
+        stack,
+        Fault(r"PutItem DeliveriesTable SENT F-1", "after", "read_timeout"),  # resolved from its record
+        Fault(r"PLANNED->SENDING F-2B", "after", "read_timeout"),  # resolved UNCERTAIN
+        AMBIGUOUS_PUBLISH,
+    )
     run_like_production(stack)
     # Which loan a call is for does not make it another call: compare without the loan id.
     patterns = {re.sub(r" F-\w+$", "", fault.pattern) for faults, _ in POINTS for fault in faults}

@@ -519,3 +519,48 @@ class StateRepository:
         request = self.claim_transition(("", "", ""), to, now, from_state, **extra)
         request["Update"]["Key"] = notice_key(self._owner_partition(owner), notice)
         return request
+
+    # ---------------------------------------------------------------- claims read back by a failed write (sender)
+    def move_claim(
+        self, key: ClaimKey, to: ClaimState, now: dt.datetime, from_state: ClaimState, **extra: Any
+    ) -> tuple[bool, SendClaim | None]:
+        """`transition`, and when its condition fails the claim as it is (returned by that same write).
+
+        (True, None) when moved; (False, claim) when it was not in `from_state`; (False, None) when absent.
+        """
+        request = self.claim_transition(key, to, now, from_state, **extra)["Update"]
+        try:
+            client("dynamodb").update_item(**request, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
+            item: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+            return False, SendClaim.model_validate(from_item(item)) if item else None
+        return True, None
+
+    def move_claim_with(
+        self,
+        writes: list[dict[str, Any]],
+        key: ClaimKey,
+        to: ClaimState,
+        now: dt.datetime,
+        from_state: ClaimState,
+        **extra: Any,
+    ) -> tuple[bool, SendClaim | None]:
+        """`move_claim` and `writes` (TransactWriteItems entries) all or nothing, the claim's condition guarding all."""
+        update = self.claim_transition(key, to, now, from_state, **extra)
+        update["Update"]["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        try:
+            client("dynamodb").transact_write_items(TransactItems=[*writes, update])
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException" or not reasons:
+                raise
+            claim, others = reasons[-1], reasons[:-1]
+            if claim.get("Code") != "ConditionalCheckFailed" or any(
+                r.get("Code") not in (None, "None") for r in others
+            ):
+                raise
+            item: dict[str, Any] | None = claim.get("Item")  # type: ignore[assignment]
+            return False, SendClaim.model_validate(from_item(item)) if item else None
+        return True, None
