@@ -14,6 +14,7 @@ from dunning import service
 from dunning.handlers import describe
 from dunning.models.jobs import SendJob
 from dunning.observability import MetricUnit, logger, metrics
+from dunning.sender import RetryLater
 from dunning.settings import get_settings
 
 
@@ -24,6 +25,11 @@ class SendJobRecord(SqsRecordModel):  # type: ignore[misc]
 class _Processor(BatchProcessor):
     def failure_handler(self, record: Any, exception: Any) -> Any:
         error = exception[1]
+        if isinstance(error, RetryLater):
+            # Nothing went wrong: another sender holds a claim, or Publish was throttled; SQS redelivers.
+            logger.info("send job retried later", extra={"message_id": getattr(record, "message_id", None)})
+            metrics.add_metric(name="SendJobsRetriedLater", unit=MetricUnit.Count, value=1)
+            return super().failure_handler(record, exception)
         # Field paths only for a malformed body (its values may hold phone numbers); else the error's type.
         detail = describe(error) if isinstance(error, ValidationError) else type(error).__name__
         logger.error(

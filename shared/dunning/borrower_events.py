@@ -242,6 +242,7 @@ class BorrowerEvents:
             kind=PAYMENT_CONFIRMATION,
             locale=locale,
             name=loan.borrower_name,
+            loan_id=loan.loan_id,
             currency=loan.currency,
             reference=reference,
             paid=payment.amount,

@@ -392,6 +392,7 @@ class Sender:
             kind="consolidated" if len(group) > 1 else first.stage.kind,
             locale=locale,
             name=first.loan.borrower_name,
+            loan_id=first.line.loan_id,
             currency=first.loan.currency,
             total=total,
             late_fees=sum(fees, Decimal(0)),
