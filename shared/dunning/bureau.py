@@ -277,6 +277,10 @@ class BureauReporter:
                 delinquent.append(parse_loan(item))
             except InvalidLoan as exc:
                 invalid[set_aside.invalid(exc, item, now, reporting_date)] += 1
+            except Exception as exc:
+                if not is_loan_fault(exc):
+                    raise
+                invalid[set_aside.unprocessable_item(exc, item, now, reporting_date)] += 1
         reported = self._reported()
         current = {loan.loan_id for loan in delinquent}
         departed = self.loans.get_many([i for i, r in reported.items() if i not in current and r.settled_on is None])

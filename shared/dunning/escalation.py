@@ -170,6 +170,11 @@ class Escalator:
             except InvalidLoan as exc:
                 report.invalid[self._set_aside.invalid(exc, item, now, today)] += 1
                 continue
+            except Exception as exc:
+                if not is_loan_fault(exc):
+                    raise
+                report.invalid[self._set_aside.unprocessable_item(exc, item, now, today)] += 1
+                continue
             if len(batch) == BATCH:
                 self._escalate(batch, now, today, report)
                 batch = []

@@ -203,6 +203,11 @@ class Planner:
         except InvalidLoan as exc:
             run.report.invalid[self._set_aside.invalid(exc, item, run.now, run.today)] += 1
             return None
+        except Exception as exc:
+            if not is_loan_fault(exc):
+                raise
+            run.report.invalid[self._set_aside.unprocessable_item(exc, item, run.now, run.today)] += 1
+            return None
         try:
             stage = ladder.current_stage(instalment_due or loan.due_date, run.today, self.policy)
             if stage is None:

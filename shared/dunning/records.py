@@ -114,6 +114,19 @@ class SetAside:
         self._record(loan_id, borrower_id, cycle, UNPROCESSABLE, now, today)
         return UNPROCESSABLE
 
+    def unprocessable_item(self, exc: Exception, item: Mapping[str, object], now: dt.datetime, today: dt.date) -> str:
+        """An item whose mere reading raised `exc` (a loan fault) instead of naming what is wrong with it."""
+        loan_id = _text(item, "loan_id", 2048)
+        if loan_id is None:
+            metrics.add_metric(name=UNPROCESSABLE_METRIC, unit=MetricUnit.Count, value=1)
+            logger.error(
+                "loan item set aside: unprocessable, without a loan id",
+                extra={"reason": UNPROCESSABLE, "stage": self.stage, "error": type(exc).__name__},
+            )
+            return UNPROCESSABLE
+        borrower_id, cycle = _text(item, "borrower_id", 128), _text(item, "due_date", 10)
+        return self.unprocessable(exc, loan_id=loan_id, borrower_id=borrower_id, cycle=cycle, now=now, today=today)
+
     def _record(
         self, loan_id: str, borrower_id: str | None, cycle: str | None, reason: str, now: dt.datetime, today: dt.date
     ) -> None:
