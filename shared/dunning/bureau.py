@@ -272,15 +272,18 @@ class BureauReporter:
         set_aside = SetAside(self.deliveries, "bureau", self.retention_days)
         invalid: Counter[str] = Counter()
         delinquent: list[Loan] = []
+        recorded: set[str] = set()  # loans already set aside by this run
         for item in self.loans.open_loans_due_between(dt.date.min, cutoff):
             try:
                 delinquent.append(parse_loan(item))
             except InvalidLoan as exc:
                 invalid[set_aside.invalid(exc, item, now, reporting_date)] += 1
+                recorded.add(repr(item.get("loan_id")))
             except Exception as exc:
                 if not is_loan_fault(exc):
                     raise
                 invalid[set_aside.unprocessable_item(exc, item, now, reporting_date)] += 1
+                recorded.add(repr(item.get("loan_id")))
         reported = self._reported()
         current = {loan.loan_id for loan in delinquent}
         departed = self.loans.get_many([i for i, r in reported.items() if i not in current and r.settled_on is None])
@@ -298,7 +301,7 @@ class BureauReporter:
         for loan_id in plan.kept_invalid:
             # A reported loan the index no longer gives (its status or due date broken): record why.
             live = departed.get(loan_id)
-            if live is not None:
+            if live is not None and repr(loan_id) not in recorded:
                 try:
                     parse_loan(live)
                 except InvalidLoan as broken:

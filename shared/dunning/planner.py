@@ -26,7 +26,8 @@ from dunning.dal.loans import LoansRepository
 from dunning.dal.queue import JobQueue
 from dunning.dal.state import ClaimKey, StateRepository
 from dunning.models.jobs import JobLine, SendJob, utc_iso
-from dunning.models.loan import InvalidLoan, Loan, LoanStatus, parse_loan
+from dunning.models.loan import InvalidLoan, Loan, LoanStatus, outstanding, parse_loan
+from dunning.models.money import quantize
 from dunning.models.policy import Policy
 from dunning.models.state import ClaimState, LoanControl, PlannerAgenda, SendClaim
 from dunning.observability import MetricUnit, logger, metrics
@@ -212,6 +213,8 @@ class Planner:
             stage = ladder.current_stage(instalment_due or loan.due_date, run.today, self.policy)
             if stage is None:
                 return None
+            # The sums its SMS will state: a loan whose amounts break them is set aside here, never enqueued.
+            quantize(outstanding(loan) + ladder.late_fees(loan, run.today, self.policy), loan.currency)
             timezone = decisions.borrower_timezone(loan, self.policy)
             if not compliance.in_send_window(run.now, timezone, loan.phone, self.policy):
                 # Cheap pure check first: most hours most borrowers are asleep; no state read for them.
