@@ -256,4 +256,6 @@ def inbound_messages(draw: st.DrawFn) -> tuple[str, bool]:
         message["messageBody"] = draw(st.sampled_from((["STOP"], {"text": "STOP"}, True, 7)))
     if change == "not_json":
         return draw(st.sampled_from(("STOP", "{", "[]", "null", json.dumps(["STOP"])))), False
-    return json.dumps(message, ensure_ascii=False), change == "none"
+    # A two-way SMS body is at most 1600 characters: a longer one is no reply a carrier delivered.
+    fits = isinstance(message["messageBody"], str) and len(message["messageBody"]) <= 1600
+    return json.dumps(message, ensure_ascii=False), change == "none" and fits
