@@ -16,6 +16,15 @@ Conventions (not fixed by the contract): first_delinquency_date is the first day
 is exact; a SETTLED line has days_past_due 0, bucket "M0" and amount_overdue zero. Loans that
 leave the book as WRITTEN_OFF (or vanish) are not "settled": they leave the set without a line
 and are counted in the manifest.
+
+One loan never stops the file: an item that breaks the contract, or a loan whose line cannot be
+computed from its data (an absurd amount), gets no line, a SUPPRESSED record (stage `bureau`,
+one per loan and day), a log line and a metric (`records.SetAside`); every other line is written.
+A reported loan whose item has become invalid or unprocessable stays in the reported set, as it
+was, and gets no line that day (`left_without_line.kept_invalid_item` in the manifest): unreadable
+data is never taken for a payment (no SETTLED correction) nor re-reported with figures that
+cannot be trusted (no DELINQUENT line). Once the item is fixed the loan is reported again from
+the data (its first_delinquency_date kept), or corrected as SETTLED if it was paid meanwhile.
 """
 
 from __future__ import annotations
@@ -33,11 +42,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dunning import ladder
 from dunning.dal.bureau import BureauState, ReportStore
+from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.loans import LoansRepository
-from dunning.models.loan import InvalidLoan, IsoDate, Loan, parse_loan
+from dunning.models.loan import InvalidLoan, IsoDate, Loan, iso_date, parse_loan
 from dunning.models.money import minor_unit
 from dunning.models.policy import Policy
 from dunning.observability import MetricUnit, logger, metrics
+from dunning.records import SetAside, is_loan_fault
 
 SETTLING_STATUSES = frozenset({"PAID", "CLOSED"})
 
@@ -100,6 +111,8 @@ class BureauPlan:
     save: list[Reported] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)
     dropped: Counter[str] = field(default_factory=Counter)
+    unprocessable: list[tuple[Loan, Exception]] = field(default_factory=list)  # no line: the loan's data broke it
+    kept_invalid: list[str] = field(default_factory=list)  # reported loans kept, as they were, without a line
 
 
 def plan_report(
@@ -119,30 +132,19 @@ def plan_report(
     seen: set[str] = set()
     for loan in delinquent:
         seen.add(loan.loan_id)
-        dpd = ladder.days_past_due(loan.due_date, reporting_date)
-        known = reported.get(loan.loan_id)
-        if known is None or known.settled_on is not None:
-            known = Reported(
-                loan_id=loan.loan_id,
-                borrower_id=loan.borrower_id,
-                currency=loan.currency,
-                first_delinquency_date=loan.due_date + dt.timedelta(days=1),
-                reported_since=reporting_date,
-            )
-            plan.save.append(known)
-        plan.lines.append(
-            BureauLine(
-                loan_id=loan.loan_id,
-                borrower_id=loan.borrower_id,
-                reporting_date=reporting_date,
-                days_past_due=dpd,
-                bucket=bucket(dpd),
-                amount_overdue=money_text(loan.amount_due, loan.currency),
-                currency=loan.currency,
-                first_delinquency_date=known.first_delinquency_date,
-                status="DELINQUENT",
-            )
-        )
+        try:
+            line, new = _delinquent_line(loan, reporting_date, reported.get(loan.loan_id))
+        except Exception as exc:
+            if not is_loan_fault(exc):
+                raise
+            plan.unprocessable.append((loan, exc))
+            if loan.loan_id in reported:
+                plan.kept_invalid.append(loan.loan_id)
+                plan.dropped["kept_invalid_item"] += 1
+            continue
+        plan.lines.append(line)
+        if new is not None:
+            plan.save.append(new)
     for loan_id, known in reported.items():
         if loan_id in seen:
             continue
@@ -156,8 +158,9 @@ def plan_report(
         if verdict == "settled":
             plan.lines.append(_settled_line(known, reporting_date))
             plan.save.append(known.model_copy(update={"settled_on": reporting_date}))
-        elif verdict == "still_delinquent":
-            plan.dropped["kept_invalid_item"] += 1  # past due but unreadable: keep it, report nothing new
+        elif verdict == "kept_invalid_item":
+            plan.kept_invalid.append(loan_id)  # past due but unreadable: keep it, report nothing new
+            plan.dropped[verdict] += 1
         else:
             plan.remove.append(loan_id)
             plan.dropped[verdict] += 1
@@ -165,17 +168,53 @@ def plan_report(
     return plan
 
 
+def _delinquent_line(loan: Loan, reporting_date: dt.date, known: Reported | None) -> tuple[BureauLine, Reported | None]:
+    """The loan's DELINQUENT line, and its new reported-set entry when it was not (or no longer) reported."""
+    new = None
+    if known is None or known.settled_on is not None:
+        new = known = Reported(
+            loan_id=loan.loan_id,
+            borrower_id=loan.borrower_id,
+            currency=loan.currency,
+            first_delinquency_date=loan.due_date + dt.timedelta(days=1),
+            reported_since=reporting_date,
+        )
+    dpd = ladder.days_past_due(loan.due_date, reporting_date)
+    line = BureauLine(
+        loan_id=loan.loan_id,
+        borrower_id=loan.borrower_id,
+        reporting_date=reporting_date,
+        days_past_due=dpd,
+        bucket=bucket(dpd),
+        amount_overdue=money_text(loan.amount_due, loan.currency),
+        currency=loan.currency,
+        first_delinquency_date=known.first_delinquency_date,
+        status="DELINQUENT",
+    )
+    return line, new
+
+
 def _departure(item: Mapping[str, Any] | None, cutoff: dt.date) -> str:
+    """Why a reported loan is no longer among the delinquent loans read today.
+
+    Only a status that says so (PAID, CLOSED) or a real due date after the cutoff settles it;
+    anything unreadable keeps it (`kept_invalid_item`).
+    """
     if item is None:
         return "loan_missing"
-    status = str(item.get("status", ""))
+    status = item.get("status")
     if status in SETTLING_STATUSES:
         return "settled"
-    if status == "OPEN":
-        due = str(item.get("due_date", ""))
-        # An OPEN loan due after the cutoff had its reported instalment paid: back under the threshold.
-        return "settled" if due > cutoff.isoformat() else "still_delinquent"
-    return "written_off" if status == "WRITTEN_OFF" else "unknown_status"
+    if status == "WRITTEN_OFF":
+        return "written_off"
+    if status != "OPEN":
+        return "kept_invalid_item"
+    try:
+        due = iso_date(item.get("due_date"))
+    except ValueError:
+        return "kept_invalid_item"
+    # An OPEN loan due after the cutoff had its reported instalment paid: back under the threshold.
+    return "settled" if due > cutoff else "kept_invalid_item"
 
 
 def _settled_line(known: Reported, reporting_date: dt.date) -> BureauLine:
@@ -222,26 +261,51 @@ class BureauReporter:
     loans: LoansRepository
     state: BureauState
     store: ReportStore
+    deliveries: DeliveriesRepository
     policy: Policy
+    retention_days: int
 
     def run(self, now: dt.datetime) -> dict[str, Any]:
         """Write the file for the business date of `now`; returns the manifest."""
         reporting_date = ladder.business_date(now, self.policy)
         cutoff = reporting_date - dt.timedelta(days=self.policy.ladder.bureau_day)
+        set_aside = SetAside(self.deliveries, "bureau", self.retention_days)
         invalid: Counter[str] = Counter()
         delinquent: list[Loan] = []
+        recorded: set[str] = set()  # loans already set aside by this run
         for item in self.loans.open_loans_due_between(dt.date.min, cutoff):
             try:
                 delinquent.append(parse_loan(item))
             except InvalidLoan as exc:
-                invalid[exc.reason] += 1
-                logger.warning(
-                    "bureau: invalid loan item skipped", extra={"loan_id": exc.loan_id, "reason": exc.reason}
-                )
+                invalid[set_aside.invalid(exc, item, now, reporting_date)] += 1
+                recorded.add(repr(item.get("loan_id")))
+            except Exception as exc:
+                if not is_loan_fault(exc):
+                    raise
+                invalid[set_aside.unprocessable_item(exc, item, now, reporting_date)] += 1
+                recorded.add(repr(item.get("loan_id")))
         reported = self._reported()
         current = {loan.loan_id for loan in delinquent}
-        departed = [i for i, r in reported.items() if i not in current and r.settled_on is None]
-        plan = plan_report(reporting_date, delinquent, reported, self.loans.get_many(departed), self.policy)
+        departed = self.loans.get_many([i for i, r in reported.items() if i not in current and r.settled_on is None])
+        plan = plan_report(reporting_date, delinquent, reported, departed, self.policy)
+        for loan, fault in plan.unprocessable:
+            reason = set_aside.unprocessable(
+                fault,
+                loan_id=loan.loan_id,
+                borrower_id=loan.borrower_id,
+                cycle=loan.cycle,
+                now=now,
+                today=reporting_date,
+            )
+            invalid[reason] += 1
+        for loan_id in plan.kept_invalid:
+            # A reported loan the index no longer gives (its status or due date broken): record why.
+            live = departed.get(loan_id)
+            if live is not None and repr(loan_id) not in recorded:
+                try:
+                    parse_loan(live)
+                except InvalidLoan as broken:
+                    invalid[set_aside.invalid(broken, live, now, reporting_date)] += 1
 
         body = render(plan.lines)
         data_key, manifest_key = report_keys(reporting_date)

@@ -5,6 +5,11 @@ A case opens, once per loan cycle, when the SMS ladder is exhausted (days past d
 failed delivery, or when the borrower opted out of SMS while the loan is overdue. Loans on a
 dispute hold or a promise/grace pause are left alone until it ends. The rules are pure; the
 `Escalator` reads and writes through the data-access layer.
+
+One loan never stops the run: an item that breaks the contract, or a loan whose handling raises
+on its own data (fees on an absurd amount, a corrupt case or CONTROL item), is set aside with a
+SUPPRESSED record (stage `escalation`, one per loan and day), a log line and a metric
+(`records.SetAside`); the next daily run looks at it again.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from dunning.models.loan import InvalidLoan, Loan, outstanding, parse_loan
 from dunning.models.policy import Policy
 from dunning.models.state import LoanControl
 from dunning.observability import MetricUnit, logger, metrics
+from dunning.records import SetAside, is_loan_fault
 
 DETAIL_TYPE = "CollectionCaseOpened"
 # Outcomes of an SMS that actually went out to the carrier (UNCERTAIN ones are for people to review).
@@ -140,6 +146,11 @@ class Escalator:
     cases: CaseRepository
     bus: EventBus
     policy: Policy
+    retention_days: int
+
+    @property
+    def _set_aside(self) -> SetAside:
+        return SetAside(self.deliveries, "escalation", self.retention_days)
 
     def run(
         self,
@@ -157,8 +168,12 @@ class Escalator:
             try:
                 batch.append(parse_loan(item))
             except InvalidLoan as exc:
-                report.invalid[exc.reason] += 1
-                logger.warning("skipping invalid loan item", extra={"loan_id": exc.loan_id, "reason": exc.reason})
+                report.invalid[self._set_aside.invalid(exc, item, now, today)] += 1
+                continue
+            except Exception as exc:
+                if not is_loan_fault(exc):
+                    raise
+                report.invalid[self._set_aside.unprocessable_item(exc, item, now, today)] += 1
                 continue
             if len(batch) == BATCH:
                 self._escalate(batch, now, today, report)
@@ -175,46 +190,82 @@ class Escalator:
     def _escalate(self, loans: list[Loan], now: dt.datetime, today: dt.date, report: EscalationReport) -> None:
         if not loans:
             return
-        cases, controls = self.cases.load([(loan.loan_id, loan.cycle) for loan in loans])
+        try:
+            cases, controls = self.cases.load([(loan.loan_id, loan.cycle) for loan in loans])
+        except Exception as exc:
+            # A case or CONTROL item that cannot be read fails the batched read: read loan by loan,
+            # so that only the loan it belongs to is set aside.
+            if not is_loan_fault(exc):
+                raise
+            if len(loans) == 1:
+                self._unprocessable(exc, loans[0], now, today, report)
+            else:
+                for loan in loans:
+                    self._escalate([loan], now, today, report)
+            return
         _, _, opted_out = self.state.load([], [loan.phone for loan in loans])
         for loan in loans:
-            case = cases.get(loan.loan_id)
-            if case is not None:
-                if case.get("published"):
-                    report.already_open += 1
-                else:
-                    self._finish(loan, case["detail"], now)
-                    report.completed += 1
-                continue
-            control = controls.get(loan.loan_id)
-            if control is not None and control.case_cycle == loan.cycle and control.case_detail:
-                # An earlier run stopped the SMS and died before recording the case: finish that case.
-                detail = json.loads(control.case_detail)
-                if self.cases.open(loan.loan_id, loan.cycle, loan.borrower_id, detail, now):
-                    self._publish(loan, detail, now)
-                    report.completed += 1
-                else:
-                    report.already_open += 1
-                continue
-            hold = held_back(control, today)
-            if hold:
-                report.held[hold] += 1
-                continue
-            # Trailing failures need the history only where an SMS of the loan ever failed.
-            failed_before = control is not None and control.last_failed_delivery_at is not None
-            history = self._history(loan) if failed_before else NO_FAILURES
-            reason = escalation_reason(loan, history, today, self.policy, opted_out=loan.phone in opted_out)
-            if reason is None:
-                continue
-            if not failed_before:
-                history = self._history(loan)  # the case detail counts the reminders sent
-            detail = case_detail(loan, history, reason, today, now, self.policy)
+            try:
+                control = controls.get(loan.loan_id)
+                self._escalate_one(loan, cases.get(loan.loan_id), control, loan.phone in opted_out, now, today, report)
+            except Exception as exc:
+                if not is_loan_fault(exc):
+                    raise
+                self._unprocessable(exc, loan, now, today, report)
+
+    def _escalate_one(
+        self,
+        loan: Loan,
+        case: dict[str, Any] | None,
+        control: LoanControl | None,
+        opted_out: bool,
+        now: dt.datetime,
+        today: dt.date,
+        report: EscalationReport,
+    ) -> None:
+        if case is not None:
+            if case.get("published"):
+                report.already_open += 1
+            else:
+                self._finish(loan, case["detail"], now)
+                report.completed += 1
+            return
+        if control is not None and control.case_cycle == loan.cycle and control.case_detail:
+            # An earlier run stopped the SMS and died before recording the case: finish that case.
+            detail = json.loads(control.case_detail)
             if self.cases.open(loan.loan_id, loan.cycle, loan.borrower_id, detail, now):
                 self._publish(loan, detail, now)
-                report.opened[reason] += 1
-                logger.info("collection case opened", extra={"loan_id": loan.loan_id, "reason": reason})
+                report.completed += 1
             else:
-                report.already_open += 1  # a concurrent run opened it first
+                report.already_open += 1
+            return
+        hold = held_back(control, today)
+        if hold:
+            report.held[hold] += 1
+            return
+        # Trailing failures need the history only where an SMS of the loan ever failed.
+        failed_before = control is not None and control.last_failed_delivery_at is not None
+        history = self._history(loan) if failed_before else NO_FAILURES
+        reason = escalation_reason(loan, history, today, self.policy, opted_out=opted_out)
+        if reason is None:
+            return
+        if not failed_before:
+            history = self._history(loan)  # the case detail counts the reminders sent
+        detail = case_detail(loan, history, reason, today, now, self.policy)
+        if self.cases.open(loan.loan_id, loan.cycle, loan.borrower_id, detail, now):
+            self._publish(loan, detail, now)
+            report.opened[reason] += 1
+            logger.info("collection case opened", extra={"loan_id": loan.loan_id, "reason": reason})
+        else:
+            report.already_open += 1  # a concurrent run opened it first
+
+    def _unprocessable(
+        self, exc: Exception, loan: Loan, now: dt.datetime, today: dt.date, report: EscalationReport
+    ) -> None:
+        reason = self._set_aside.unprocessable(
+            exc, loan_id=loan.loan_id, borrower_id=loan.borrower_id, cycle=loan.cycle, now=now, today=today
+        )
+        report.invalid[reason] += 1
 
     def _history(self, loan: Loan) -> CycleHistory:
         return cycle_history(self.deliveries.history(loan.loan_id), loan.cycle)

@@ -5,6 +5,11 @@ borrower is asleep or already handled. A complete run therefore leaves an agenda
 answer could first change (a window opens, a deferral or a stale plan expires, the business day
 turns, at the latest after LONGEST_SLEEP), and fires before then read only that agenda. A borrower
 event or a send-time deferral bumps the agenda's poke version, so the next fire reads again.
+
+One loan never stops a run: an item that breaks the contract, or a loan whose handling raises
+on its own data (arithmetic on an absurd amount, a corrupt state item), is set aside with a
+SUPPRESSED record (stage `planning`, one per loan and day), a log line and a metric, and the run
+goes on (`records.SetAside`). Such a loan is looked at again at the next read of the book.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from dunning.dal.loans import LoansRepository
 from dunning.dal.queue import JobQueue
 from dunning.dal.state import ClaimKey, StateRepository
 from dunning.models.jobs import JobLine, SendJob, utc_iso
-from dunning.models.loan import InvalidLoan, Loan, LoanStatus, parse_loan
+from dunning.models.loan import InvalidLoan, Loan, LoanStatus, outstanding, parse_loan
+from dunning.models.money import quantize
 from dunning.models.policy import Policy
-from dunning.models.state import ClaimState, PlannerAgenda
+from dunning.models.state import ClaimState, LoanControl, PlannerAgenda, SendClaim
 from dunning.observability import MetricUnit, logger, metrics
-from dunning.records import suppression_record
+from dunning.records import SetAside, is_loan_fault, suppression_record
 
 MAX_LINES_PER_JOB = 25
 STATE_BATCH = 200  # loans whose state is read in one go
@@ -99,6 +105,10 @@ class Planner:
     queue: JobQueue
     policy: Policy
     retention_days: int
+
+    @property
+    def _set_aside(self) -> SetAside:
+        return SetAside(self.deliveries, "planning", self.retention_days)
 
     def run(
         self,
@@ -192,54 +202,121 @@ class Planner:
         try:
             loan = parse_loan(item)
         except InvalidLoan as exc:
-            self._record_invalid(exc, item, run)
+            run.report.invalid[self._set_aside.invalid(exc, item, run.now, run.today)] += 1
             return None
-        stage = ladder.current_stage(instalment_due or loan.due_date, run.today, self.policy)
-        if stage is None:
+        except Exception as exc:
+            if not is_loan_fault(exc):
+                raise
+            run.report.invalid[self._set_aside.unprocessable_item(exc, item, run.now, run.today)] += 1
             return None
-        timezone = decisions.borrower_timezone(loan, self.policy)
-        if not compliance.in_send_window(run.now, timezone, loan.phone, self.policy):
-            # Cheap pure check first: most hours most borrowers are asleep; no state read for them.
-            run.report.waiting["outside_window"] += 1
-            run.wake.no_later_than(compliance.next_window_open(run.now, timezone, loan.phone, self.policy))
+        try:
+            stage = ladder.current_stage(instalment_due or loan.due_date, run.today, self.policy)
+            if stage is None:
+                return None
+            # The sums its SMS will state: a loan whose amounts break them is set aside here, never enqueued.
+            quantize(outstanding(loan) + ladder.late_fees(loan, run.today, self.policy), loan.currency)
+            timezone = decisions.borrower_timezone(loan, self.policy)
+            if not compliance.in_send_window(run.now, timezone, loan.phone, self.policy):
+                # Cheap pure check first: most hours most borrowers are asleep; no state read for them.
+                run.report.waiting["outside_window"] += 1
+                run.wake.no_later_than(compliance.next_window_open(run.now, timezone, loan.phone, self.policy))
+                return None
+        except Exception as exc:
+            if not is_loan_fault(exc):
+                raise
+            self._unprocessable(exc, loan, run)
             return None
         return loan, stage
 
     def _decide(self, due: list[tuple[Loan, ladder.Stage]], run: _Run) -> None:
         keys: list[ClaimKey] = [(loan.loan_id, loan.cycle, stage.id) for loan, stage in due]
-        claims, controls, opted_out = self.state.load(keys, [loan.phone for loan, _ in due])
+        try:
+            claims, controls, opted_out = self.state.load(keys, [loan.phone for loan, _ in due])
+        except Exception as exc:
+            # A state item that cannot be read (a corrupt CONTROL or claim) fails the batched read:
+            # read loan by loan, so that only the loan it belongs to is set aside.
+            if not is_loan_fault(exc):
+                raise
+            if len(due) == 1:
+                self._unprocessable(exc, due[0][0], run)
+            else:
+                for one in due:
+                    self._decide([one], run)
+            return
         # Under a repayment plan the loan is chased per instalment: its stage and claim follow the instalment.
         chased: list[tuple[Loan, ClaimKey]] = []
         for (upstream, _), guessed in zip(due, keys, strict=True):
-            loan = effective_loan(upstream, controls.get(upstream.loan_id))
-            if loan is upstream:
-                chased.append((loan, guessed))
+            try:
+                found = self._chase(upstream, guessed, controls.get(upstream.loan_id), run)
+            except Exception as exc:
+                if not is_loan_fault(exc):
+                    raise
+                self._unprocessable(exc, upstream, run)
                 continue
-            stage = ladder.current_stage(loan.due_date, run.today, self.policy)
-            if loan.status is not LoanStatus.OPEN or stage is None:
-                run.report.waiting["plan_paid" if loan.status is not LoanStatus.OPEN else "no_stage_due"] += 1
-                continue
-            chased.append((loan, (loan.loan_id, loan.cycle, stage.id)))
+            if found is not None:
+                chased.append(found)
         read = set(keys)
         unread = [key for _, key in chased if key not in read]
         if unread:
-            claims.update(self.state.load(unread, [])[0])
+            try:
+                claims.update(self.state.load(unread, [])[0])
+            except Exception as exc:
+                if not is_loan_fault(exc):
+                    raise
+                chased = [(ln, key) for ln, key in chased if key in read or self._load_claim(ln, key, claims, run)]
         for loan, key in chased:
-            claim = claims.get(key)
-            if claim is not None and decisions.claim_blocks(claim, run.now):
-                run.wake.no_later_than(decisions.replan_at(claim))
-                continue
-            verdict = decisions.evaluate(
-                loan, controls.get(loan.loan_id), run.now, self.policy, opted_out=loan.phone in opted_out
-            )
-            if isinstance(verdict, decisions.Due):
-                run.candidates[loan.borrower_id].append((loan, verdict.stage))
-            elif isinstance(verdict, decisions.Suppress):
-                self._suppress(loan, key, verdict, run.now, run.report)
-                run.wake.no_later_than(verdict.retry_after)
-            else:
-                run.report.waiting[verdict.why] += 1
-                run.wake.no_later_than(verdict.until)
+            try:
+                self._verdict(loan, key, claims.get(key), controls.get(loan.loan_id), loan.phone in opted_out, run)
+            except Exception as exc:
+                if not is_loan_fault(exc):
+                    raise
+                self._unprocessable(exc, loan, run)
+
+    def _chase(
+        self, upstream: Loan, guessed: ClaimKey, control: LoanControl | None, run: _Run
+    ) -> tuple[Loan, ClaimKey] | None:
+        """The loan as collection sees it and the claim it is chased under; None when nothing is due."""
+        loan = effective_loan(upstream, control)
+        if loan is upstream:
+            return loan, guessed
+        stage = ladder.current_stage(loan.due_date, run.today, self.policy)
+        if loan.status is not LoanStatus.OPEN or stage is None:
+            run.report.waiting["plan_paid" if loan.status is not LoanStatus.OPEN else "no_stage_due"] += 1
+            return None
+        return loan, (loan.loan_id, loan.cycle, stage.id)
+
+    def _load_claim(self, loan: Loan, key: ClaimKey, claims: dict[ClaimKey, SendClaim], run: _Run) -> bool:
+        """Read one claim after a batched read failed; False (the loan set aside) when it cannot be read."""
+        try:
+            claims.update(self.state.load([key], [])[0])
+        except Exception as exc:
+            if not is_loan_fault(exc):
+                raise
+            self._unprocessable(exc, loan, run)
+            return False
+        return True
+
+    def _verdict(
+        self,
+        loan: Loan,
+        key: ClaimKey,
+        claim: SendClaim | None,
+        control: LoanControl | None,
+        opted_out: bool,
+        run: _Run,
+    ) -> None:
+        if claim is not None and decisions.claim_blocks(claim, run.now):
+            run.wake.no_later_than(decisions.replan_at(claim))
+            return
+        verdict = decisions.evaluate(loan, control, run.now, self.policy, opted_out=opted_out)
+        if isinstance(verdict, decisions.Due):
+            run.candidates[loan.borrower_id].append((loan, verdict.stage))
+        elif isinstance(verdict, decisions.Suppress):
+            self._suppress(loan, key, verdict, run.now, run.report)
+            run.wake.no_later_than(verdict.retry_after)
+        else:
+            run.report.waiting[verdict.why] += 1
+            run.wake.no_later_than(verdict.until)
 
     def _suppress(
         self, loan: Loan, key: ClaimKey, verdict: decisions.Suppress, now: dt.datetime, report: PlanReport
@@ -270,32 +347,11 @@ class Planner:
         report.suppressed[verdict.reason] += 1
         metrics.add_metric(name=f"Suppressed_{verdict.reason}", unit=MetricUnit.Count, value=1)
 
-    def _record_invalid(
-        self,
-        exc: InvalidLoan,
-        item: dict[str, object],
-        run: _Run,
-    ) -> None:
-        run.report.invalid[exc.reason] += 1
-        metrics.add_metric(name="InvalidLoanItems", unit=MetricUnit.Count, value=1)
-        logger.warning(
-            "skipping invalid loan item", extra={"loan_id": exc.loan_id, "reason": exc.reason, "detail": exc.detail}
+    def _unprocessable(self, exc: Exception, loan: Loan, run: _Run) -> None:
+        reason = self._set_aside.unprocessable(
+            exc, loan_id=loan.loan_id, borrower_id=loan.borrower_id, cycle=loan.cycle, now=run.now, today=run.today
         )
-        if not item.get("loan_id"):
-            return  # Nothing to key a record on; the log line and the metric are the evidence.
-        midnight = dt.datetime.combine(run.today, dt.time(0), tzinfo=dt.UTC)
-        self.deliveries.put(
-            suppression_record(
-                loan_id=exc.loan_id,
-                borrower_id=str(item.get("borrower_id") or "") or None,
-                cycle=str(item.get("due_date") or "unknown")[:10],
-                stage="planning",
-                reason=exc.reason,
-                now=run.now,
-                retention_days=self.retention_days,
-                record_at=midnight,  # one record per item and day, however often the planner runs
-            )
-        )
+        run.report.invalid[reason] += 1
 
     def _enqueue(self, run: _Run) -> None:
         now, candidates, report = run.now, run.candidates, run.report

@@ -99,6 +99,7 @@ def escalator(settings: Settings) -> Escalator:
         cases=CaseRepository(settings.state_table),
         bus=EventBus(settings.event_bus_name),
         policy=current_policy(settings),
+        retention_days=settings.record_retention_days,
     )
 
 
@@ -110,7 +111,9 @@ def bureau_reporter(settings: Settings) -> BureauReporter:
         loans=LoansRepository(settings.loans_table),
         state=BureauState(settings.state_table),
         store=ReportStore(settings.reports_bucket),
+        deliveries=DeliveriesRepository(settings.deliveries_table),
         policy=current_policy(settings),
+        retention_days=settings.record_retention_days,
     )
 
 
