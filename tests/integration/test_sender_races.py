@@ -19,9 +19,9 @@ import pytest
 import time_machine
 from aws_lambda_powertools.utilities.batch import EventType
 
-from dunning.dal.state import StateRepository
 from dunning.local import LocalStack, invoke
 from dunning.sender import SENDING_HELD_FOR
+from tests.integration.phone_key_helpers import state_repository
 from tests.integration.test_faults import (
     AT,
     CLEAN,
@@ -167,7 +167,7 @@ def test_an_opt_out_written_after_the_first_checks_stops_the_sms(
 ) -> None:
     """The borrower's STOP is recorded while the sender takes F-1's claim, after it read the opt-out list."""
     installed = injector(stack)
-    state = StateRepository(stack.physical_id("StateTable"))
+    state = state_repository(stack)
     hook = r"PLANNED->SENDING F-1"
     installed.hooks[hook] = lambda: state.opt_out(PHONE_1, "inbound_sms", "reply-1", AT)
     capsys.readouterr()
