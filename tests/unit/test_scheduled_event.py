@@ -80,7 +80,7 @@ def test_the_sam_generate_event_shape_without_version_is_accepted() -> None:
     assert "version" not in printed  # as `sam local generate-event cloudwatch scheduled-event` prints it
     event = ScheduledEvent.model_validate(printed)
     assert event.time == dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    assert (event.detail.segment, event.detail.total_segments) == (0, 1)
+    assert (event.detail.shard, event.detail.shards, event.detail.cursor) == (None, 1, None)  # every shard
 
 
 @pytest.mark.parametrize("name", ["scheduled_plan.json", "scheduled_escalate.json", "scheduled_bureau.json"])

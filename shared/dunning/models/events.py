@@ -12,18 +12,30 @@ from dunning.models.money import Amount, check_minor_unit, is_currency
 from dunning.models.state import Instalment
 
 
-class PlanDetail(BaseModel):
-    """Optional shard selection: a run plans the due dates whose ordinal % total == segment."""
+MAX_SHARDS = 1024  # the ladder index's buckets (dunning.sharding): a shard is a set of whole buckets
+
+
+class ShardDetail(BaseModel):
+    """The shard contract (DESIGN 4.1): `{"shard": i, "shards": n}` works on that shard alone.
+
+    Without `shard` the run covers every shard in one invocation. `cursor` resumes a shard run
+    that stopped near its time limit (the state machine passes back the cursor it returned);
+    `assemble` asks the bureau report to join the shards' parts into the day's file.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
-    segment: Annotated[int, Field(ge=0)] = 0
-    total_segments: Annotated[int, Field(ge=1, le=64)] = 1
+    shard: Annotated[int | None, Field(ge=0, description="0 <= shard < shards; absent: every shard")] = None
+    shards: Annotated[int, Field(ge=1, le=MAX_SHARDS, description="how many shards the book is cut into")] = 1
+    cursor: Annotated[str | None, Field(max_length=4096, description="where a stopped shard run resumes")] = None
+    assemble: Annotated[bool, Field(description="bureau only: join the shards' parts")] = False
 
     @model_validator(mode="after")
-    def _segment_in_range(self) -> PlanDetail:
-        if self.segment >= self.total_segments:
-            raise ValueError("segment must be below total_segments")
+    def _shard_in_range(self) -> ShardDetail:
+        if self.shard is not None and self.shard >= self.shards:
+            raise ValueError(f"shard must be below shards ({self.shards})")
+        if self.cursor is not None and self.shard is None and self.shards != 1:
+            raise ValueError("a cursor resumes one shard: give shard too")
         return self
 
 
@@ -36,7 +48,7 @@ class ScheduledEvent(EventBridgeModel):  # type: ignore[misc]
 
     version: str = "0"
     time: AwareDatetime
-    detail: PlanDetail = PlanDetail()
+    detail: ShardDetail = ShardDetail()
 
 
 # ---------------------------------------------------------------- loan and borrower events (DESIGN 4.4)
