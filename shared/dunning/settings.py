@@ -23,6 +23,9 @@ class Settings(BaseModel):
     deliveries_table: Annotated[str, Field(min_length=1, alias="DELIVERIES_TABLE")]
     state_table: Annotated[str, Field(min_length=1, alias="STATE_TABLE")]
     reminder_queue_url: Annotated[str, Field(min_length=1, alias="REMINDER_QUEUE_URL")]
+    quarantine_queue_url: Annotated[
+        str, Field(min_length=1, alias="QUARANTINE_QUEUE_URL", description="where rejected input is kept for replay")
+    ]
     event_bus_name: Annotated[str, Field(default="", alias="EVENT_BUS_NAME")]
     reports_bucket: Annotated[str, Field(default="", alias="REPORTS_BUCKET")]
     policy_parameter: Annotated[
@@ -34,7 +37,7 @@ class Settings(BaseModel):
     max_parts_per_second: Annotated[int, Field(default=20, ge=1, le=1000, alias="MAX_PARTS_PER_SECOND")]
     record_retention_days: Annotated[int, Field(default=400, ge=1, alias="RECORD_RETENTION_DAYS")]
 
-    @field_validator("reminder_queue_url")
+    @field_validator("reminder_queue_url", "quarantine_queue_url")
     @classmethod
     def _queue_is_url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):
