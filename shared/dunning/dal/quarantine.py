@@ -45,7 +45,8 @@ class QuarantineEntry:
         return {name: {"DataType": "String", "StringValue": value} for name, value in values.items()}
 
     def size(self) -> int:
-        return len(self.body.encode()) + sum(len(n) + len(v["StringValue"].encode()) for n, v in self.attributes().items())
+        attributes = self.attributes().items()
+        return len(self.body.encode()) + sum(len(n) + len(v["StringValue"].encode()) for n, v in attributes)
 
 
 class Quarantine:
