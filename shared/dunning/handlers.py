@@ -7,10 +7,12 @@ retries and then FailedInvocationsQueue keep the event instead.
 
 from __future__ import annotations
 
+import ast
 import base64
 import datetime as dt
 import gzip
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,11 +35,24 @@ def describe(exc: ValidationError) -> str:
 
 
 def _message(error: Any) -> str:
+    ctx = error.get("ctx", {})
     # The one pydantic message that quotes the input: the unknown discriminator value.
     if error["type"] == "union_tag_invalid":
-        expected = error.get("ctx", {}).get("expected_tags", "")
-        return f"unknown {error.get('ctx', {}).get('discriminator', 'tag')}; expected one of {expected}"
-    return str(error["msg"])
+        return f"unknown {ctx.get('discriminator', 'tag')}; expected one of {ctx.get('expected_tags', '')}"
+    # Our own validators may quote what they refused ("'XXX' is not an ISO 4217 currency"): masked.
+    given = str(error.get("input", ""))
+    return _QUOTED.sub(lambda quoted: "<input>" if _quotes_input(quoted.group(0), given) else quoted.group(0), error["msg"])
+
+
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')  # a Python repr, in either quote
+
+
+def _quotes_input(token: str, given: str) -> bool:
+    try:
+        text = str(ast.literal_eval(token))
+    except (ValueError, SyntaxError):
+        text = token[1:-1]
+    return bool(text) and text in given
 
 
 @dataclass(frozen=True)
