@@ -35,7 +35,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         except ValidationError as exc:
             messages.append(None)
             rejections.append(Rejection("inbound_sms", describe(exc), {"Records": [raw]}))
-            note_rejected("inbound_sms", rejections[-1].reason)
+            note_rejected("inbound_sms", rejections[-1].reason, context)
     # Quarantined before any reply is handled: if that fails, the retry repeats nothing.
     quarantine(FUNCTION, rejections, context)
     handler = service.borrower_events(get_settings())

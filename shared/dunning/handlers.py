@@ -41,7 +41,9 @@ def _message(error: Any) -> str:
         return f"unknown {ctx.get('discriminator', 'tag')}; expected one of {ctx.get('expected_tags', '')}"
     # Our own validators may quote what they refused ("'XXX' is not an ISO 4217 currency"): masked.
     given = str(error.get("input", ""))
-    return _QUOTED.sub(lambda quoted: "<input>" if _quotes_input(quoted.group(0), given) else quoted.group(0), error["msg"])
+    return _QUOTED.sub(
+        lambda quoted: "<input>" if _quotes_input(quoted.group(0), given) else quoted.group(0), error["msg"]
+    )
 
 
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')  # a Python repr, in either quote
@@ -69,10 +71,11 @@ def is_replay(context: Any) -> bool:
     return isinstance(custom, Mapping) and bool(custom.get(REPLAY_MARKER))
 
 
-def note_rejected(kind: str, reason: str) -> None:
-    """The log line and the `MalformedEvents` metric of one rejected input."""
+def note_rejected(kind: str, reason: str, context: Any) -> None:
+    """The log line and the `MalformedEvents` metric of one rejected input (counted once: not again on replay)."""
     logger.error("malformed event rejected", extra={"event_kind": kind, "validation_error": reason})
-    metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
+    if not is_replay(context):
+        metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
 
 
 def quarantine(function: str, rejections: Sequence[Rejection], context: Any) -> None:
@@ -98,7 +101,7 @@ def rejected(
 ) -> dict[str, Any]:
     """A whole event rejected: logged, counted and quarantined; the reply says why."""
     reason = describe(error) if isinstance(error, ValidationError) else error
-    note_rejected(kind, reason)
+    note_rejected(kind, reason, context)
     quarantine(function, [Rejection(kind, reason, event)], context)
     return {"status": "rejected", "error": reason}
 

@@ -203,15 +203,19 @@ def test_a_pause_from_today_up_to_the_maximum_is_applied(local_stack: LocalStack
 # ---------------------------------------------------------------- replay
 
 
-def test_replay_leaves_a_still_malformed_event_where_it_is_without_a_copy(local_stack: LocalStack) -> None:
+def test_replay_leaves_a_still_malformed_event_where_it_is_without_a_copy(
+    local_stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
     send_event(local_stack, event("loan_event_malformed.json"), local(20, 11))
     (before,) = quarantined(local_stack, local(20, 11))
+    capsys.readouterr()
 
     (result,) = replayed(local_stack, local(20, 11, 5))
 
     assert result.outcome == "still_rejected" and "detail.amount" in result.detail
-    (after,) = quarantined(local_stack, local(20, 11, 5))  # the same message: a refused replay is not quarantined again
+    (after,) = quarantined(local_stack, local(20, 11, 5))  # the same message: a refusal is not quarantined again
     assert after.message_id == before.message_id
+    assert emf_metrics(capsys.readouterr().out)["MalformedEvents"] == 0  # nor counted again
     assert table_items(local_stack, "StateTable") == []
 
 

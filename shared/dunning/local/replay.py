@@ -13,6 +13,7 @@ or the local moto stack (`dunning.local.invoke`, in-process).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Collection, Mapping
@@ -176,10 +177,9 @@ def replay(
                 else:
                     sqs.delete_message(QueueUrl=target.quarantine_url, ReceiptHandle=message.receipt_handle)
     finally:
-        try:
+        # Not fatal if refused: what was held comes back by itself after HOLD_SECONDS.
+        with contextlib.suppress(ClientError):
             _release(sqs, target.quarantine_url, held)
-        except ClientError:
-            pass  # not fatal: what was held comes back by itself after HOLD_SECONDS
     return results
 
 
