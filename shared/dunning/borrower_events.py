@@ -48,6 +48,14 @@ PAYMENT_CONFIRMATION = "payment_confirmation"
 OPT_OUT_CONFIRMATION = "opt_out_confirmation"
 
 
+class EventRejected(ValueError):
+    """A well-formed event the policy refuses; `reason` names the field and the rule, never its value."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 # ---------------------------------------------------------------- pure decisions
 
 
@@ -87,6 +95,21 @@ def control_change(detail: LoanEventDetail) -> ControlChange | None:
     if isinstance(detail, RepaymentPlanAgreed):
         plan = [{"due_date": i.due_date.isoformat(), "amount": i.amount} for i in detail.instalments]
         return ControlChange("plan", {"plan": plan, "plan_due_date": detail.instalments[0].due_date.isoformat()})
+    return None
+
+
+def pause_problem(detail: LoanEventDetail, today: dt.date, max_pause_days: int) -> str | None:
+    """Why a promise or grace period cannot pause collection (past, or beyond the policy maximum); else None."""
+    if isinstance(detail, PromiseToPay):
+        field, until = "detail.promised_date", detail.promised_date
+    elif isinstance(detail, GracePeriodGranted):
+        field, until = "detail.until", detail.until
+    else:
+        return None
+    if until < today:
+        return f"{field}: is already past (business date)"
+    if until > today + dt.timedelta(days=max_pause_days):
+        return f"{field}: is more than max_pause_days ({max_pause_days}) ahead"
     return None
 
 
@@ -168,6 +191,9 @@ class BorrowerEvents:
         """Apply one loan event; the result says what changed (for the log and the reply)."""
         detail = event.detail
         kind = event.detail_type
+        problem = pause_problem(detail, ladder.business_date(now, self.policy), self.policy.max_pause_days)
+        if problem is not None:
+            raise EventRejected(problem)  # before any write: a refused pause changes nothing
         change = control_change(detail)
         if change is not None:
             loan_id = str(getattr(detail, "loan_id", ""))
