@@ -1,6 +1,8 @@
-"""Reading borrowers' SMS replies: does a reply ask to opt out (DESIGN 4.4)?
+"""Reading borrowers' SMS replies (DESIGN 4.4): opt-out, HELP, a reference code to verify, or anything else.
 
-Pure functions of (reply, the policy's `opt_out_keywords`); no AWS, no logging.
+Pure functions of (reply, the policy's keywords); no AWS, no logging. `classify_reply` is the
+whole reading, in this order: an opt-out (below) wins over everything; then HELP; then a
+reference code to verify; anything else is `Other` (published for the lender's CRM).
 
 How a reply is read
 - Normalised: NFKC (full-width and styled letters become plain ones, the ideographic space a
@@ -34,6 +36,17 @@ When a reply opts out (when in doubt, opt out)
 - A reply without any keyword does not opt out, however it reads (`Who is this?`, `HELP`,
   `帮助`, `已还款`, `paid`, `ok`, `谢谢`): typos and paraphrases count only when the policy lists
   them (as it lists the misspelling `退定`).
+
+HELP (`Help`): the reply, read as above, is one of the policy's `replies.help_keywords` and nothing
+else (`HELP`, `help!`, `帮助。`), as carriers match keywords; `I need help paying` is `Other`.
+
+A reference code to verify (`Verify`): the 6 symbols our SMS print after `ref` / `参考码`, read in
+any case or width. Either the reply is the code alone (`7kx3pq`, `7KX3PQ.`), or it holds one of
+`replies.verify_keywords` (`VERIFY`, `核实`, `验证`, matched like opt-out keywords) and a code
+among its other words (`核实 7KX3PQ`, `Please verify 7KX3PQ`). With a keyword but no single
+code (`verify my loan`, `核实7KX3P0`: 0 is not in the alphabet) it is a `Verify` with no code: the
+reply explains how to write one. A bare code is `Verify(prefixed=False)`: a six-letter word like
+`THANKS` is also code-shaped, so the caller treats a bare code that no record holds as `Other`.
 """
 
 from __future__ import annotations
@@ -138,3 +151,67 @@ def opt_out_keyword(body: str, keywords: Iterable[str]) -> str | None:
 def is_opt_out(body: str, keywords: Iterable[str]) -> bool:
     """True when the reply asks to opt out (see the module docstring for the rules)."""
     return opt_out_keyword(body, keywords) is not None
+
+
+# ---------------------------------------------------------------- HELP, verification and the rest
+
+
+@dataclass(frozen=True)
+class OptOut:
+    keyword: str  # the policy keyword that matched
+
+
+@dataclass(frozen=True)
+class Help:
+    keyword: str
+
+
+@dataclass(frozen=True)
+class Verify:
+    """A request to verify a reference code; `code` is None when the reply holds no single code."""
+
+    code: str | None
+    prefixed: bool  # a verify keyword was given (else the reply is the code alone)
+
+
+@dataclass(frozen=True)
+class Other:
+    """Any other reply: counted and published as BorrowerReplied, never answered by SMS."""
+
+
+Reply = OptOut | Help | Verify | Other
+
+
+def _is_code(word: str) -> bool:
+    # compose imports the policy model, which imports this module: import the predicate when used.
+    from dunning.compose.reference import is_reference_code
+
+    return is_reference_code(word)
+
+
+def _code_in(words: tuple[str, ...], keywords: tuple[OptOutKeyword, ...]) -> str | None:
+    """The one code among a reply's words (a code with a digit wins over code-shaped words like `please`)."""
+    keyword_words = {word for keyword in keywords for word in keyword.words}
+    candidates = list(dict.fromkeys(w.upper() for w in words if w not in keyword_words and _is_code(w)))
+    with_digit = [c for c in candidates if any(ch.isdigit() for ch in c)]
+    for found in (candidates, with_digit):
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
+def classify_reply(body: str, opt_out: Iterable[str], help_words: Iterable[str], verify_words: Iterable[str]) -> Reply:
+    """What a reply asks for (see the module docstring); keywords as the policy writes them."""
+    keyword = opt_out_keyword(body, opt_out)
+    if keyword is not None:
+        return OptOut(keyword)
+    words = reply_words(body)
+    for help_keyword in opt_out_keywords(help_words):
+        if help_keyword.words == words:  # the keyword and nothing else
+            return Help(help_keyword.keyword)
+    verify = opt_out_keywords(verify_words)
+    if any(k.found_in(words) for k in verify):
+        return Verify(_code_in(words, verify), prefixed=True)
+    if len(words) == 1 and _is_code(words[0]):
+        return Verify(words[0].upper(), prefixed=False)
+    return Other()
