@@ -43,10 +43,12 @@ else (`HELP`, `help!`, `帮助。`), as carriers match keywords; `I need help pa
 A reference code to verify (`Verify`): the 6 symbols our SMS print after `ref` / `参考码`, read in
 any case or width. Either the reply is the code alone (`7kx3pq`, `7KX3PQ.`), or it holds one of
 `replies.verify_keywords` (`VERIFY`, `核实`, `验证`, matched like opt-out keywords) and a code
-among its other words (`核实 7KX3PQ`, `Please verify 7KX3PQ`). With a keyword but no single
-code (`verify my loan`, `核实7KX3P0`: 0 is not in the alphabet) it is a `Verify` with no code: the
-reply explains how to write one. A bare code is `Verify(prefixed=False)`: a six-letter word like
-`THANKS` is also code-shaped, so the caller treats a bare code that no record holds as `Other`.
+among its other words (`核实 7KX3PQ`, `Please verify 7KX3PQ`): the one code with a digit, else
+the first code-shaped word after the keyword (`VERIFY WXYZAB please`: `please` is code-shaped
+too). With a keyword but no code (`verify my loan`, `核实7KX3P0`: 0 is not in the alphabet), or
+two codes with digits, it is a `Verify` with no code: the answer explains how to write one.
+A bare code is `Verify(prefixed=False)`: a six-letter word like `THANKS` is also code-shaped, so
+the caller treats a bare code that no record holds as `Other`.
 """
 
 from __future__ import annotations
@@ -189,15 +191,32 @@ def _is_code(word: str) -> bool:
     return is_reference_code(word)
 
 
-def _code_in(words: tuple[str, ...], keywords: tuple[OptOutKeyword, ...]) -> str | None:
-    """The one code among a reply's words (a code with a digit wins over code-shaped words like `please`)."""
-    keyword_words = {word for keyword in keywords for word in keyword.words}
-    candidates = list(dict.fromkeys(w.upper() for w in words if w not in keyword_words and _is_code(w)))
-    with_digit = [c for c in candidates if any(ch.isdigit() for ch in c)]
-    for found in (candidates, with_digit):
-        if len(found) == 1:
-            return found[0]
-    return None
+def _keyword_end(words: tuple[str, ...], keywords: tuple[OptOutKeyword, ...]) -> int | None:
+    """Where the reply's words go on after its first verify keyword; None when it has none."""
+    ends = [
+        start + len(k.words)
+        for k in keywords
+        for start in range(len(words) - len(k.words) + 1)
+        if words[start : start + len(k.words)] == k.words
+    ]
+    return min(ends, default=None)
+
+
+def _code_in(words: tuple[str, ...], after: int) -> str | None:
+    """The one code a reply with a verify keyword holds (`after`: where the keyword ends), else None.
+
+    A code with a digit is unmistakable (two of them: ambiguous, None); a code of letters only
+    could be a word (`please`), so the first one right after the keyword is taken, else the only one.
+    """
+    candidates = [(i, w.upper()) for i, w in enumerate(words) if _is_code(w)]
+    with_digit = list(dict.fromkeys(c for _, c in candidates if any(ch.isdigit() for ch in c)))
+    if with_digit:
+        return with_digit[0] if len(with_digit) == 1 else None
+    following = [c for i, c in candidates if i >= after]
+    if following:
+        return following[0]
+    distinct = list(dict.fromkeys(c for _, c in candidates))
+    return distinct[0] if len(distinct) == 1 else None
 
 
 def classify_reply(body: str, opt_out: Iterable[str], help_words: Iterable[str], verify_words: Iterable[str]) -> Reply:
@@ -210,8 +229,9 @@ def classify_reply(body: str, opt_out: Iterable[str], help_words: Iterable[str],
         if help_keyword.words == words:  # the keyword and nothing else
             return Help(help_keyword.keyword)
     verify = opt_out_keywords(verify_words)
-    if any(k.found_in(words) for k in verify):
-        return Verify(_code_in(words, verify), prefixed=True)
+    after = _keyword_end(words, verify)
+    if after is not None:
+        return Verify(_code_in(words, after), prefixed=True)
     if len(words) == 1 and _is_code(words[0]):
         return Verify(words[0].upper(), prefixed=False)
     return Other()
