@@ -119,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--date", type=_iso_date, required=True, help="business date (YYYY-MM-DD)")
     reconcile.add_argument("--timezone", default="", help="business timezone (default: the bundled policy's)")
     _table_arguments(reconcile, "state")
+
+    cases = commands.add_parser(
+        "cases",
+        help="list collection cases (opened, loan, borrower, cycle, reason, status) as JSON lines or CSV",
+        description=f"Collection cases handed to human collectors, oldest first. {scan_note}",
+    )
+    cases.add_argument("--open", action="store_true", dest="only_open", help="only cases not closed yet")
+    cases.add_argument("--csv", action="store_true", help="CSV with a header row instead of JSON lines")
+    _table_arguments(cases, "state")
     return parser
 
 
@@ -172,8 +181,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps({**claim.as_dict(), "meaning": PROBLEMS[claim.problem]}, ensure_ascii=False))
         print(f"{args.date}: {touched} claim(s) touched, {len(open_claims)} without an end state", file=sys.stderr)
         return 1 if open_claims else 0
+    if args.command == "cases":
+        return _cases(parser, args)
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _cases(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from dunning.case_report import list_cases, write_csv, write_json_lines
+
+    try:
+        rows = list_cases(_resolve_tables(parser, args, "state")["state"], only_open=args.only_open)
+    except (ClientError, BotoCoreError) as exc:
+        print(f"dunning cases: cannot read the cases: {exc}", file=sys.stderr)
+        return 2
+    (write_csv if args.csv else write_json_lines)(rows, sys.stdout)
+    print(f"{len(rows)} {'open ' if args.only_open else ''}case(s)", file=sys.stderr)
+    return 0
 
 
 def _bundled_business_timezone() -> str:
