@@ -13,6 +13,7 @@ from dunning import cli
 from dunning.local import LocalStack, drain_stream
 from tests.integration.after_sms_helpers import put_loan, records, state_item
 from tests.integration.borrower_helpers import event, send_event
+from tests.integration.test_bureau_report import file_bytes, lines, report
 from tests.integration.test_escalate import RUN, captured, cases_queue, days_ago, escalate
 
 __all__ = ["cases_queue"]  # the fixture, shared with test_escalate
@@ -203,3 +204,31 @@ def test_dunning_cases_names_what_is_wrong(local_stack: LocalStack, capsys: pyte
     with pytest.raises(SystemExit):
         cli.main(["cases", "--stack-name", ""])
     assert "name the tables: --stack-name" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- bureau codes
+
+
+def test_the_bureau_file_flags_a_disputed_loan_and_a_kept_plan_and_reruns_byte_identical(
+    local_stack: LocalStack,
+) -> None:
+    for loan_id in ("L-DISPUTED", "L-PLAN", "L-PLAIN"):
+        put_loan(local_stack, loan_id, days_ago(45))
+    dispute = event("loan_event_dispute.json", loan_id="L-DISPUTED")
+    send_event(local_stack, dispute, RUN - dt.timedelta(days=1))
+    plan = event(
+        "loan_event_repayment_plan.json",
+        loan_id="L-PLAN",
+        instalments=[{"due_date": "2026-12-20", "amount": "1000.00"}, {"due_date": "2027-01-20", "amount": "2000.00"}],
+    )
+    send_event(local_stack, plan, RUN - dt.timedelta(days=1))
+
+    report(local_stack)
+    first = file_bytes(local_stack, RUN.date())
+    report(local_stack)
+
+    assert file_bytes(local_stack, RUN.date()) == first
+    by_loan = {line["loan_id"]: line for line in lines(local_stack, RUN.date())}
+    assert by_loan["L-DISPUTED"]["compliance_condition_code"] == "XB"
+    assert by_loan["L-PLAN"]["special_comment_code"] == "AC" and by_loan["L-PLAN"]["days_past_due"] == 45
+    assert "compliance_condition_code" not in by_loan["L-PLAIN"] and "special_comment_code" not in by_loan["L-PLAIN"]
