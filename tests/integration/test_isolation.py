@@ -133,7 +133,7 @@ def test_escalation_sets_aside_what_it_cannot_handle_and_opens_every_other_case(
 
 
 def test_escalation_records_an_invalid_item_instead_of_only_logging_it(local_stack: LocalStack) -> None:
-    # A bad phone alone makes a loan unreachable (a case, tests/integration/test_cases.py); with a bad
+    # A bad phone alone makes a loan unreachable (a case, tests/integration/test_collection_cases.py); with a bad
     # currency too, the item is broken data: set aside.
     put_loan(local_stack, "L-NOPHONE", DAILY_DAY - dt.timedelta(days=35), phone="12345", currency="ZZZ")
 
