@@ -9,6 +9,7 @@ hold or a promise/grace pause are left alone until it ends; a loan on a repaymen
 on its next unpaid instalment (`effective_loan`, as the planner and sender see it), so a plan kept
 up to date is never past the ladder. The rules are pure; the `Escalator` reads and writes through
 the data-access layer.
+
 Closing a case when its loan is paid or closed is `case_closing`'s.
 
 One loan never stops the run: an item that breaks the contract, or a loan whose handling raises
