@@ -163,6 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"only this function's messages (repeatable; one of {', '.join(QUARANTINING_FUNCTIONS)})",
     )
     replay.add_argument("--limit", type=_positive, default=1000, help="at most this many messages (default 1000)")
+    cases = commands.add_parser(
+        "cases",
+        help="list collection cases (opened, loan, borrower, cycle, reason, status) as JSON lines or CSV",
+        description=f"Collection cases handed to human collectors, oldest first. {scan_note}",
+    )
+    cases.add_argument("--open", action="store_true", dest="only_open", help="only cases not closed yet")
+    cases.add_argument("--csv", action="store_true", help="CSV with a header row instead of JSON lines")
+    _table_arguments(cases, "state")
     return parser
 
 
@@ -218,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if open_claims else 0
     if args.command == "replay":
         return _replay(parser, args)
+    if args.command == "cases":
+        return _cases(parser, args)
     parser.error(f"unknown command {args.command}")
     return 2
 
@@ -242,6 +252,21 @@ def _replay(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return 0
     print(f"{len(results) - left} replayed and deleted, {left} left in the quarantine", file=sys.stderr)
     return 1 if left else 0
+
+
+def _cases(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from dunning.case_report import list_cases, write_csv, write_json_lines
+
+    try:
+        rows = list_cases(_resolve_tables(parser, args, "state")["state"], only_open=args.only_open)
+    except (ClientError, BotoCoreError) as exc:
+        print(f"dunning cases: cannot read the cases: {exc}", file=sys.stderr)
+        return 2
+    (write_csv if args.csv else write_json_lines)(rows, sys.stdout)
+    print(f"{len(rows)} {'open ' if args.only_open else ''}case(s)", file=sys.stderr)
+    return 0
 
 
 def _bundled_business_timezone() -> str:
