@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from dunning import ladder
+from dunning.case_closing import CaseCloser
 from dunning.compose import reference_code, render_service
 from dunning.dal.loans import LoansRepository
 from dunning.dal.state import StateRepository
@@ -165,12 +166,23 @@ def effective_loan(loan: Loan, control: LoanControl | None) -> Loan:
 # ---------------------------------------------------------------- effects
 
 
+def superseded_broken_promise(control: LoanControl | None, event_day: dt.date) -> dt.date | None:
+    """The promise a new promise or grace replaces, when it had already been broken by `event_day`.
+
+    A promise still on CONTROL after its date was not kept (a keeping payment removes it).
+    """
+    if control is None or control.promised_date is None or control.promised_date >= event_day:
+        return None
+    return control.promised_date
+
+
 @dataclass
 class BorrowerEvents:
     loans: LoansRepository
     state: StateRepository
     notices: Notices
     policy: Policy
+    closer: CaseCloser | None = None  # closes collection cases of a loan a payment leaves PAID
 
     def apply(self, event: LoanEvent, now: dt.datetime) -> dict[str, Any]:
         """Apply one loan event; the result says what changed (for the log and the reply)."""
@@ -182,6 +194,8 @@ class BorrowerEvents:
         change = control_change(detail)
         if change is not None:
             loan_id = str(getattr(detail, "loan_id", ""))
+            if isinstance(detail, PromiseToPay | GracePeriodGranted):
+                self._remember_broken_promise(loan_id, event.time)
             if isinstance(detail, RepaymentPlanAgreed):
                 # The index first: a crash before the CONTROL write is redone by the redelivery.
                 self.state.index_plan(
@@ -215,6 +229,18 @@ class BorrowerEvents:
             return {"event": kind, "loan_id": detail.loan_id, **confirmed}
         raise AssertionError(f"unhandled loan event {kind}")  # the union above is exhaustive
 
+    def _remember_broken_promise(self, loan_id: str, event_time: dt.datetime) -> None:
+        """Before a promise or grace replaces the current promise, keep it if it was broken (escalation counts them).
+
+        Done first: a crash before the CONTROL write is redone by the redelivery (the set ADD is idempotent).
+        """
+        broken = superseded_broken_promise(
+            self.state.get_control(loan_id), ladder.business_date(event_time, self.policy)
+        )
+        if broken is not None:
+            self.state.note_broken_promise(loan_id, broken)
+            logger.info("broken promise remembered", extra={"loan_id": loan_id, "promised_date": broken.isoformat()})
+
     def _index_expiry(self, due_date: dt.date) -> int:
         """An instalment stops mattering to the planner once its ladder ends (escalation)."""
         end = due_date + dt.timedelta(days=self.policy.ladder.escalation_day + 7)
@@ -241,6 +267,8 @@ class BorrowerEvents:
         paid_on = ladder.business_date(payment.paid_at, self.policy)
         if control is not None and control.promised_date is not None and promise_kept(control, payment, paid_on):
             self.state.clear_promise(loan.loan_id, control.promised_date)
+        if self.closer is not None:
+            self.closer.close(loan, now)  # the item says PAID (or CLOSED): the loan's cases close
 
         remaining = Decimal(0)
         if loan.status is LoanStatus.OPEN:

@@ -196,6 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--policy", type=_existing_file, help="policy YAML in force (default: the bundled one)")
     verify.add_argument("--json", action="store_true", help="one JSON object a line")
     _table_arguments(verify, "deliveries", "loans", "state")
+
+    cases = commands.add_parser(
+        "cases",
+        help="list collection cases (opened, loan, borrower, cycle, reason, status) as JSON lines or CSV",
+        description=f"Collection cases handed to human collectors, oldest first. {scan_note}",
+    )
+    cases.add_argument("--open", action="store_true", dest="only_open", help="only cases not closed yet")
+    cases.add_argument("--csv", action="store_true", help="CSV with a header row instead of JSON lines")
+    _table_arguments(cases, "state")
     return parser
 
 
@@ -253,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _replay(parser, args)
     if args.command == "verify":
         return _verify(parser, args)
+    if args.command == "cases":
+        return _cases(parser, args)
     parser.error(f"unknown command {args.command}")
     return 2
 
@@ -312,6 +323,21 @@ def _verify(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         file=sys.stderr if args.json else sys.stdout,
     )
     return 0 if received else 1
+
+
+def _cases(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from dunning.case_report import list_cases, write_csv, write_json_lines
+
+    try:
+        rows = list_cases(_resolve_tables(parser, args, "state")["state"], only_open=args.only_open)
+    except (ClientError, BotoCoreError) as exc:
+        print(f"dunning cases: cannot read the cases: {exc}", file=sys.stderr)
+        return 2
+    (write_csv if args.csv else write_json_lines)(rows, sys.stdout)
+    print(f"{len(rows)} {'open ' if args.only_open else ''}case(s)", file=sys.stderr)
+    return 0
 
 
 def _bundled_business_timezone() -> str:

@@ -168,7 +168,7 @@ TODAY = local(17, 11).date()  # the business date the events below arrive on
 @pytest.mark.parametrize(
     ("sample", "field", "date", "why"),
     [
-        ("loan_event_promise_to_pay.json", "promised_date", "9999-12-31", "max_pause_days (90)"),
+        ("loan_event_promise_to_pay.json", "promised_date", "2999-12-31", "max_pause_days (90)"),
         ("loan_event_promise_to_pay.json", "promised_date", str(TODAY + dt.timedelta(days=91)), "max_pause_days (90)"),
         ("loan_event_grace_period.json", "until", str(TODAY + dt.timedelta(days=365)), "max_pause_days (90)"),
         ("loan_event_grace_period.json", "until", str(TODAY - dt.timedelta(days=1)), "already past"),
