@@ -268,7 +268,11 @@ class InboundReplies:
 
     # ---------------------------------------------------------------- anything else
     def _borrower_replied(self, message: InboundSms, now: dt.datetime, received_at: dt.datetime) -> str:
-        """Count the reply and hand it to the lender's CRM as BorrowerReplied (once per inbound message)."""
+        """Count the reply and hand it to the lender's CRM as BorrowerReplied, once per inbound message.
+
+        The claim is marked PUBLISHED after the put: a crash between the two republishes on SNS's retry
+        (at least once), so the detail carries `reply_id` for the CRM to deduplicate on.
+        """
         phone = message.originationNumber
         metrics.add_metric(name="BorrowerReplies", unit=MetricUnit.Count, value=1)
         if not self._inbound.claim_reply_event(phone, message.inboundMessageId, now):
