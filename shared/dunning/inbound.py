@@ -10,7 +10,9 @@
 - anything else is counted and published as `BorrowerReplied` on LoanEventsBus for the lender's
   CRM: masked number, the loans it answers if known, time and length; never the text or number.
 
-Answers are service SMS through `notices` (one per inbound message id, whatever happens). HELP
+Answers are service SMS through `notices` (one per inbound message id, whatever happens), kept as
+notice claims under the number's hash, not as delivery records: an answer is no reminder, and
+escalation must not count it as one sent (or failed) for the loan. HELP
 and verify answers go also to a number on the product's opt-out list: the borrower asked for
 them, and an answer to a consumer's own message is what carriers require for HELP (CTIA Short
 Code Monitoring Handbook: HELP must be answered whatever the subscriber's opt-in state) and what
@@ -43,7 +45,7 @@ from dunning.models.events import InboundSms
 from dunning.models.loan import InvalidLoan, Loan, LoanStatus, Locale, parse_loan
 from dunning.models.policy import Policy
 from dunning.models.state import LoanControl
-from dunning.notices import LoanSubject, Notice, NoticeResult, Notices
+from dunning.notices import Notice, NoticeResult, Notices
 from dunning.observability import MetricUnit, logger, mask_phone, metrics
 from dunning.replies import Help, OptOut, Verify, classify_reply, reply_words
 
@@ -109,7 +111,6 @@ class _Answer:
     kind: str  # a reply template kind
     sms: ComposedSms
     locale: Locale
-    subject: LoanSubject | None = None
 
 
 @dataclass
@@ -201,13 +202,9 @@ class InboundReplies:
             metrics.add_metric(name="VerifyUnmatched", unit=MetricUnit.Count, value=1)
             return self._plain("verify_unmatched", fallback)
         metrics.add_metric(name="VerifyConfirmed", unit=MetricUnit.Count, value=1)
-        lead_loan = next((loan for loan, _ in loans if loan.loan_id in due.open_loans), loans[0][0])
-        subject = LoanSubject(
-            lead_loan.loan_id, lead_loan.borrower_id, lead_loan.cycle, lead_loan.amount_due, lead_loan.currency
-        )
         if due.pay_by is None:
             sms = render_reply(self.policy, kind="verify_settled", locale=locale, reference=verify.code)
-            return _Answer("verify_settled", sms, locale, subject)
+            return _Answer("verify_settled", sms, locale)
         sms = render_reply(
             self.policy,
             kind="verify_confirmed",
@@ -217,7 +214,7 @@ class InboundReplies:
             total=due.total,
             pay_by=due.pay_by,
         )
-        return _Answer("verify_confirmed", sms, locale, subject)
+        return _Answer("verify_confirmed", sms, locale)
 
     def _plain(self, kind: str, locale: Locale) -> _Answer:
         """An answer that states nothing about any loan (HELP, an unmatched or malformed code)."""
@@ -258,7 +255,6 @@ class InboundReplies:
             phone=phone,
             sms=answer.sms,
             locale=answer.locale,
-            subject=answer.subject,
             respect_opt_out=False,  # asked for by the borrower (see the module docstring)
             claim_kind=ANSWER_CLAIM,
         )

@@ -51,10 +51,8 @@ def test_inbound_sms_may_query_only_its_two_indexes_and_put_only_on_the_loan_eve
         ]
     ]
     assert _allowing("InboundSmsFunction", "events:PutEvents") == [{"Fn::GetAtt": ["LoanEventsBus", "Arn"]}]
-    assert _allowing("InboundSmsFunction", "dynamodb:PutItem") == [
-        {"Fn::GetAtt": ["StateTable", "Arn"]},
-        {"Fn::GetAtt": ["DeliveriesTable", "Arn"]},
-    ]
+    # Answers are notice claims in StateTable, never delivery records (escalation counts those).
+    assert _allowing("InboundSmsFunction", "dynamodb:PutItem") == [{"Fn::GetAtt": ["StateTable", "Arn"]}]
     loans = _allowing("InboundSmsFunction", "dynamodb:BatchGetItem")
     assert loans == [_allowing("LoanEventsFunction", "dynamodb:BatchGetItem")[0]]  # LoansTable, created or existing
 
