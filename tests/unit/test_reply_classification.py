@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from dunning.compose import REFERENCE_ALPHABET, parse_reference_code, reference_code, render_reply
 from dunning.inbound import due_now, sent_records
 from dunning.models.loan import Loan
-from dunning.models.policy import PolicyError, load_policy_file
+from dunning.models.policy import DEFAULT_POLICY_PATH, Policy, PolicyError, load_policy_file, parse_policy
 from dunning.models.state import Instalment, LoanControl
+from dunning.policy_lint import lint_policy
 from dunning.replies import Help, OptOut, Other, Reply, Verify, classify_reply
 
 POLICY = load_policy_file()
@@ -189,3 +190,34 @@ def test_the_unmatched_answer_names_the_hotline_and_nothing_else() -> None:
         body = render_reply(POLICY, kind="verify_unmatched", locale=locale).body
         assert POLICY.hotline in body
         assert not any(ch in body for ch in "¥$") and CODE not in body
+
+
+def _with(kind: str, locale: str, text: str) -> Policy:
+    templates = {k: dict(v) for k, v in POLICY.templates.items()}
+    templates[kind][locale] = text
+    return POLICY.model_copy(update={"templates": templates})
+
+
+def test_policy_check_refuses_a_help_answer_without_the_opt_out_line_or_a_confirmation_without_pay_by() -> None:
+    no_stop = POLICY.templates["help_reply"]["en-US"].replace(" Reply STOP to opt out", "")
+    no_pay_by = POLICY.templates["verify_confirmed"]["zh-CN"].replace("请于{pay_by}前", "请尽快")
+    problems = [str(p) for p in lint_policy(_with("help_reply", "en-US", no_stop))]
+    problems += [str(p) for p in lint_policy(_with("verify_confirmed", "zh-CN", no_pay_by))]
+    assert problems == [
+        "templates.help_reply.en-US: missing_element: missing opt-out line (Reply STOP to opt out)",
+        "templates.verify_confirmed.zh-CN: missing_element: missing pay-by date",
+    ]
+
+
+def test_policy_check_refuses_a_debt_in_the_answer_to_a_stranger() -> None:
+    leaky = POLICY.templates["verify_unmatched"]["zh-CN"].replace("。如有", "，应还{total}。如有")
+    (problem,) = lint_policy(_with("verify_unmatched", "zh-CN", leaky))
+    assert str(problem).startswith("templates.verify_unmatched.zh-CN: placeholder: unknown placeholder {total}")
+
+
+def test_reply_keywords_must_be_readable() -> None:
+    document = DEFAULT_POLICY_PATH.read_text(encoding="utf-8").replace(
+        "help_keywords: [HELP,", 'help_keywords: ["!!!", HELP,'
+    )
+    with pytest.raises(PolicyError, match=r"replies.help_keywords: .*'!!!' has no letter or digit"):
+        parse_policy(document)
