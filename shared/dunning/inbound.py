@@ -145,7 +145,7 @@ class InboundReplies:
 
     # ---------------------------------------------------------------- opt-out
     def _opt_out(self, message: InboundSms, keyword: str, now: dt.datetime) -> str:
-        """Opt the number out and confirm it once (the one SMS an opted-out number still gets)."""
+        """Opt the number out and confirm it once (the confirmation is not held back by the opt-out it confirms)."""
         phone = message.originationNumber
         opted_out_by = self.state.opt_out(phone, "inbound_sms", message.inboundMessageId, now)
         metrics.add_metric(name="OptOuts", unit=MetricUnit.Count, value=1)
