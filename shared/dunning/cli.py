@@ -119,12 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--date", type=_iso_date, required=True, help="business date (YYYY-MM-DD)")
     reconcile.add_argument("--timezone", default="", help="business timezone (default: the bundled policy's)")
     _table_arguments(reconcile, "state")
+    from dunning.simulate.command import register as register_simulate
+
+    register_simulate(commands)  # commands that register themselves run through args.handler
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is not None:
+        return int(args.handler(args))
     if args.command == "invoke":
         from dunning.local import cli_invoke
 

@@ -28,7 +28,9 @@ UNKNOWN_ZONE = "Etc/Unknown"
 WINDOW_SEARCH_DAYS = 8
 
 
+@lru_cache(maxsize=65536)
 def region_of(phone: str) -> str | None:
+    """The number's country (ISO 3166 alpha-2); cached: every window check asks, hour after hour."""
     try:
         return phonenumbers.region_code_for_number(phonenumbers.parse(phone, None))
     except phonenumbers.NumberParseException:
