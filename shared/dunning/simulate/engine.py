@@ -87,6 +87,7 @@ class _Subject:
     zones: tuple[str, ...]
     country: str
     window_key: tuple[tuple[str, ...], str]
+    unprocessable: bool  # its sums break our arithmetic: the planner sets it aside every day it reads it
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,8 @@ class _Simulation:
     def run(self, book: Sequence[BookItem], start: dt.date, days: int) -> SimulationResult:
         kinds = tuple(dict.fromkeys([s.kind for s in ladder.ladder_stages(self.policy.ladder)]))
         result = SimulationResult(start=start, stage_kinds=kinds, items=len(book))
-        subjects, read_invalid, intake_invalid = self._read(book, result)
+        last_day = start + dt.timedelta(days=days - 1)
+        subjects, read_invalid, intake_invalid = self._read(book, result, last_day)
         for offset in range(days):
             day = start + dt.timedelta(days=offset)
             out = DayResult(day)
@@ -157,7 +159,7 @@ class _Simulation:
         return result
 
     def _read(
-        self, book: Sequence[BookItem], result: SimulationResult
+        self, book: Sequence[BookItem], result: SimulationResult, last_day: dt.date
     ) -> tuple[list[_Subject], list[tuple[dt.date, str]], Counter[str]]:
         subjects: list[_Subject] = []
         read_invalid: list[tuple[dt.date, str]] = []
@@ -183,10 +185,21 @@ class _Simulation:
             country = compliance.region_of(loan.phone) or UNKNOWN_COUNTRY
             key = (zones, country)
             self._window_phone.setdefault(key, loan.phone)  # the window depends on the number's country only
-            subjects.append(_Subject(loan, zones, country, key))
+            subjects.append(_Subject(loan, zones, country, key, self._unprocessable(loan, last_day)))
         # The planner reads by due date; within one, by loan id (deterministic).
         subjects.sort(key=lambda s: (s.loan.due_date, s.loan.loan_id))
         return subjects, read_invalid, intake_invalid
+
+    def _unprocessable(self, loan: Loan, last_day: dt.date) -> bool:
+        """Whether the sums its SMS would state break (the planner's check, made once: fees only grow
+        with the days past due, up to their cap, so the last day's sum is the largest)."""
+        try:
+            quantize(outstanding(loan) + ladder.late_fees(loan, last_day, self.policy), loan.currency)
+        except Exception as exc:
+            if not is_loan_fault(exc):
+                raise
+            return True
+        return False
 
     def _stage(self, due_date: dt.date, day: dt.date) -> ladder.Stage | None:
         dpd = ladder.days_past_due(due_date, day)
@@ -201,13 +214,7 @@ class _Simulation:
             stage = self._stage(subject.loan.due_date, day)
             if stage is None:
                 continue
-            try:
-                # The sums its SMS will state: a loan whose amounts break them is set aside (as the planner does).
-                fees = ladder.late_fees(subject.loan, day, self.policy)
-                quantize(outstanding(subject.loan) + fees, subject.loan.currency)
-            except Exception as exc:
-                if not is_loan_fault(exc):
-                    raise
+            if subject.unprocessable:
                 out.suppressed[UNPROCESSABLE] += 1
                 continue
             groups[subject.window_key].append((subject, stage))
