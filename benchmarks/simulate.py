@@ -58,7 +58,9 @@ def main() -> None:
             code = cli.main(["simulate", "--book", str(book), "--start", START.isoformat(), "--days", str(args.days)])
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     total = next(line for line in output.getvalue().splitlines() if line.startswith("total "))
-    print(f"dunning simulate: {items:,} items x {args.days} days: {wall:.1f} s wall-clock, {cpu:.1f} s CPU (exit {code})")
+    print(
+        f"dunning simulate: {items:,} items x {args.days} days: {wall:.1f} s wall-clock, {cpu:.1f} s CPU (exit {code})"
+    )
     print(f"  {total}")
 
 
