@@ -84,9 +84,8 @@ class _Subject:
     """A valid OPEN loan and what never changes hour to hour: its zones, its country, its window's key."""
 
     loan: Loan
-    zones: tuple[str, ...]
     country: str
-    window_key: tuple[tuple[str, ...], str]
+    window_key: tuple[tuple[str, ...], str]  # (its zones, its country): what its window depends on
     unprocessable: bool  # its sums break our arithmetic: the planner sets it aside every day it reads it
 
 
@@ -185,7 +184,7 @@ class _Simulation:
             country = compliance.region_of(loan.phone) or UNKNOWN_COUNTRY
             key = (zones, country)
             self._window_phone.setdefault(key, loan.phone)  # the window depends on the number's country only
-            subjects.append(_Subject(loan, zones, country, key, self._unprocessable(loan, last_day)))
+            subjects.append(_Subject(loan, country, key, self._unprocessable(loan, last_day)))
         # The planner reads by due date; within one, by loan id (deterministic).
         subjects.sort(key=lambda s: (s.loan.due_date, s.loan.loan_id))
         return subjects, read_invalid, intake_invalid
@@ -301,7 +300,7 @@ class _Simulation:
         out.sms[group[0][1].kind] += 1
         out.segments += sms.segments
         out.loans_reminded += len(group)
-        out.consolidated += len(group) > 1
+        out.consolidated += int(len(group) > 1)
         out.sms_by_country[lead.country] += 1
         out.segments_by_country[lead.country] += sms.segments
 
