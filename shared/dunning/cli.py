@@ -205,12 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
     cases.add_argument("--open", action="store_true", dest="only_open", help="only cases not closed yet")
     cases.add_argument("--csv", action="store_true", help="CSV with a header row instead of JSON lines")
     _table_arguments(cases, "state")
+    from dunning.simulate.command import register as register_simulate
+
+    register_simulate(commands)  # commands that register themselves run through args.handler
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is not None:
+        return int(args.handler(args))
     if args.command == "invoke":
         from dunning.local import cli_invoke
 
