@@ -1,4 +1,4 @@
-"""InboundSmsFunction: replies to our SMS from the two-way SMS topic; STOP / 退订 / TD opt the number out."""
+"""InboundSmsFunction: replies to our SMS from the two-way SMS topic (opt-out, HELP, verify, BorrowerReplied)."""
 
 from __future__ import annotations
 
@@ -38,8 +38,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             note_rejected("inbound_sms", rejections[-1].reason, context)
     # Quarantined before any reply is handled: if that fails, the retry repeats nothing.
     quarantine(FUNCTION, rejections, context)
-    handler = service.borrower_events(get_settings())
+    handler = service.inbound_replies(get_settings())
     now = dt.datetime.now(dt.UTC)
-    results = ["rejected" if message is None else handler.inbound_sms(message, now) for message in messages]
+    results = [
+        "rejected" if message is None else handler.handle(message, now, record.Sns.Timestamp)
+        for message, record in zip(messages, notifications.Records, strict=True)
+    ]
     logger.info("inbound sms handled", extra={"results": results})
     return {"results": results, "rejected": len(rejections)}

@@ -1,8 +1,7 @@
-"""Borrower events (DESIGN 4.4) and inbound SMS: what they change, and the service SMS they cause.
+"""Borrower events (DESIGN 4.4): what they change, and the service SMS they cause (inbound SMS: `inbound`).
 
 The decisions are pure functions (`control_change`, `missed_promise`, `promise_kept`,
-`plan_instalment`, `effective_loan`, `reply_locale`, and `replies.opt_out_keyword` for inbound
-SMS); `BorrowerEvents` applies them to StateTable.
+`plan_instalment`, `effective_loan`); `BorrowerEvents` applies them to StateTable.
 Every write is idempotent and ordered: an aspect of a loan's CONTROL item (dispute, pause,
 plan) changes only for an event newer than the last one applied to it, so a redelivered or
 late event changes nothing. The planner and the sender read the result through
@@ -19,7 +18,6 @@ from typing import Any
 
 from dunning import ladder
 from dunning.case_closing import CaseCloser
-from dunning.compliance import region_of
 from dunning.compose import reference_code, render_service
 from dunning.dal.loans import LoansRepository
 from dunning.dal.state import StateRepository
@@ -30,7 +28,6 @@ from dunning.models.events import (
     ContactOptOut,
     DisputeResolved,
     GracePeriodGranted,
-    InboundSms,
     LoanDisputed,
     LoanEvent,
     LoanEventDetail,
@@ -38,15 +35,13 @@ from dunning.models.events import (
     PromiseToPay,
     RepaymentPlanAgreed,
 )
-from dunning.models.loan import InvalidLoan, Loan, LoanStatus, Locale, parse_loan
+from dunning.models.loan import InvalidLoan, Loan, LoanStatus, parse_loan
 from dunning.models.policy import Policy
 from dunning.models.state import Instalment, LoanControl
-from dunning.notices import LoanSubject, Notice, NoticeResult, Notices
+from dunning.notices import LoanSubject, Notice, Notices
 from dunning.observability import MetricUnit, logger, mask_phone, metrics
-from dunning.replies import opt_out_keyword, reply_words
 
 PAYMENT_CONFIRMATION = "payment_confirmation"
-OPT_OUT_CONFIRMATION = "opt_out_confirmation"
 
 
 class EventRejected(ValueError):
@@ -112,16 +107,6 @@ def pause_problem(detail: LoanEventDetail, today: dt.date, max_pause_days: int) 
     if until > today + dt.timedelta(days=max_pause_days):
         return f"{field}: is more than max_pause_days ({max_pause_days}) ahead"
     return None
-
-
-def reply_locale(body: str, phone: str, policy: Policy) -> Locale:
-    """Answer in the language of the reply: Chinese text or a Chinese number get zh-CN."""
-    if any("\u4e00" <= ch <= "\u9fff" for ch in body):
-        return "zh-CN"
-    if region_of(phone) == "CN":
-        return "zh-CN"
-    # Read as the opt-out matcher reads it: `\u200bSTOP` or full-width ＳＴＯＰ is English too.
-    return "en-US" if "".join(reply_words(body)).isascii() else policy.default_locale
 
 
 def missed_promise(control: LoanControl | None, loan: Loan, today: dt.date) -> dt.date | None:
@@ -319,41 +304,3 @@ class BorrowerEvents:
         logger.warning("payment not confirmed by SMS", extra={"loan_id": payment.loan_id, "reason": reason})
         metrics.add_metric(name="PaymentConfirmationSkipped", unit=MetricUnit.Count, value=1)
         return {"confirmation": "skipped", "reason": reason}
-
-    def inbound_sms(self, message: InboundSms, now: dt.datetime) -> str:
-        """A reply asking to opt out (`replies.opt_out_keyword`) opts the number out and is confirmed once;
-        anything else is only counted."""
-        phone = message.originationNumber
-        keyword = opt_out_keyword(message.messageBody, self.policy.opt_out_keywords)
-        if keyword is None:
-            logger.info(
-                "inbound sms is not an opt-out: not acted on",
-                extra={"phone": mask_phone(phone), "characters": len(message.messageBody)},
-            )
-            metrics.add_metric(name="InboundSmsIgnored", unit=MetricUnit.Count, value=1)
-            return "ignored"
-        opted_out_by = self.state.opt_out(phone, "inbound_sms", message.inboundMessageId, now)
-        metrics.add_metric(name="OptOuts", unit=MetricUnit.Count, value=1)
-        if opted_out_by != message.inboundMessageId:
-            # Already opted out by something else: the confirmation was that one's to send.
-            logger.info("number already opted out", extra={"phone": mask_phone(phone)})
-            return "already_opted_out"
-        locale = reply_locale(message.messageBody, phone, self.policy)
-        sms = render_service(
-            self.policy, kind=OPT_OUT_CONFIRMATION, locale=locale, name="", currency="CNY", reference=""
-        )
-        notice = Notice(
-            kind=OPT_OUT_CONFIRMATION,
-            owner=f"PHONE#{phone}",
-            event_id=message.inboundMessageId,
-            phone=phone,
-            sms=sms,
-            locale=locale,
-            respect_opt_out=False,  # the one SMS an opted-out number still gets
-        )
-        result = self.notices.send(notice, now)
-        logger.info(
-            "number opted out by reply",
-            extra={"phone": mask_phone(phone), "keyword": keyword, "confirmation": result.value},
-        )
-        return "opted_out" if result in (NoticeResult.SENT, NoticeResult.DUPLICATE) else f"opted_out_{result.value}"

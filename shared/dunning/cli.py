@@ -1,4 +1,4 @@
-"""`dunning` command line: local invoke, policy lint, the demo, operator reports and the quarantine replay.
+"""`dunning` command line: local invoke, policy lint, the demo, operator reports, the quarantine replay, hotline verify.
 
 Every command validates its arguments and exits non-zero with a message naming what is wrong.
 """
@@ -93,6 +93,24 @@ def _resolve_tables(parser: argparse.ArgumentParser, args: argparse.Namespace, *
     return names
 
 
+def _reference(value: str) -> str:
+    from dunning.compose.reference import parse_reference_code
+
+    try:
+        return parse_reference_code(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _e164(value: str) -> str:
+    from dunning.models.loan import e164
+
+    try:
+        return e164(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dunning", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +181,22 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"only this function's messages (repeatable; one of {', '.join(QUARANTINING_FUNCTIONS)})",
     )
     replay.add_argument("--limit", type=_positive, default=1000, help="at most this many messages (default 1000)")
+
+    verify = commands.add_parser(
+        "verify",
+        help="hotline: what an SMS reference code refers to (exit 1 when no record, or --phone did not get it)",
+        description=(
+            "Every delivery record that printed CODE (several may share a code): loan, stage, time sent, outcome,"
+            " masked number, and what the loan owes now (amount due plus late fees, pay-by date) under the policy."
+            " With --phone, whether that number received it. Reads only."
+        ),
+    )
+    verify.add_argument("code", type=_reference, metavar="CODE", help="the 6-character code, any case")
+    verify.add_argument("--phone", type=_e164, help="the caller's number, E.164 (+8613800138000)")
+    verify.add_argument("--policy", type=_existing_file, help="policy YAML in force (default: the bundled one)")
+    verify.add_argument("--json", action="store_true", help="one JSON object a line")
+    _table_arguments(verify, "deliveries", "loans", "state")
+
     cases = commands.add_parser(
         "cases",
         help="list collection cases (opened, loan, borrower, cycle, reason, status) as JSON lines or CSV",
@@ -231,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if open_claims else 0
     if args.command == "replay":
         return _replay(parser, args)
+    if args.command == "verify":
+        return _verify(parser, args)
     if args.command == "cases":
         return _cases(parser, args)
     parser.error(f"unknown command {args.command}")
@@ -257,6 +293,41 @@ def _replay(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return 0
     print(f"{len(results) - left} replayed and deleted, {left} left in the quarantine", file=sys.stderr)
     return 1 if left else 0
+
+
+def _verify(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from dunning.dal.deliveries import DeliveriesRepository
+    from dunning.dal.loans import LoansRepository
+    from dunning.dal.state import StateRepository
+    from dunning.hotline import verify_code
+    from dunning.models.policy import PolicyError, load_policy_file
+    from dunning.observability import mask_phone
+
+    try:
+        policy = load_policy_file(args.policy) if args.policy else load_policy_file()
+    except PolicyError as exc:
+        parser.error(f"argument --policy: {exc}")
+    tables = _resolve_tables(parser, args, "deliveries", "loans", "state")
+    matches = verify_code(
+        args.code,
+        deliveries=DeliveriesRepository(tables["deliveries"]),
+        loans=LoansRepository(tables["loans"]),
+        state=StateRepository(tables["state"]),
+        policy=policy,
+        now=dt.datetime.now(dt.UTC),
+        phone=args.phone,
+    )
+    for match in matches:
+        print(json.dumps(match.as_dict(), ensure_ascii=False) if args.json else match.as_text())
+    print(f"{args.code}: {len(matches)} record(s)", file=sys.stderr)
+    if args.phone is None:
+        return 0 if matches else 1
+    received = any(match.received for match in matches)
+    print(
+        f"received by {mask_phone(args.phone)}: {'yes' if received else 'no'}",
+        file=sys.stderr if args.json else sys.stdout,
+    )
+    return 0 if received else 1
 
 
 def _cases(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Service SMS (payment and opt-out confirmations): one SMS per event, however often it arrives.
+"""Service SMS (payment and opt-out confirmations, answers to replies): one SMS per event, however often it arrives.
 
 The same guard as the reminders, on a `NOTICE#kind#id` claim in StateTable: PLANNED when taken,
 SENDING immediately before Publish, SENT with the delivery record right after. A redelivery that
@@ -61,10 +61,13 @@ class Notice:
     reference: str | None = None
     subject: LoanSubject | None = None  # recorded in DeliveriesTable when the notice is about a loan
     respect_opt_out: bool = True
+    # The claim's kind when it is not `kind`: an answer to an inbound SMS is one per message whatever
+    # its text (`reply`), so a redelivery that would now answer differently still sends nothing more.
+    claim_kind: str | None = None
 
     @property
     def notice_id(self) -> str:
-        return f"{self.kind}#{self.event_id}"
+        return f"{self.claim_kind or self.kind}#{self.event_id}"
 
 
 @dataclass

@@ -15,7 +15,14 @@ from pathlib import Path
 
 from dunning.compose.formatting import format_date, format_money
 from dunning.compose.reference import reference_code
-from dunning.compose.render import ComposedSms, is_service_kind, render_reminder, render_service
+from dunning.compose.render import (
+    ComposedSms,
+    is_reply_kind,
+    is_service_kind,
+    render_reminder,
+    render_reply,
+    render_service,
+)
 from dunning.compose.segments import is_gsm7
 from dunning.models.loan import Locale
 from dunning.models.policy import Policy, PolicyError, load_policy_file
@@ -120,6 +127,12 @@ def _render(
     """
     w = WORST_CASE
     name = w.names[locale] if name is None else name
+    if is_reply_kind(kind):
+        confirmed = kind == "verify_confirmed"
+        return render_reply(
+            policy, kind=kind, locale=locale, reference=_sample_reference(kind), currency=currency,
+            total=w.total if confirmed else None, pay_by=w.pay_by if confirmed else None,
+        )  # fmt: skip
     if is_service_kind(kind):
         return render_service(
             policy, kind=kind, locale=locale, name=name, currency=currency,
@@ -143,6 +156,9 @@ def _missing_elements(policy: Policy, kind: str, locale: Locale, body: str, over
         yield f"signature (must start with {signature})"
     amount, fees = format_money(w.total, currency, locale), format_money(w.late_fees, currency, locale)
     required: dict[str, str]
+    if is_reply_kind(kind):
+        yield from _missing_in_reply(policy, kind, locale, body)
+        return
     if kind == "opt_out_confirmation":
         required = {"hotline": policy.hotline}
     elif kind == "payment_confirmation":
@@ -162,6 +178,25 @@ def _missing_elements(policy: Policy, kind: str, locale: Locale, body: str, over
     elif not overdue and pay_by not in body and due not in body:
         yield "pay-by or due date"
     if OPT_OUT_LINES[locale].lower() not in body.lower():
+        yield f"opt-out line ({OPT_OUT_LINES[locale]})"
+
+
+def _missing_in_reply(policy: Policy, kind: str, locale: Locale, body: str) -> Iterator[str]:
+    """A reply always names the hotline; HELP and a confirmation also say how to opt out."""
+    w = WORST_CASE
+    required = {"hotline": policy.hotline}
+    if kind == "verify_confirmed":
+        required |= {
+            "amount": format_money(w.total, w.currencies[0], locale),
+            "pay-by date": format_date(w.pay_by, locale),
+        }
+    if kind in ("verify_confirmed", "verify_settled"):
+        required["reference"] = _sample_reference(kind)
+    yield from (element for element, text in required.items() if text not in body)
+    if (
+        kind in ("help_reply", "verify_confirmed", "verify_settled")
+        and OPT_OUT_LINES[locale].lower() not in body.lower()
+    ):
         yield f"opt-out line ({OPT_OUT_LINES[locale]})"
 
 

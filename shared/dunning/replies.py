@@ -1,6 +1,8 @@
-"""Reading borrowers' SMS replies: does a reply ask to opt out (DESIGN 4.4)?
+"""Reading borrowers' SMS replies (DESIGN 4.4): opt-out, HELP, a reference code to verify, or anything else.
 
-Pure functions of (reply, the policy's `opt_out_keywords`); no AWS, no logging.
+Pure functions of (reply, the policy's keywords); no AWS, no logging. `classify_reply` is the
+whole reading, in this order: an opt-out (below) wins over everything; then HELP; then a
+reference code to verify; anything else is `Other` (published for the lender's CRM).
 
 How a reply is read
 - Normalised: NFKC (full-width and styled letters become plain ones, the ideographic space a
@@ -34,6 +36,19 @@ When a reply opts out (when in doubt, opt out)
 - A reply without any keyword does not opt out, however it reads (`Who is this?`, `HELP`,
   `帮助`, `已还款`, `paid`, `ok`, `谢谢`): typos and paraphrases count only when the policy lists
   them (as it lists the misspelling `退定`).
+
+HELP (`Help`): the reply, read as above, is one of the policy's `replies.help_keywords` and nothing
+else (`HELP`, `help!`, `帮助。`), as carriers match keywords; `I need help paying` is `Other`.
+
+A reference code to verify (`Verify`): the 6 symbols our SMS print after `ref` / `参考码`, read in
+any case or width. Either the reply is the code alone (`7kx3pq`, `7KX3PQ.`), or it holds one of
+`replies.verify_keywords` (`VERIFY`, `核实`, `验证`, matched like opt-out keywords) and a code
+among its other words (`核实 7KX3PQ`, `Please verify 7KX3PQ`): the one code with a digit, else
+the first code-shaped word after the keyword (`VERIFY WXYZAB please`: `please` is code-shaped
+too). With a keyword but no code (`verify my loan`, `核实7KX3P0`: 0 is not in the alphabet), or
+two codes with digits, it is a `Verify` with no code: the answer explains how to write one.
+A bare code is `Verify(prefixed=False)`: a six-letter word like `THANKS` is also code-shaped, so
+the caller treats a bare code that no record holds as `Other`.
 """
 
 from __future__ import annotations
@@ -138,3 +153,85 @@ def opt_out_keyword(body: str, keywords: Iterable[str]) -> str | None:
 def is_opt_out(body: str, keywords: Iterable[str]) -> bool:
     """True when the reply asks to opt out (see the module docstring for the rules)."""
     return opt_out_keyword(body, keywords) is not None
+
+
+# ---------------------------------------------------------------- HELP, verification and the rest
+
+
+@dataclass(frozen=True)
+class OptOut:
+    keyword: str  # the policy keyword that matched
+
+
+@dataclass(frozen=True)
+class Help:
+    keyword: str
+
+
+@dataclass(frozen=True)
+class Verify:
+    """A request to verify a reference code; `code` is None when the reply holds no single code."""
+
+    code: str | None
+    prefixed: bool  # a verify keyword was given (else the reply is the code alone)
+
+
+@dataclass(frozen=True)
+class Other:
+    """Any other reply: counted and published as BorrowerReplied, never answered by SMS."""
+
+
+Reply = OptOut | Help | Verify | Other
+
+
+def _is_code(word: str) -> bool:
+    # compose imports the policy model, which imports this module: import the predicate when used.
+    from dunning.compose.reference import is_reference_code
+
+    return is_reference_code(word)
+
+
+def _keyword_end(words: tuple[str, ...], keywords: tuple[OptOutKeyword, ...]) -> int | None:
+    """Where the reply's words go on after its first verify keyword; None when it has none."""
+    ends = [
+        start + len(k.words)
+        for k in keywords
+        for start in range(len(words) - len(k.words) + 1)
+        if words[start : start + len(k.words)] == k.words
+    ]
+    return min(ends, default=None)
+
+
+def _code_in(words: tuple[str, ...], after: int) -> str | None:
+    """The one code a reply with a verify keyword holds (`after`: where the keyword ends), else None.
+
+    A code with a digit is unmistakable (two of them: ambiguous, None); a code of letters only
+    could be a word (`please`), so the first one right after the keyword is taken, else the only one.
+    """
+    candidates = [(i, w.upper()) for i, w in enumerate(words) if _is_code(w)]
+    with_digit = list(dict.fromkeys(c for _, c in candidates if any(ch.isdigit() for ch in c)))
+    if with_digit:
+        return with_digit[0] if len(with_digit) == 1 else None
+    following = [c for i, c in candidates if i >= after]
+    if following:
+        return following[0]
+    distinct = list(dict.fromkeys(c for _, c in candidates))
+    return distinct[0] if len(distinct) == 1 else None
+
+
+def classify_reply(body: str, opt_out: Iterable[str], help_words: Iterable[str], verify_words: Iterable[str]) -> Reply:
+    """What a reply asks for (see the module docstring); keywords as the policy writes them."""
+    keyword = opt_out_keyword(body, opt_out)
+    if keyword is not None:
+        return OptOut(keyword)
+    words = reply_words(body)
+    for help_keyword in opt_out_keywords(help_words):
+        if help_keyword.words == words:  # the keyword and nothing else
+            return Help(help_keyword.keyword)
+    verify = opt_out_keywords(verify_words)
+    after = _keyword_end(words, verify)
+    if after is not None:
+        return Verify(_code_in(words, after), prefixed=True)
+    if len(words) == 1 and _is_code(words[0]):
+        return Verify(words[0].upper(), prefixed=False)
+    return Other()

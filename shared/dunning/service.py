@@ -19,6 +19,7 @@ from dunning.dal.sms import Pacer, SmsGateway, SmsSettings
 from dunning.dal.state import StateRepository
 from dunning.delivery_status import DeliveryStatusRecorder
 from dunning.escalation import Escalator
+from dunning.inbound import InboundReplies
 from dunning.loan_changes import LoanChanges
 from dunning.notices import Notices
 from dunning.planner import Planner
@@ -67,7 +68,7 @@ def sender(settings: Settings) -> Sender:
 
 
 def borrower_events(settings: Settings) -> BorrowerEvents:
-    """Loan events (LoanEventsFunction) and inbound SMS (InboundSmsFunction)."""
+    """Loan events (LoanEventsFunction)."""
     state = state_repository(settings)
     return BorrowerEvents(
         loans=LoansRepository(settings.loans_table),
@@ -80,6 +81,24 @@ def borrower_events(settings: Settings) -> BorrowerEvents:
         ),
         policy=current_policy(settings),
         closer=case_closer(settings),
+    )
+
+
+def inbound_replies(settings: Settings) -> InboundReplies:
+    """InboundSmsFunction: replies to our SMS (opt-out, HELP, a code to verify, BorrowerReplied)."""
+    if not settings.event_bus_name:
+        raise SettingsError("function environment is invalid: EVENT_BUS_NAME is required to publish replies")
+    state = state_repository(settings)
+    deliveries = DeliveriesRepository(settings.deliveries_table)
+    return InboundReplies(
+        loans=LoansRepository(settings.loans_table),
+        state=state,
+        deliveries=deliveries,
+        notices=Notices(
+            state=state, deliveries=deliveries, sms=sms_gateway(settings), retention_days=settings.record_retention_days
+        ),
+        bus=EventBus(settings.event_bus_name),
+        policy=current_policy(settings),
     )
 
 

@@ -79,7 +79,8 @@ def test_keywords_with_punctuation_words_or_invisible_characters_opt_out(
 
 @pytest.mark.parametrize("body", ["I'll pay at the end of the month", "stopover in Paris", "Who is this?"])
 def test_replies_that_only_look_like_a_keyword_are_not_acted_on(local_stack: LocalStack, body: str) -> None:
-    assert send_reply(local_stack, _reply("inbound_sms_stop_en.json", body), local(17, 9))["results"] == ["ignored"]
+    reply = _reply("inbound_sms_stop_en.json", body)
+    assert send_reply(local_stack, reply, local(17, 9))["results"] == ["borrower_replied"]  # for the lender's CRM
     assert not _opted_out(local_stack, US_PHONE)
     assert sms_sent() == []
 
@@ -93,10 +94,13 @@ def test_a_second_opt_out_keyword_gets_no_second_confirmation(local_stack: Local
     assert len(sms_sent(PHONE)) == 1
 
 
-def test_other_replies_are_counted_not_acted_on(local_stack: LocalStack) -> None:
+def test_other_replies_are_published_not_answered_and_opt_nothing_out(local_stack: LocalStack) -> None:
     put_loan(local_stack)
-    assert send_reply(local_stack, sns_event("inbound_sms_other.json"), local(17, 9))["results"] == ["ignored"]
-    assert table_items(local_stack, "StateTable") == []
+    assert send_reply(local_stack, sns_event("inbound_sms_other.json"), local(17, 9))["results"] == ["borrower_replied"]
+    # Only the key (KEY / PHONE_HASH) and the BorrowerReplied claim: no opt-out, no notice.
+    kinds = sorted(item["sk"]["S"].split("#")[0] for item in table_items(local_stack, "StateTable"))
+    assert kinds == ["PHONE_HASH", "REPLIED"]
+    assert not _opted_out(local_stack, PHONE)
     assert sms_sent() == []
 
 

@@ -200,3 +200,49 @@ def test_the_capture_sees_what_a_careless_log_line_would_leak(
     found = _leaks(debug_logs(), _secrets(BOOK[:2], {}))
 
     assert set(found) == {"PII-1 phone", "PII-2 name"}
+
+
+def _reply(sample: str, phone: str, body: str, message_id: str) -> dict[str, Any]:
+    """An events/ sample reply re-addressed: from `phone`, saying `body`."""
+    event: dict[str, Any] = json.loads((EVENTS / sample).read_text(encoding="utf-8"))
+    sns = event["Records"][0]["Sns"]
+    changes = {"originationNumber": phone, "messageBody": body, "inboundMessageId": message_id}
+    sns["Message"] = json.dumps({**json.loads(sns["Message"]), **changes}, ensure_ascii=False)
+    return event
+
+
+def test_replies_and_their_answers_log_no_phone_or_text(
+    local_stack: LocalStack,
+    seed_loans: Callable[..., None],
+    run_hours: RunHours,
+    debug_logs: Callable[[], str],
+) -> None:
+    """Verify (the right number and a stranger), HELP and a free-text reply: no number, reply or answer logged."""
+    seed_loans(BOOK[0])
+    run_hours(local_stack, SHANGHAI_MORNING, 1)
+    ((_, (_, reminder)),) = sns_backends[DEFAULT_ACCOUNT_ID][local_stack.region].sms_messages.items()
+    code = reminder.split("参考码")[1][:6]
+    stranger = "+8613698765432"
+    replies = {
+        "verify": _reply("inbound_sms_verify.json", BOOK[0]["phone"], f"核实 {code}", "r-1"),
+        "stranger": _reply("inbound_sms_verify.json", stranger, f"VERIFY {code}", "r-2"),
+        "help": _reply("inbound_sms_help.json", BOOK[1]["phone"], "HELP", "r-3"),
+        "other": _reply("inbound_sms_other.json", BOOK[0]["phone"], "韩梅梅下周一还清全部欠款", "r-4"),
+    }
+    with time_machine.travel(SHANGHAI_MORNING + dt.timedelta(hours=1), tick=False):
+        results = {name: invoke(local_stack, "InboundSmsFunction", event)["results"] for name, event in replies.items()}
+    output = debug_logs()
+
+    assert results == {
+        "verify": ["verify_confirmed"],
+        "stranger": ["verify_unmatched"],
+        "help": ["help_reply"],
+        "other": ["borrower_replied"],
+    }
+    sms = dict(sns_backends[DEFAULT_ACCOUNT_ID][local_stack.region].sms_messages)
+    assert len(sms) == 4  # the reminder and three answers: there was something to leak
+    secrets = _secrets(BOOK[:2], sms)
+    secrets["stranger phone"] = _phone_spellings(stranger)
+    secrets["free-text reply"] = _spellings("韩梅梅下周一还清全部欠款") | _spellings("下周一还清")
+    assert "reply published for the lender's CRM" in output
+    assert not _leaks(output, secrets), output[-3000:]

@@ -17,8 +17,8 @@ from dunning.borrower_events import (
     missed_promise,
     plan_instalment,
     promise_kept,
-    reply_locale,
 )
+from dunning.inbound import reply_locale
 from dunning.models.events import (
     DisputeResolved,
     GracePeriodGranted,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dunning.compose import format_money, render_reminder, render_service
+from dunning.compose import REPLY_KINDS, format_money, render_reminder, render_reply, render_service
 from dunning.models.loan import Locale
 from dunning.models.policy import DEFAULT_POLICY_PATH, Policy, load_policy_file
 from dunning.policy_lint import WORST_CASE, LintProblem, check_policy_file, lint_policy
@@ -39,7 +39,15 @@ def test_every_default_template_fits_the_budget_in_the_worst_case(kind: str, loc
     for currency in WORST_CASE.currencies:
         common: dict[str, Any] = {"kind": kind, "locale": locale, "name": WORST_CASE.names[locale],
                                   "currency": currency, "reference": "ABCDEF", "fit_name": False}  # fmt: skip
-        if kind in ("payment_confirmation", "opt_out_confirmation"):
+        if kind in REPLY_KINDS:
+            confirmed = kind == "verify_confirmed"
+            sms = render_reply(
+                POLICY, kind=kind, locale=locale, reference="ABCDEF", currency=currency,
+                total=WORST_CASE.total if confirmed else None, pay_by=WORST_CASE.pay_by if confirmed else None,
+            )  # fmt: skip
+            if confirmed:
+                assert format_money(WORST_CASE.total, currency, locale) in sms.body
+        elif kind in ("payment_confirmation", "opt_out_confirmation"):
             sms = render_service(POLICY, paid=WORST_CASE.total, remaining=WORST_CASE.late_fees, **common)
         else:
             sms = render_reminder(

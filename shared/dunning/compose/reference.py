@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 
 # 32 symbols: digits and capitals without 0/O and 1/I, which are misread when spoken or typed.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -30,3 +31,17 @@ def is_reference_code(text: str) -> bool:
     """True when `text` could be a reference code (after upper-casing and trimming)."""
     code = text.strip().upper()
     return len(code) == REFERENCE_LENGTH and all(c in REFERENCE_ALPHABET for c in code)
+
+
+def parse_reference_code(text: str) -> str:
+    """The code as printed (upper case) from what someone typed, in any case or width; ValueError says what is wrong."""
+    code = unicodedata.normalize("NFKC", text).strip().upper()
+    if len(code) != REFERENCE_LENGTH:
+        raise ValueError(f"a reference code has {REFERENCE_LENGTH} characters, got {len(code)}")
+    wrong = sorted({c for c in code if c not in REFERENCE_ALPHABET})
+    if wrong:
+        raise ValueError(
+            f"a reference code uses only {REFERENCE_ALPHABET} (never 0, O, 1 or I);"
+            f" not {', '.join(repr(c) for c in wrong)}"
+        )
+    return code

@@ -19,6 +19,8 @@ from dunning.observability import MetricUnit, logger, metrics
 
 # Service messages answer something the borrower did; every other template kind is a reminder.
 SERVICE_MESSAGE_KINDS = ("payment_confirmation", "opt_out_confirmation")
+# Answers to an inbound SMS (HELP, a reference code to verify): service messages without a name.
+REPLY_KINDS = ("help_reply", "verify_confirmed", "verify_settled", "verify_unmatched", "verify_malformed")
 
 REMINDER_PLACEHOLDERS = frozenset(
     {
@@ -27,6 +29,16 @@ REMINDER_PLACEHOLDERS = frozenset(
     }
 )  # fmt: skip
 SERVICE_PLACEHOLDERS = frozenset({"brand", "name", "methods", "hotline", "reference", "paid", "remaining"})
+# A reply shows a debt (total, pay-by) only when it confirms one to the number it was sent to, and
+# echoes a code only when confirming it: the other replies must not tell a stranger anything.
+_REPLY_COMMON = frozenset({"brand", "methods", "hotline"})
+REPLY_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
+    "help_reply": _REPLY_COMMON,
+    "verify_confirmed": _REPLY_COMMON | {"reference", "total", "pay_by"},
+    "verify_settled": _REPLY_COMMON | {"reference"},
+    "verify_unmatched": _REPLY_COMMON,
+    "verify_malformed": _REPLY_COMMON,
+}
 FRAGMENT_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
     "late_fees": frozenset({"fees"}),
     "promise": frozenset({"promised_date"}),
@@ -47,7 +59,11 @@ class ComposedSms:
 
 
 def is_service_kind(kind: str) -> bool:
-    return kind in SERVICE_MESSAGE_KINDS
+    return kind in SERVICE_MESSAGE_KINDS or kind in REPLY_KINDS
+
+
+def is_reply_kind(kind: str) -> bool:
+    return kind in REPLY_KINDS
 
 
 @lru_cache(maxsize=256)
@@ -269,6 +285,8 @@ def render_service(
     """
     if not is_service_kind(kind):
         raise ValueError(f"{kind} is a reminder: use render_reminder")
+    if is_reply_kind(kind):
+        raise ValueError(f"{kind} answers an inbound SMS: use render_reply")
     template, where = _template(policy, kind, locale)
     used = placeholders(template, where, SERVICE_PLACEHOLDERS)
     values = {
@@ -289,3 +307,47 @@ def render_service(
 
     name_shown = shown_name(name, loan_id=loan_id, reference=reference)
     return _fit_name(render, name_shown, _no_name(policy, locale), policy.max_segments, fit_name)
+
+
+def render_reply(
+    policy: Policy,
+    *,
+    kind: str,
+    locale: Locale,
+    reference: str = "",
+    currency: str | None = None,
+    total: Decimal | None = None,
+    pay_by: dt.date | None = None,
+) -> ComposedSms:
+    """An answer to an inbound SMS (REPLY_KINDS): HELP, or the outcome of verifying a reference code.
+
+    No name: a reply goes to whoever texted. Only `verify_confirmed` may show `total` (owed now,
+    in `currency`) and `pay_by`, and only it and `verify_settled` the `reference`: a template of
+    another kind that uses them is refused (PolicyError), so no policy can make a reply to a
+    stranger disclose a debt.
+    """
+    if not is_reply_kind(kind):
+        raise ValueError(f"{kind} is not a reply: use render_reminder or render_service")
+    template, where = _template(policy, kind, locale)
+    allowed = REPLY_PLACEHOLDERS[kind]
+    used = placeholders(template, where, allowed)
+    values = {
+        "brand": policy.brand[locale],
+        "methods": policy.repayment_methods[locale],
+        "hotline": policy.hotline,
+        "reference": reference,
+        "total": "",
+        "pay_by": "",
+    }
+    if total is not None:
+        _check_money("total", total)
+        if currency is None:
+            raise ValueError(f"{where}: pass the currency of total")
+        values["total"] = format_money(total, currency, locale)
+    elif "total" in used:
+        raise ValueError(f"{where} shows {{total}}: pass total")
+    if pay_by is not None:
+        values["pay_by"] = format_date(pay_by, locale)
+    elif "pay_by" in used:
+        raise ValueError(f"{where} shows {{pay_by}}: pass pay_by")
+    return _compose(_fill(template, where, allowed, values))

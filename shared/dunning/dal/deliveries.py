@@ -15,6 +15,14 @@ from dunning.models.jobs import utc_iso
 
 MESSAGE_ID_INDEX = "MessageIdIndex"
 BORROWER_INDEX = "BorrowerIndex"
+# Records by the reference code printed in their SMS (sparse: a record without a code is not in it).
+REFERENCE_INDEX = "ReferenceIndex"
+# What ReferenceIndex projects (template.yaml): enough to verify a code, never the body. `phone` is
+# projected so an erasure (which removes it from the record) leaves the index entry matching no number.
+REFERENCE_ATTRIBUTES = (
+    "loan_id", "record_id", "reference", "phone", "borrower_id", "cycle", "stage", "outcome",
+    "created_at", "currency", "locale",
+)  # fmt: skip
 # What an erasure removes from a record: the number and the text sent (which holds the name).
 CONTACT_ATTRIBUTES = ("phone", "body")
 # What escalation needs of a loan's records (never the body or the phone).
@@ -52,6 +60,42 @@ class DeliveriesRepository:
             ExpressionAttributeValues={":m": {"S": message_id}},
         )
         return sorted((str(item["loan_id"]), str(item["record_id"])) for item in items)
+
+    # ---------------------------------------------------------------- reference codes (inbound SMS, `dunning verify`)
+    def records_with_reference(self, code: str, phone: str | None = None) -> list[dict[str, Any]]:
+        """The records whose SMS printed `code` (oldest first); with `phone`, only those sent to that number.
+
+        Codes are short hashes, so records of other loans and numbers may share one: the number is
+        matched by DynamoDB (a filter), so a look-up for one number never reads another's records.
+        """
+        names = {f"#a{i}": name for i, name in enumerate(REFERENCE_ATTRIBUTES)}
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": REFERENCE_INDEX,
+            "KeyConditionExpression": "#r = :code",
+            "ProjectionExpression": ", ".join(names),
+            "ExpressionAttributeValues": {":code": {"S": code}},
+        }
+        names["#r"] = "reference"
+        if phone is not None:
+            names["#p"] = "phone"
+            request["FilterExpression"] = "#p = :phone"
+            request["ExpressionAttributeValues"][":phone"] = {"S": phone}
+        request["ExpressionAttributeNames"] = names
+        return sorted(query_items(**request), key=lambda item: str(item["record_id"]))
+
+    def reference_exists(self, code: str) -> bool:
+        """Whether any record printed `code` (a count: no record of anyone is read)."""
+        response = client("dynamodb").query(
+            TableName=self.table,
+            IndexName=REFERENCE_INDEX,
+            KeyConditionExpression="#r = :code",
+            ExpressionAttributeNames={"#r": "reference"},
+            ExpressionAttributeValues={":code": {"S": code}},
+            Select="COUNT",
+            Limit=1,
+        )
+        return int(response.get("Count", 0)) > 0
 
     def apply_delivery_outcome(
         self,

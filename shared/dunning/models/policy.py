@@ -19,6 +19,8 @@ DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "default_policy.y
 # Template kinds: one per ladder stage kind, plus the service messages.
 LADDER_KINDS = ("courtesy", "due_today", "overdue_notice", "follow_up")
 SERVICE_KINDS = ("consolidated", "payment_confirmation", "opt_out_confirmation")
+# Answers to inbound SMS (dunning.inbound): HELP and the outcomes of verifying a reference code.
+REPLY_KINDS = ("help_reply", "verify_confirmed", "verify_settled", "verify_unmatched", "verify_malformed")
 
 
 class PolicyError(ValueError):
@@ -83,6 +85,26 @@ class Escalation(_Strict):
     failed_in_a_row: Annotated[int, Field(ge=1, description="open a case after this many failed SMS")]
 
 
+class ReplyRules(_Strict):
+    """How inbound SMS other than opt-outs are read and answered (dunning.replies, dunning.inbound)."""
+
+    help_keywords: Annotated[
+        list[str], Field(min_length=1, description="a reply that is one of these alone gets the HELP answer")
+    ] = ["HELP", "INFO", "帮助", "求助", "客服"]
+    verify_keywords: Annotated[
+        list[str], Field(min_length=1, description="a reply with one of these and a reference code is verified")
+    ] = ["VERIFY", "核实", "验证", "核对"]
+    per_number_per_day: Annotated[
+        int, Field(ge=1, le=20, description="answers of each kind (HELP, verify) per number per business day")
+    ] = 3
+
+    @field_validator("help_keywords", "verify_keywords")
+    @classmethod
+    def _readable_keywords(cls, value: list[str]) -> list[str]:
+        opt_out_keywords(value)  # ValueError names a keyword that is only punctuation or spaces
+        return value
+
+
 class Policy(_Strict):
     version: Annotated[int, Field(ge=1)]
     brand: dict[Locale, Annotated[str, Field(min_length=1, max_length=16)]]
@@ -103,6 +125,7 @@ class Policy(_Strict):
     max_segments: Annotated[int, Field(ge=1, le=10)]
     escalation: Escalation
     opt_out_keywords: Annotated[list[str], Field(min_length=1, description="read by dunning.replies")]
+    replies: ReplyRules = ReplyRules()
     templates: dict[str, dict[Locale, Annotated[str, Field(min_length=1)]]]
     fragments: dict[str, dict[Locale, str]] = {}
 
@@ -122,7 +145,7 @@ class Policy(_Strict):
 
     @model_validator(mode="after")
     def _templates_complete(self) -> Policy:
-        kinds = {s.name for s in self.ladder.stages} | {"follow_up"} | set(SERVICE_KINDS)
+        kinds = {s.name for s in self.ladder.stages} | {"follow_up"} | set(SERVICE_KINDS) | set(REPLY_KINDS)
         for kind in sorted(kinds):
             for locale in SUPPORTED_LOCALES:
                 if locale not in self.templates.get(kind, {}):
