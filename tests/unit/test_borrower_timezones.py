@@ -21,7 +21,7 @@ CHINA_MOBILE = "+8613800138000"
 RUSSIA_MOBILE = "+79123456789"  # a +7 9xx mobile: phonenumbers places it from Bucharest to Anadyr
 AUSTRALIA_MOBILE = "+61412345678"  # a +61 4 mobile: Cocos Islands to Lord Howe Island
 SYDNEY_LANDLINE = "+61212345678"
-FREEPHONE = "+80012345678"  # international freephone: valid, but phonenumbers answers Etc/Unknown
+SATELLITE_MOBILE = "+881612345678"  # a satellite mobile (Global Mobile Satellite System): valid, but phonenumbers answers Etc/Unknown
 DUE = dt.date(2026, 12, 8)  # courtesy from 12-05, due_today on 12-08, overdue after: a stage every day below
 
 
@@ -42,7 +42,7 @@ def test_the_number_gives_the_zone() -> None:
     assert {"Europe/Moscow", "Asia/Kamchatka", "Asia/Anadyr", "Asia/Vladivostok"} <= set(russia)
     assert list(russia) == sorted(russia)
     assert {"Australia/Perth", "Australia/Sydney", "Indian/Cocos"} <= set(compliance.phone_timezones(AUSTRALIA_MOBILE))
-    assert compliance.phone_timezones(FREEPHONE) == ()  # "Etc/Unknown" is no zone
+    assert compliance.phone_timezones(SATELLITE_MOBILE) == ()  # "Etc/Unknown" is no zone
     assert compliance.phone_timezones("12345") == ()
 
 
@@ -51,7 +51,7 @@ def test_the_items_zone_wins_then_the_numbers_then_the_policys() -> None:
         "Asia/Tokyo",
     )
     assert decisions.borrower_timezones(make_loan(DUE, phone=NEW_YORK_212), POLICY) == ("America/New_York",)
-    assert decisions.borrower_timezones(make_loan(DUE, phone=FREEPHONE), POLICY) == (POLICY.default_timezone,)
+    assert decisions.borrower_timezones(make_loan(DUE, phone=SATELLITE_MOBILE), POLICY) == (POLICY.default_timezone,)
     assert decisions.borrower_timezone(make_loan(DUE, phone=HONOLULU_808), POLICY) == "Pacific/Honolulu"
     several = make_loan(DUE, phone=RUSSIA_MOBILE)
     assert decisions.borrower_timezone(several, POLICY) == decisions.borrower_timezones(several, POLICY)[0]
@@ -132,7 +132,7 @@ def test_australia_mobile_gets_the_hours_its_zones_share() -> None:
 
 
 def test_a_number_phonenumbers_cannot_place_uses_the_policy_default() -> None:
-    borrower = make_loan(DUE, phone=FREEPHONE)
+    borrower = make_loan(DUE, phone=SATELLITE_MOBILE)
     # The default zone is Shanghai: 10:00 there.
     assert isinstance(decisions.evaluate(borrower, None, utc(2026, 12, 8, 2, 0), POLICY, opted_out=False), Due)
     assert isinstance(decisions.evaluate(borrower, None, utc(2026, 12, 8, 14, 0), POLICY, opted_out=False), Wait)
