@@ -223,16 +223,19 @@ def drain_stream(
 
 def cli_invoke(
     function_logical_id: str,
-    event_path: str | os.PathLike[str],
+    event_path: str | os.PathLike[str] | Mapping[str, Any],
     *,
     template_path: str | os.PathLike[str] = "template.yaml",
     parameters: Mapping[str, str] | None = None,
 ) -> int:
-    """Deploy the template into an in-process moto, invoke one function with an event file,
-    print the result as JSON on stdout. Returns the exit code (1 when the handler raised)."""
+    """Deploy the template into an in-process moto, invoke one function with an event file (or
+    the event itself), print the result as JSON on stdout. Returns the exit code (1 when the handler raised)."""
     import moto  # dev-only dependency; imported here so `dunning.local` stays cheap to import
 
-    event = json.loads(Path(event_path).read_text(encoding="utf-8"))
+    if isinstance(event_path, Mapping):
+        event = dict(event_path)
+    else:
+        event = json.loads(Path(event_path).read_text(encoding="utf-8"))
     # In-process moto only: an endpoint in the caller's environment would send the stack elsewhere.
     endpoints = [key for key in os.environ if key.startswith("AWS_ENDPOINT_URL")]
     # Like `sam local invoke`: the function's logs and metrics on stderr, only the result on stdout.
