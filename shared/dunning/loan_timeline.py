@@ -117,13 +117,13 @@ def _names(stack_name: str, outputs: Mapping[str, str], phone_hash_key: str) -> 
     missing = [name for name in wanted if not outputs.get(name)]
     if missing:
         raise LoanTimelineError(f"stack {stack_name} has no output {', '.join(missing)}")
-    return StackNames(*(outputs[name] for name in wanted), phone_hash_key=phone_hash_key)
-
-
-def local_stack_names(stack: Any) -> StackNames:
-    """Physical names of a `dunning.local.LocalStack`."""
-    key = stack.physical_id("PhoneHashKey") if "PhoneHashKey" in stack.resources else ""
-    return _names(stack.name, stack.outputs, key)
+    return StackNames(
+        loans_table=outputs["LoansTableName"],
+        deliveries_table=outputs["DeliveriesTableName"],
+        state_table=outputs["StateTableName"],
+        reports_bucket=outputs["ReportsBucketName"],
+        phone_hash_key=phone_hash_key,
+    )
 
 
 def loan_timeline(names: StackNames, loan_id: str, bureau_since: dt.date | None = None) -> Timeline:
@@ -152,7 +152,9 @@ def loan_timeline(names: StackNames, loan_id: str, bureau_since: dt.date | None 
     phone = _phone(loan, records)
     if phone:
         entries.extend(_optout_entries(names, phone))
-    borrower_id = str((loan or {}).get("borrower_id") or next((r["borrower_id"] for r in records if r.get("borrower_id")), ""))
+    borrower_id = str(
+        (loan or {}).get("borrower_id") or next((r["borrower_id"] for r in records if r.get("borrower_id")), "")
+    )
     if borrower_id:
         entries.extend(_erasure_entries(names, borrower_id))
     entries.extend(_bureau_entries(names, loan_id, bureau_since))
@@ -188,7 +190,9 @@ def _record_entry(record: Mapping[str, Any]) -> Entry:
         if record.get(key) is not None
     }
     detail["phone"] = phone
-    return Entry(_at(record.get("created_at") or str(record.get("record_id", ""))[:20]), "record", " ".join(words), detail)
+    return Entry(
+        _at(record.get("created_at") or str(record.get("record_id", ""))[:20]), "record", " ".join(words), detail
+    )
 
 
 def _state_entries(item: Mapping[str, Any]) -> Iterator[Entry]:
@@ -252,7 +256,9 @@ def _aspect_text(aspect: str, present: Mapping[str, Any]) -> str:
         if present.get("paused_until"):
             words.append(f"until {present['paused_until']}")
         if present.get("promised_date"):
-            words.append(f"promise {present.get('promise_amount', '')} by {present['promised_date']}".replace("  ", " "))
+            words.append(
+                f"promise {present.get('promise_amount', '')} by {present['promised_date']}".replace("  ", " ")
+            )
         if present.get("promise_broken"):
             words.append("(promise broken)")
         return " ".join(words)

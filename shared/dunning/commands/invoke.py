@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import contextlib
+import functools
 import json
 import sys
 import traceback
@@ -31,7 +31,9 @@ def register(subcommands: Any) -> None:
     invoke.add_argument(
         "--event", "-e", required=True, help="event JSON file (events/*.json), or - to read it from stdin"
     )
-    invoke.add_argument("--template", "-t", type=Path, default=None, help="throwaway stack only (default template.yaml)")
+    invoke.add_argument(
+        "--template", "-t", type=Path, default=None, help="throwaway stack only (default template.yaml)"
+    )
     invoke.add_argument(
         "--parameter-overrides",
         type=parameter,
@@ -81,9 +83,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             " deploying a throwaway stack in-process: nothing it writes is kept",
             file=sys.stderr,
         )
-        return cli_invoke(
-            args.function, event, template_path=template, parameters=dict(args.parameter_overrides or [])
-        )
+        return cli_invoke(args.function, event, template_path=template, parameters=dict(args.parameter_overrides or []))
     if args.template is not None or args.parameter_overrides is not None:
         parser.error(
             "--template and --parameter-overrides apply to a throwaway stack; the running local stack keeps its own"

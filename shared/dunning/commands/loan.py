@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import datetime as dt
+import functools
 import json
 import os
 import sys
@@ -49,7 +49,7 @@ def _days(value: str) -> int:
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from dunning.loan_timeline import LoanTimelineError, check_loan_id, loan_timeline, local_stack_names, stack_names
+    from dunning.loan_timeline import LoanTimelineError, check_loan_id, loan_timeline, stack_names
 
     try:
         check_loan_id(args.loan_id)
@@ -59,11 +59,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if args.stack_name:
             names = stack_names(args.stack_name)
         else:
-            from dunning.local.server import running_stack, state_dir
+            from dunning.local.server import state_dir, use_running_server
 
-            running = running_stack(state_dir(args.state_dir))
-            if running is not None:
-                names = local_stack_names(running.stack)
+            running = use_running_server(state_dir(args.state_dir))
+            if running is not None:  # the local stack's names, from moto's CloudFormation as from AWS's
+                names = stack_names(running.stack_name)
             elif os.environ.get("AWS_SAM_STACK_NAME"):
                 names = stack_names(os.environ["AWS_SAM_STACK_NAME"])
             else:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import contextlib
+import functools
 import json
 import shutil
 import sys
@@ -53,7 +53,7 @@ def register(subcommands: Any) -> None:
 
     drain = actions.add_parser(
         "drain",
-        help="feed the stream and queue consumers as Lambda's pollers would (LoanChangesFunction, SendRemindersFunction)",
+        help="feed the stream and queue consumers as Lambda's pollers would (LoanChanges-, SendRemindersFunction)",
     )
     state_dir_argument(drain)
     drain.set_defaults(run=functools.partial(_drain, drain))
@@ -78,9 +78,7 @@ def _start(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         state.stream_positions.unlink(missing_ok=True)
     parameters = dict(args.parameter_overrides) if args.parameter_overrides is not None else None
     try:
-        info = start(
-            state, port=args.port, template=args.template, parameters=parameters, stack_name=args.stack_name
-        )
+        info = start(state, port=args.port, template=args.template, parameters=parameters, stack_name=args.stack_name)
     except LocalServerError as exc:
         print(f"dunning local start: {exc}", file=sys.stderr)
         return 1
@@ -116,7 +114,9 @@ def _status(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         print(f"dunning local status: {exc}", file=sys.stderr)
         return 1
     identity = saved_identity(state)
-    saved = f"last snapshot {identity['saved_at']}: {_summary(identity.get('counts', {}))}" if identity else "no snapshot"
+    saved = (
+        f"last snapshot {identity['saved_at']}: {_summary(identity.get('counts', {}))}" if identity else "no snapshot"
+    )
     if info is None:
         print(f"not running (state folder {state.root}); {saved}")
         return 3

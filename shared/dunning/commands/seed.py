@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import contextlib
 import datetime as dt
+import functools
 import sys
 from typing import Any
 

@@ -277,8 +277,8 @@ class RunningStack:
             return {"error": str(exc)}
 
 
-def running_stack(state: StateDir) -> RunningStack | None:
-    """The running local stack (None when none runs); this process's AWS calls go to its server."""
+def use_running_server(state: StateDir) -> ServerInfo | None:
+    """Point this process's AWS calls at the running local server; its details (None when none runs)."""
     info = read_info(state)
     if info is None:
         return None
@@ -286,6 +286,14 @@ def running_stack(state: StateDir) -> RunningStack | None:
     os.environ["AWS_DEFAULT_REGION"] = info.region
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    return info
+
+
+def running_stack(state: StateDir) -> RunningStack | None:
+    """The running local stack (None when none runs); this process's AWS calls go to its server."""
+    info = use_running_server(state)
+    if info is None:
+        return None
     stack = attach_stack(info.template, info.parameters, info.stack_name, info.region)
     stack.stream_positions.update(_read_json(state.stream_positions))
     return RunningStack(info, stack, state)
@@ -350,7 +358,10 @@ def serve(
     from dunning.local.stack import deploy_stack
 
     region = os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
-    os.environ.update(AWS_DEFAULT_REGION=region, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    # moto's fake credentials: botocore refuses to sign without some.
+    os.environ.update(
+        {"AWS_DEFAULT_REGION": region, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    )
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         os.environ.pop(name, None)
     if port and _port_taken(port):  # ThreadedMotoServer would wait for ever on a port it cannot bind

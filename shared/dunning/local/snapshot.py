@@ -413,5 +413,3 @@ def _read_lines(path: Path) -> Iterator[Any]:
                     yield json.loads(line)
                 except ValueError as exc:
                     raise SnapshotError(f"{path}:{number} is not JSON: {exc}") from exc
-
-
