@@ -26,6 +26,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -89,9 +90,10 @@ def save(
         counts[f"s3/{logical_id}"] = len(objects)
 
     if phone_key is not None:
-        key_file = temporary / KEY_FILE
-        key_file.write_text(json.dumps(phone_key), encoding="utf-8")
-        key_file.chmod(0o600)
+        # Readable by its owner only, from the first byte (a local, fake key, but a key).
+        descriptor = os.open(temporary / KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as key_file:
+            key_file.write(json.dumps(phone_key))
     template_file = Path(template)
     identity = {
         "format": FORMAT,
