@@ -192,6 +192,7 @@ def _valid_details() -> dict[str, dict[str, Any]]:
         "DisputeResolved": {"loan_id": LOAN_ID, "reason": "fee confirmed"},
         "ContactOptOut": {"phone": "+8613800138000"},
         "ContactOptIn": {"phone": "+8613800138000"},
+        "BorrowerErasureRequested": {"borrower_id": "B-FUZZ-1", "phone": "+8613800138000"},
     }
 
 
@@ -207,6 +208,8 @@ HOSTILE_DETAIL_VALUES: dict[str, tuple[Any, ...]] = {
     "until": ("2026/11/16", "2026-02-30", "", {"d": "2026-12-01"}),
     "instalments": ([], "400.00", [{"due_date": "2026-02-30", "amount": "400.00"}], [{"due_date": "2026-12-30"}]),
     "phone": ("12345", "abc", "", "8613800138000", ["+8613800138000"], True),
+    "reason": ("", "r" * 501, ["fee disputed"], {"r": 1}, True),
+    "borrower_id": ("", "B" * 500, ["B-FUZZ-1"], True, 7),
 }
 
 

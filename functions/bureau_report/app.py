@@ -14,6 +14,8 @@ from dunning.models.events import ScheduledEvent
 from dunning.observability import logger, metrics
 from dunning.settings import get_settings
 
+FUNCTION = "BureauReportFunction"  # template.yaml logical ID, named on what it quarantines
+
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
@@ -21,7 +23,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         scheduled = parse(event=event, model=ScheduledEvent)
     except ValidationError as exc:
-        return rejected("scheduled_event", exc)
+        return rejected(FUNCTION, "scheduled_event", exc, event, context)
     manifest = service.bureau_reporter(get_settings()).run(scheduled.time)
     logger.info("bureau file written", extra={"manifest": manifest})
     return manifest

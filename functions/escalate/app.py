@@ -14,6 +14,8 @@ from dunning.models.events import ScheduledEvent
 from dunning.observability import logger, metrics
 from dunning.settings import get_settings
 
+FUNCTION = "EscalateFunction"  # template.yaml logical ID, named on what it quarantines
+
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
@@ -21,7 +23,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         scheduled = parse(event=event, model=ScheduledEvent)
     except ValidationError as exc:
-        return rejected("scheduled_event", exc)
+        return rejected(FUNCTION, "scheduled_event", exc, event, context)
     report = service.escalator(get_settings()).run(
         scheduled.time, time_left=lambda: context.get_remaining_time_in_millis() / 1000
     )

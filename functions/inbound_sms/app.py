@@ -11,10 +11,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from dunning import service
-from dunning.handlers import rejected
+from dunning.handlers import Rejection, describe, note_rejected, quarantine, rejected
 from dunning.models.events import InboundSms
 from dunning.observability import logger, metrics
 from dunning.settings import get_settings
+
+FUNCTION = "InboundSmsFunction"  # template.yaml logical ID, named on what it quarantines
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -23,16 +25,21 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         notifications = parse(event=event, model=SnsModel)
     except ValidationError as exc:
-        return rejected("sns_event", exc)
-    handler = service.borrower_events(get_settings())
-    results: list[str] = []
-    for record in notifications.Records:
-        # Each record on its own: one malformed message does not hold back the others.
+        return rejected(FUNCTION, "sns_event", exc, event, context)
+    # Each record on its own: one malformed message does not hold back the others.
+    messages: list[InboundSms | None] = []
+    rejections: list[Rejection] = []
+    for raw, record in zip(event["Records"], notifications.Records, strict=True):
         try:
-            message = InboundSms.model_validate_json(str(record.Sns.Message))
+            messages.append(InboundSms.model_validate_json(str(record.Sns.Message)))
         except ValidationError as exc:
-            results.append(rejected("inbound_sms", exc)["status"])
-            continue
-        results.append(handler.inbound_sms(message, dt.datetime.now(dt.UTC)))
+            messages.append(None)
+            rejections.append(Rejection("inbound_sms", describe(exc), {"Records": [raw]}))
+            note_rejected("inbound_sms", rejections[-1].reason, context)
+    # Quarantined before any reply is handled: if that fails, the retry repeats nothing.
+    quarantine(FUNCTION, rejections, context)
+    handler = service.borrower_events(get_settings())
+    now = dt.datetime.now(dt.UTC)
+    results = ["rejected" if message is None else handler.inbound_sms(message, now) for message in messages]
     logger.info("inbound sms handled", extra={"results": results})
-    return {"results": results}
+    return {"results": results, "rejected": len(rejections)}

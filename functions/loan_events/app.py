@@ -10,10 +10,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from dunning import service
+from dunning.borrower_events import EventRejected
 from dunning.handlers import rejected
 from dunning.models.events import LoanEventEnvelope
 from dunning.observability import logger, metrics
 from dunning.settings import get_settings
+
+FUNCTION = "LoanEventsFunction"  # template.yaml logical ID, named on what it quarantines
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -22,8 +25,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         loan_event = parse(event=event, model=LoanEventEnvelope).root
     except ValidationError as exc:
-        # Returned, not raised: a retry cannot fix the event, and raising would retry it.
-        return rejected("loan_event", exc)
+        # Quarantined and returned, not raised: a retry cannot fix the event, and raising would retry it.
+        return rejected(FUNCTION, "loan_event", exc, event, context)
     logger.append_keys(event_id=loan_event.id, event_type=loan_event.detail_type)
-    result = service.borrower_events(get_settings()).apply(loan_event, dt.datetime.now(dt.UTC))
+    try:
+        result = service.borrower_events(get_settings()).apply(loan_event, dt.datetime.now(dt.UTC))
+    except EventRejected as refused:  # well-formed, but the policy refuses it (a pause too far ahead)
+        return rejected(FUNCTION, "loan_event", refused.reason, event, context)
     return {"status": "applied", **result}

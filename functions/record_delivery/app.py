@@ -11,9 +11,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from dunning import service
-from dunning.handlers import rejected
+from dunning.delivery_status import parse_logs
+from dunning.handlers import Rejection, cloudwatch_logs_event, quarantine, rejected
 from dunning.observability import logger, metrics
 from dunning.settings import get_settings
+
+FUNCTION = "RecordDeliveryFunction"  # template.yaml logical ID, named on what it quarantines
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -22,12 +25,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         logs = parse(event=event, model=CloudWatchLogsModel).awslogs.decoded_data
     except ValidationError as exc:
-        return rejected("cloudwatch_logs", exc)
+        return rejected(FUNCTION, "cloudwatch_logs", exc, event, context)
     if logs.messageType != "DATA_MESSAGE":
         # CloudWatch Logs checks the destination with a CONTROL_MESSAGE: nothing to apply.
         return {"status": "skipped", "message_type": logs.messageType}
-    report = service.delivery_recorder(get_settings()).apply(
-        (str(log_event.message) for log_event in logs.logEvents), dt.datetime.now(dt.UTC)
-    )
+    parsed, malformed = parse_logs(str(log_event.message) for log_event in logs.logEvents)
+    # Each malformed record alone, in a subscription event of its own that a replay can apply.
+    batch = logs.model_dump(mode="json", exclude={"logEvents"}, exclude_none=True)
+    rejections = [
+        Rejection("delivery_log", bad.reason, cloudwatch_logs_event(batch, [logs.logEvents[bad.position]]))
+        for bad in malformed
+    ]
+    quarantine(FUNCTION, rejections, context)  # first: a failed write retries the batch, nothing applied twice
+    report = service.delivery_recorder(get_settings()).apply_logs(parsed, dt.datetime.now(dt.UTC), len(malformed))
     logger.info("delivery status applied", extra={"log_group": logs.logGroup, "report": report.as_dict()})
-    return report.as_dict()
+    return {**report.as_dict(), "rejected": len(rejections)}

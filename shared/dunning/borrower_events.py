@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from dunning import ladder
+from dunning.case_closing import CaseCloser
 from dunning.compliance import region_of
 from dunning.compose import reference_code, render_service
 from dunning.dal.loans import LoansRepository
@@ -46,6 +47,14 @@ from dunning.replies import opt_out_keyword, reply_words
 
 PAYMENT_CONFIRMATION = "payment_confirmation"
 OPT_OUT_CONFIRMATION = "opt_out_confirmation"
+
+
+class EventRejected(ValueError):
+    """A well-formed event the policy refuses; `reason` names the field and the rule, never its value."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 # ---------------------------------------------------------------- pure decisions
@@ -87,6 +96,21 @@ def control_change(detail: LoanEventDetail) -> ControlChange | None:
     if isinstance(detail, RepaymentPlanAgreed):
         plan = [{"due_date": i.due_date.isoformat(), "amount": i.amount} for i in detail.instalments]
         return ControlChange("plan", {"plan": plan, "plan_due_date": detail.instalments[0].due_date.isoformat()})
+    return None
+
+
+def pause_problem(detail: LoanEventDetail, today: dt.date, max_pause_days: int) -> str | None:
+    """Why a promise or grace period cannot pause collection (past, or beyond the policy maximum); else None."""
+    if isinstance(detail, PromiseToPay):
+        field, until = "detail.promised_date", detail.promised_date
+    elif isinstance(detail, GracePeriodGranted):
+        field, until = "detail.until", detail.until
+    else:
+        return None
+    if until < today:
+        return f"{field}: is already past (business date)"
+    if until > today + dt.timedelta(days=max_pause_days):
+        return f"{field}: is more than max_pause_days ({max_pause_days}) ahead"
     return None
 
 
@@ -157,20 +181,36 @@ def effective_loan(loan: Loan, control: LoanControl | None) -> Loan:
 # ---------------------------------------------------------------- effects
 
 
+def superseded_broken_promise(control: LoanControl | None, event_day: dt.date) -> dt.date | None:
+    """The promise a new promise or grace replaces, when it had already been broken by `event_day`.
+
+    A promise still on CONTROL after its date was not kept (a keeping payment removes it).
+    """
+    if control is None or control.promised_date is None or control.promised_date >= event_day:
+        return None
+    return control.promised_date
+
+
 @dataclass
 class BorrowerEvents:
     loans: LoansRepository
     state: StateRepository
     notices: Notices
     policy: Policy
+    closer: CaseCloser | None = None  # closes collection cases of a loan a payment leaves PAID
 
     def apply(self, event: LoanEvent, now: dt.datetime) -> dict[str, Any]:
         """Apply one loan event; the result says what changed (for the log and the reply)."""
         detail = event.detail
         kind = event.detail_type
+        problem = pause_problem(detail, ladder.business_date(now, self.policy), self.policy.max_pause_days)
+        if problem is not None:
+            raise EventRejected(problem)  # before any write: a refused pause changes nothing
         change = control_change(detail)
         if change is not None:
             loan_id = str(getattr(detail, "loan_id", ""))
+            if isinstance(detail, PromiseToPay | GracePeriodGranted):
+                self._remember_broken_promise(loan_id, event.time)
             if isinstance(detail, RepaymentPlanAgreed):
                 # The index first: a crash before the CONTROL write is redone by the redelivery.
                 self.state.index_plan(
@@ -204,6 +244,18 @@ class BorrowerEvents:
             return {"event": kind, "loan_id": detail.loan_id, **confirmed}
         raise AssertionError(f"unhandled loan event {kind}")  # the union above is exhaustive
 
+    def _remember_broken_promise(self, loan_id: str, event_time: dt.datetime) -> None:
+        """Before a promise or grace replaces the current promise, keep it if it was broken (escalation counts them).
+
+        Done first: a crash before the CONTROL write is redone by the redelivery (the set ADD is idempotent).
+        """
+        broken = superseded_broken_promise(
+            self.state.get_control(loan_id), ladder.business_date(event_time, self.policy)
+        )
+        if broken is not None:
+            self.state.note_broken_promise(loan_id, broken)
+            logger.info("broken promise remembered", extra={"loan_id": loan_id, "promised_date": broken.isoformat()})
+
     def _index_expiry(self, due_date: dt.date) -> int:
         """An instalment stops mattering to the planner once its ladder ends (escalation)."""
         end = due_date + dt.timedelta(days=self.policy.ladder.escalation_day + 7)
@@ -230,6 +282,8 @@ class BorrowerEvents:
         paid_on = ladder.business_date(payment.paid_at, self.policy)
         if control is not None and control.promised_date is not None and promise_kept(control, payment, paid_on):
             self.state.clear_promise(loan.loan_id, control.promised_date)
+        if self.closer is not None:
+            self.closer.close(loan, now)  # the item says PAID (or CLOSED): the loan's cases close
 
         remaining = Decimal(0)
         if loan.status is LoanStatus.OPEN:

@@ -10,6 +10,13 @@ so rerunning a date over unchanged data rewrites the same bytes. To make that ho
 SETTLED lines too, a settled loan stays in the reported set, marked `settled_on`, until a run
 of a later date removes it.
 
+Optional keys beyond the contract's, written only when they apply (so every other line keeps its
+bytes), named and valued as the Metro 2 format does: `compliance_condition_code` "XB" while the
+borrower disputes the loan (account information disputed by the consumer) and "XH" once a dispute
+was resolved (previously in dispute, investigation completed); `special_comment_code` "AC" while
+the loan is on a repayment plan kept up to date (paying under a partial payment agreement). A plan
+does not re-age the delinquency: the line still reports the contract's days past due and amount.
+
 Conventions (not fixed by the contract): first_delinquency_date is the first day past due
 (due_date + 1), kept while the loan stays reported; amount_overdue is the overdue instalment's
 `amount_due` (ledger amount, fees excluded), written with the currency's minor unit when that
@@ -42,11 +49,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dunning import ladder
 from dunning.dal.bureau import BureauState, ReportStore
+from dunning.dal.cases import CaseRepository
 from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.loans import LoansRepository
+from dunning.escalation import plan_is_current
 from dunning.models.loan import InvalidLoan, IsoDate, Loan, iso_date, parse_loan
 from dunning.models.money import minor_unit
 from dunning.models.policy import Policy
+from dunning.models.state import LoanControl
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import SetAside, is_loan_fault
 
@@ -82,9 +92,26 @@ class BureauLine(BaseModel):
     currency: str
     first_delinquency_date: dt.date
     status: Literal["DELINQUENT", "SETTLED"]
+    # Optional (beyond DESIGN 4.6), Metro 2's codes: left out of the line when None.
+    compliance_condition_code: Literal["XB", "XH"] | None = None
+    special_comment_code: Literal["AC"] | None = None
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(self.model_dump(mode="json", exclude_none=True), ensure_ascii=False, separators=(",", ":"))
+
+
+def bureau_flags(loan: Loan | None, control: LoanControl | None, reporting_date: dt.date) -> dict[str, str]:
+    """The optional Metro 2 codes of a loan's line: dispute (XB, resolved XH) and a plan kept up to date (AC)."""
+    flags: dict[str, str] = {}
+    if control is None:
+        return flags
+    if control.dispute_hold:
+        flags["compliance_condition_code"] = "XB"
+    elif control.dispute_event_at is not None:
+        flags["compliance_condition_code"] = "XH"
+    if loan is not None and plan_is_current(loan, control, reporting_date):
+        flags["special_comment_code"] = "AC"
+    return flags
 
 
 class Reported(BaseModel):
@@ -121,12 +148,15 @@ def plan_report(
     reported: Mapping[str, Reported],
     live: Mapping[str, Mapping[str, Any]],
     policy: Policy,
+    controls: Mapping[str, LoanControl] | None = None,
 ) -> BureauPlan:
     """The file's lines and the reported-set changes. Pure.
 
     `delinquent`: OPEN loans due on or before reporting_date - bureau_day; `reported`: the set;
-    `live`: current LoansTable items of reported loans that are not in `delinquent`.
+    `live`: current LoansTable items of reported loans that are not in `delinquent`; `controls`:
+    the CONTROL items (disputes, plans) of those loans, for the optional codes (`bureau_flags`).
     """
+    controls = controls or {}
     cutoff = reporting_date - dt.timedelta(days=policy.ladder.bureau_day)
     plan = BureauPlan(reporting_date)
     seen: set[str] = set()
@@ -134,6 +164,7 @@ def plan_report(
         seen.add(loan.loan_id)
         try:
             line, new = _delinquent_line(loan, reporting_date, reported.get(loan.loan_id))
+            line = line.model_copy(update=bureau_flags(loan, controls.get(loan.loan_id), reporting_date))
         except Exception as exc:
             if not is_loan_fault(exc):
                 raise
@@ -150,13 +181,14 @@ def plan_report(
             continue
         if known.settled_on is not None:
             if known.settled_on == reporting_date:
-                plan.lines.append(_settled_line(known, reporting_date))  # a rerun of the settling date
+                # A rerun of the settling date.
+                plan.lines.append(_settled_line(known, reporting_date, controls.get(loan_id)))
             elif known.settled_on < reporting_date:
                 plan.remove.append(loan_id)
             continue
         verdict = _departure(live.get(loan_id), cutoff)
         if verdict == "settled":
-            plan.lines.append(_settled_line(known, reporting_date))
+            plan.lines.append(_settled_line(known, reporting_date, controls.get(loan_id)))
             plan.save.append(known.model_copy(update={"settled_on": reporting_date}))
         elif verdict == "kept_invalid_item":
             plan.kept_invalid.append(loan_id)  # past due but unreadable: keep it, report nothing new
@@ -217,8 +249,8 @@ def _departure(item: Mapping[str, Any] | None, cutoff: dt.date) -> str:
     return "settled" if due > cutoff else "kept_invalid_item"
 
 
-def _settled_line(known: Reported, reporting_date: dt.date) -> BureauLine:
-    return BureauLine(
+def _settled_line(known: Reported, reporting_date: dt.date, control: LoanControl | None = None) -> BureauLine:
+    line = BureauLine(
         loan_id=known.loan_id,
         borrower_id=known.borrower_id,
         reporting_date=reporting_date,
@@ -229,6 +261,7 @@ def _settled_line(known: Reported, reporting_date: dt.date) -> BureauLine:
         first_delinquency_date=known.first_delinquency_date,
         status="SETTLED",
     )
+    return line.model_copy(update=bureau_flags(None, control, reporting_date))
 
 
 def render(lines: Iterable[BureauLine]) -> bytes:
@@ -287,7 +320,9 @@ class BureauReporter:
         reported = self._reported()
         current = {loan.loan_id for loan in delinquent}
         departed = self.loans.get_many([i for i, r in reported.items() if i not in current and r.settled_on is None])
-        plan = plan_report(reporting_date, delinquent, reported, departed, self.policy)
+        plan = plan_report(
+            reporting_date, delinquent, reported, departed, self.policy, self._controls(current, reported)
+        )
         for loan, fault in plan.unprocessable:
             reason = set_aside.unprocessable(
                 fault,
@@ -320,6 +355,19 @@ class BureauReporter:
         metrics.add_metric(name="BureauDelinquent", unit=MetricUnit.Count, value=summary["delinquent"])
         metrics.add_metric(name="BureauSettled", unit=MetricUnit.Count, value=summary["settled"])
         return summary
+
+    def _controls(self, delinquent: set[str], reported: Mapping[str, Reported]) -> dict[str, LoanControl]:
+        """CONTROL items of the loans the file may have a line for (their disputes and plans), in batched reads."""
+        controls: dict[str, LoanControl] = {}
+        for loan_id, item in CaseRepository(self.state.table).control_items(sorted(delinquent | set(reported))).items():
+            try:
+                controls[loan_id] = LoanControl.model_validate(item)
+            except ValidationError:
+                # The line goes out without the optional codes rather than not at all.
+                logger.error(
+                    "bureau: unreadable CONTROL item, line written without its codes", extra={"loan_id": loan_id}
+                )
+        return controls
 
     def _reported(self) -> dict[str, Reported]:
         reported: dict[str, Reported] = {}

@@ -1,4 +1,4 @@
-"""`dunning` command line: local invoke and the local stack, policy lint, the demo, and operator reports.
+"""`dunning` command line: local invoke and stack, policy lint, the demo, operator reports, the quarantine replay.
 
 Every command validates its arguments and exits non-zero with a message naming what is wrong.
 """
@@ -14,6 +14,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+QUARANTINING_FUNCTIONS = (
+    "LoanEventsFunction",
+    "InboundSmsFunction",
+    "RecordDeliveryFunction",
+    "PlanRemindersFunction",
+    "EscalateFunction",
+    "BureauReportFunction",
+)
 FUNCTIONS = (
     "PlanRemindersFunction",
     "SendRemindersFunction",
@@ -52,6 +60,16 @@ def _iso_date(value: str) -> dt.date:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {value!r}") from None
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return number
 
 
 def _table_arguments(command: argparse.ArgumentParser, *tables: str) -> None:
@@ -119,14 +137,51 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--date", type=_iso_date, required=True, help="business date (YYYY-MM-DD)")
     reconcile.add_argument("--timezone", default="", help="business timezone (default: the bundled policy's)")
     _table_arguments(reconcile, "state")
+
+    replay = commands.add_parser(
+        "replay",
+        help="list quarantined input (function, kind, reason, age); --apply re-invokes its function",
+        description=(
+            "Reads the stack's QuarantineQueue: one JSON object a line (function, kind, reason, age; never the"
+            " event itself, it may hold a phone number). Lists only, unless --apply: then each message's function"
+            " is invoked again with the original event, and the message is deleted only when the function now"
+            " accepts it. Exits 1 when --apply leaves messages in the quarantine."
+        ),
+    )
+    replay.add_argument(
+        "--stack-name", default=os.environ.get("AWS_SAM_STACK_NAME", ""), help="deployed stack (env AWS_SAM_STACK_NAME)"
+    )
+    mode = replay.add_mutually_exclusive_group()
+    mode.add_argument("--apply", action="store_true", help="re-invoke the functions and delete what they accept")
+    mode.add_argument("--dry-run", action="store_true", help="only list (the default)")
+    replay.add_argument(
+        "--function",
+        action="append",
+        choices=QUARANTINING_FUNCTIONS,
+        default=[],
+        metavar="FUNCTION",
+        help=f"only this function's messages (repeatable; one of {', '.join(QUARANTINING_FUNCTIONS)})",
+    )
+    replay.add_argument("--limit", type=_positive, default=1000, help="at most this many messages (default 1000)")
+    cases = commands.add_parser(
+        "cases",
+        help="list collection cases (opened, loan, borrower, cycle, reason, status) as JSON lines or CSV",
+        description=f"Collection cases handed to human collectors, oldest first. {scan_note}",
+    )
+    cases.add_argument("--open", action="store_true", dest="only_open", help="only cases not closed yet")
+    cases.add_argument("--csv", action="store_true", help="CSV with a header row instead of JSON lines")
+    _table_arguments(cases, "state")
+    from dunning.simulate.command import register as register_simulate
+
+    register_simulate(commands)  # commands that register themselves run through args.handler
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "run", None) is not None:  # a command of COMMAND_MODULES
-        return int(args.run(args))
+    if getattr(args, "handler", None) is not None:  # commands that register themselves
+        return int(args.handler(args))
     if args.command == "policy":
         from dunning.policy_lint import check_policy_file
 
@@ -168,8 +223,49 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps({**claim.as_dict(), "meaning": PROBLEMS[claim.problem]}, ensure_ascii=False))
         print(f"{args.date}: {touched} claim(s) touched, {len(open_claims)} without an end state", file=sys.stderr)
         return 1 if open_claims else 0
+    if args.command == "replay":
+        return _replay(parser, args)
+    if args.command == "cases":
+        return _cases(parser, args)
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _replay(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if not args.stack_name:
+        parser.error("name the stack: --stack-name (or AWS_SAM_STACK_NAME)")
+    from dunning.local.replay import DeployedStack, ReplayError, replay
+
+    try:
+        target = DeployedStack(args.stack_name)
+    except ReplayError as exc:
+        print(f"dunning replay: {exc}", file=sys.stderr)
+        return 2
+    now = dt.datetime.now(dt.UTC)
+    results = replay(target, apply=args.apply, functions=args.function, limit=args.limit, now=now)
+    for result in results:
+        print(json.dumps(result.as_dict(now), ensure_ascii=False))
+    left = sum(result.left for result in results)
+    if not args.apply:
+        print(f"{len(results)} quarantined message(s) listed; nothing invoked (--apply to replay)", file=sys.stderr)
+        return 0
+    print(f"{len(results) - left} replayed and deleted, {left} left in the quarantine", file=sys.stderr)
+    return 1 if left else 0
+
+
+def _cases(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from dunning.case_report import list_cases, write_csv, write_json_lines
+
+    try:
+        rows = list_cases(_resolve_tables(parser, args, "state")["state"], only_open=args.only_open)
+    except (ClientError, BotoCoreError) as exc:
+        print(f"dunning cases: cannot read the cases: {exc}", file=sys.stderr)
+        return 2
+    (write_csv if args.csv else write_json_lines)(rows, sys.stdout)
+    print(f"{len(rows)} {'open ' if args.only_open else ''}case(s)", file=sys.stderr)
+    return 0
 
 
 def _bundled_business_timezone() -> str:

@@ -44,8 +44,22 @@ class Wait:
 Verdict = Due | Suppress | Wait
 
 
+def borrower_timezones(loan: Loan, policy: Policy) -> tuple[str, ...]:
+    """Every zone the borrower may be in (DESIGN 4.2 `timezone`): the item's; else the zones of the
+    phone number (several for a number that spans zones: the send window is the one they all share);
+    the policy default only when neither gives one."""
+    if loan.timezone:
+        return (loan.timezone,)
+    return compliance.phone_timezones(loan.phone) or (policy.default_timezone,)
+
+
 def borrower_timezone(loan: Loan, policy: Policy) -> str:
-    return loan.timezone or policy.default_timezone
+    """The zone of the borrower's local day (caps, pay-by, pauses): the first of borrower_timezones.
+
+    Any of a number's zones gives the same date inside the shared window (it is the same day in
+    all of them there), which is when SMS go out.
+    """
+    return borrower_timezones(loan, policy)[0]
 
 
 def evaluate(
@@ -60,7 +74,8 @@ def evaluate(
 ) -> Verdict:
     """The verdict for the loan's current stage at `now`; expected_* are the job's (send time)."""
     today = ladder.business_date(now, policy)
-    tz = borrower_timezone(loan, policy)
+    zones = borrower_timezones(loan, policy)
+    tz = zones[0]  # the borrower's local day (borrower_timezone)
     if loan.status is not LoanStatus.OPEN:
         return Suppress("written_off" if loan.status is LoanStatus.WRITTEN_OFF else "paid")
     if expected_cycle is not None and loan.cycle != expected_cycle:
@@ -81,8 +96,8 @@ def evaluate(
             return Suppress(control.pause_reason or "paused", max(resume, now))
     if opted_out:
         return Suppress("opted_out")
-    if not compliance.in_send_window(now, tz, loan.phone, policy):
-        return Wait("outside_window", compliance.next_window_open(now, tz, loan.phone, policy))
+    if not compliance.in_send_window(now, zones, loan.phone, policy):
+        return Wait("outside_window", compliance.next_window_open(now, zones, loan.phone, policy))
     return Due(stage)
 
 

@@ -104,6 +104,26 @@ class DeliveryStatusReport:
         }
 
 
+@dataclass(frozen=True)
+class MalformedLog:
+    position: int  # in the batch given to `parse_logs`
+    reason: str  # field paths and messages only: the raw record holds the destination number
+
+
+def parse_logs(messages: Iterable[str]) -> tuple[list[SmsDeliveryLog], list[MalformedLog]]:
+    """The batch's log records, and those that are not one (each logged and counted)."""
+    logs: list[SmsDeliveryLog] = []
+    malformed: list[MalformedLog] = []
+    for position, message in enumerate(messages):
+        try:
+            logs.append(SmsDeliveryLog.model_validate_json(message))
+        except ValidationError as exc:
+            malformed.append(MalformedLog(position, describe(exc)))
+            metrics.add_metric(name="MalformedDeliveryLogs", unit=MetricUnit.Count, value=1)
+            logger.error("malformed delivery-status log skipped", extra={"validation_error": malformed[-1].reason})
+    return logs, malformed
+
+
 @dataclass
 class DeliveryStatusRecorder:
     deliveries: DeliveriesRepository
@@ -111,18 +131,16 @@ class DeliveryStatusRecorder:
 
     def apply(self, messages: Iterable[str], now: dt.datetime) -> DeliveryStatusReport:
         """Apply each log message; a malformed one is logged and counted, the rest go on."""
-        report = DeliveryStatusReport()
-        for message in messages:
+        logs, malformed = parse_logs(messages)
+        return self.apply_logs(logs, now, malformed=len(malformed))
+
+    def apply_logs(self, logs: Iterable[SmsDeliveryLog], now: dt.datetime, malformed: int = 0) -> DeliveryStatusReport:
+        """Apply parsed log records; `malformed` counts the batch's records that were not one."""
+        report = DeliveryStatusReport(malformed=malformed)
+        for log in logs:
             report.logs += 1
-            try:
-                log = SmsDeliveryLog.model_validate_json(message)
-            except ValidationError as exc:
-                report.malformed += 1
-                metrics.add_metric(name="MalformedDeliveryLogs", unit=MetricUnit.Count, value=1)
-                # Field paths and messages only: the raw record holds the destination number.
-                logger.error("malformed delivery-status log skipped", extra={"validation_error": describe(exc)})
-                continue
             self._apply_one(log, now, report)
+        report.logs += malformed
         return report
 
     def _apply_one(self, log: SmsDeliveryLog, now: dt.datetime, report: DeliveryStatusReport) -> None:

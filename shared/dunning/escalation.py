@@ -2,9 +2,15 @@
 
 A case opens, once per loan cycle, when the SMS ladder is exhausted (days past due reach
 `ladder.escalation_day`), or earlier when the cycle's last `escalation.failed_in_a_row` SMS all
-failed delivery, or when the borrower opted out of SMS while the loan is overdue. Loans on a
-dispute hold or a promise/grace pause are left alone until it ends. The rules are pure; the
-`Escalator` reads and writes through the data-access layer.
+failed delivery, when the borrower opted out of SMS while the loan is overdue, when the loan has
+no phone an SMS can reach (`unreachable`: from the first day overdue, for an item otherwise
+valid), or when two promises of the cycle were broken (`broken_promises`). Loans on a dispute
+hold or a promise/grace pause are left alone until it ends; a loan on a repayment plan is judged
+on its next unpaid instalment (`effective_loan`, as the planner and sender see it), so a plan kept
+up to date is never past the ladder. The rules are pure; the `Escalator` reads and writes through
+the data-access layer.
+
+Closing a case when its loan is paid or closed is `case_closing`'s.
 
 One loan never stops the run: an item that breaks the contract, or a loan whose handling raises
 on its own data (fees on an absurd amount, a corrupt case or CONTROL item), is set aside with a
@@ -22,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dunning import ladder
+from dunning.borrower_events import effective_loan, missed_promise
 from dunning.dal.bus import EventBus
 from dunning.dal.cases import CaseRepository
 from dunning.dal.deliveries import DeliveriesRepository
@@ -29,13 +36,22 @@ from dunning.dal.loans import LoansRepository
 from dunning.dal.state import StateRepository
 from dunning.models.delivery import Outcome
 from dunning.models.jobs import utc_iso
-from dunning.models.loan import InvalidLoan, Loan, outstanding, parse_loan
+from dunning.models.loan import (
+    InvalidLoan,
+    Loan,
+    LoanStatus,
+    UnreachableLoan,
+    outstanding,
+    parse_loan,
+    parse_unreachable,
+)
 from dunning.models.policy import Policy
 from dunning.models.state import LoanControl
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import SetAside, is_loan_fault
 
 DETAIL_TYPE = "CollectionCaseOpened"
+BROKEN_PROMISES = 2  # broken promises in one cycle that hand it to collectors (DESIGN 4.5)
 # Outcomes of an SMS that actually went out to the carrier (UNCERTAIN ones are for people to review).
 SMS_OUTCOMES = frozenset({Outcome.SENT, Outcome.DELIVERED, Outcome.FAILED})
 BATCH = 100  # loans whose cases and controls are read in one go
@@ -68,19 +84,50 @@ def cycle_history(records: Iterable[Mapping[str, Any]], cycle: str) -> CycleHist
     return CycleHistory(len(outcomes), outcomes[-1].value if outcomes else None, trailing)
 
 
+def broken_promises(control: LoanControl | None, loan: Loan, today: dt.date) -> frozenset[dt.date]:
+    """The promises of the cycle `loan` is chased for that were broken by `today`.
+
+    Those remembered on CONTROL and the current one once its date has passed unkept (a payment
+    that keeps a promise removes it); promises made about an earlier instalment do not count.
+    """
+    if control is None:
+        return frozenset()
+    broken = {day for day in control.broken_promises if day >= loan.due_date}
+    current = missed_promise(control, loan, today)
+    if current is not None:
+        broken.add(current)
+    return frozenset(broken)
+
+
 def escalation_reason(
-    loan: Loan, history: CycleHistory, today: dt.date, policy: Policy, *, opted_out: bool
+    loan: Loan,
+    history: CycleHistory,
+    today: dt.date,
+    policy: Policy,
+    *,
+    opted_out: bool,
+    control: LoanControl | None = None,
 ) -> str | None:
-    """Why the loan's cycle goes to human collectors today, or None. Only overdue loans escalate."""
+    """Why the loan's cycle goes to human collectors today, or None. Only overdue loans escalate.
+
+    `loan` is the loan as collection sees it (`effective_loan`): under a repayment plan, its next
+    unpaid instalment, so a plan kept up to date is neither overdue nor past the ladder.
+    """
+    if loan.status is not LoanStatus.OPEN:
+        return None  # a fully paid plan
     dpd = ladder.days_past_due(loan.due_date, today)
     if dpd < 1:
         return None
+    if isinstance(loan, UnreachableLoan):
+        return "unreachable"  # no SMS ever reaches it: from the first day overdue
     if dpd >= policy.ladder.escalation_day:
         return "ladder_exhausted"
     if history.trailing_failures >= policy.escalation.failed_in_a_row:
         return "delivery_failed"
     if opted_out and outstanding(loan) > 0:
         return "opted_out"
+    if len(broken_promises(control, loan, today)) >= BROKEN_PROMISES:
+        return "broken_promises"
     return None
 
 
@@ -93,6 +140,14 @@ def held_back(control: LoanControl | None, today: dt.date) -> str | None:
     if control.paused_until is not None and today <= control.paused_until:
         return control.pause_reason or "paused"
     return None
+
+
+def plan_is_current(loan: Loan, control: LoanControl | None, today: dt.date) -> bool:
+    """A repayment plan is agreed and kept: its next unpaid instalment is not past due (or none is left)."""
+    if control is None or not control.plan:
+        return False
+    seen = effective_loan(loan, control)
+    return seen.status is not LoanStatus.OPEN or ladder.days_past_due(seen.due_date, today) < 1
 
 
 def case_detail(
@@ -166,7 +221,7 @@ class Escalator:
         for item in self.loans.open_loans_due_between(dt.date.min, today - dt.timedelta(days=1)):
             report.loans_read += 1
             try:
-                batch.append(parse_loan(item))
+                batch.append(self._parse(item))
             except InvalidLoan as exc:
                 report.invalid[self._set_aside.invalid(exc, item, now, today)] += 1
                 continue
@@ -203,7 +258,7 @@ class Escalator:
                 for loan in loans:
                     self._escalate([loan], now, today, report)
             return
-        _, _, opted_out = self.state.load([], [loan.phone for loan in loans])
+        _, _, opted_out = self.state.load([], [loan.phone for loan in loans if loan.phone])
         for loan in loans:
             try:
                 control = controls.get(loan.loan_id)
@@ -215,7 +270,7 @@ class Escalator:
 
     def _escalate_one(
         self,
-        loan: Loan,
+        upstream: Loan,
         case: dict[str, Any] | None,
         control: LoanControl | None,
         opted_out: bool,
@@ -223,6 +278,10 @@ class Escalator:
         today: dt.date,
         report: EscalationReport,
     ) -> None:
+        # The loan as the planner and sender see it: under a plan, its next unpaid instalment is the cycle.
+        loan = effective_loan(upstream, control)
+        if loan.cycle != upstream.cycle:
+            case = self.cases.load([(loan.loan_id, loan.cycle)])[0].get(loan.loan_id)
         if case is not None:
             if case.get("published"):
                 report.already_open += 1
@@ -246,8 +305,9 @@ class Escalator:
         # Trailing failures need the history only where an SMS of the loan ever failed.
         failed_before = control is not None and control.last_failed_delivery_at is not None
         history = self._history(loan) if failed_before else NO_FAILURES
-        reason = escalation_reason(loan, history, today, self.policy, opted_out=opted_out)
+        reason = escalation_reason(loan, history, today, self.policy, opted_out=opted_out, control=control)
         if reason is None:
+            self._remember_broken_promise(loan, control, today)
             return
         if not failed_before:
             history = self._history(loan)  # the case detail counts the reminders sent
@@ -258,6 +318,22 @@ class Escalator:
             logger.info("collection case opened", extra={"loan_id": loan.loan_id, "reason": reason})
         else:
             report.already_open += 1  # a concurrent run opened it first
+
+    def _parse(self, item: dict[str, Any]) -> Loan:
+        """The loan of an item; one valid but for its phone is an `UnreachableLoan` (a case, not a set-aside)."""
+        try:
+            return parse_loan(item)
+        except InvalidLoan as exc:
+            unreachable = parse_unreachable(item, exc)
+            if unreachable is None:
+                raise
+            return unreachable
+
+    def _remember_broken_promise(self, loan: Loan, control: LoanControl | None, today: dt.date) -> None:
+        """Keep the current promise on CONTROL once broken, so a later promise replacing it still counts it."""
+        broken = missed_promise(control, loan, today)
+        if control is not None and broken is not None and broken not in control.broken_promises:
+            self.state.note_broken_promise(loan.loan_id, broken)
 
     def _unprocessable(
         self, exc: Exception, loan: Loan, now: dt.datetime, today: dt.date, report: EscalationReport

@@ -10,6 +10,10 @@ Valid items need nothing yet; `LoanChanges.on_valid` is where a product-owned in
 (DESIGN 7: keyed by shard, kept from this stream) will be maintained, and `on_removed` where its
 entries will be dropped. REMOVE events are ignored for now: a deleted item has nothing left to
 validate or remind, and the loan's records stay as the audit trail.
+
+An item upstream marks PAID, CLOSED or WRITTEN_OFF closes the loan's open collection cases
+(`on_ended`, `case_closing.CaseCloser`: CollectionCaseClosed once, whatever the redeliveries), also
+when its only fault is the phone (a loan the SMS could not reach has a case too).
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from dunning.case_closing import CLOSING_REASONS, CaseCloser
 from dunning.dal.deliveries import DeliveriesRepository
 from dunning.models.delivery import DeliveryRecord
-from dunning.models.loan import InvalidLoan, Loan, parse_loan
+from dunning.models.loan import InvalidLoan, Loan, parse_loan, parse_unreachable
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import suppression_record
 
@@ -113,14 +118,16 @@ def intake_record(change: LoanChange, invalid: InvalidLoan, retention_days: int)
 class LoanChanges:
     """Applies LoansTable changes: records invalid items; valid ones are where a stream-kept index will go."""
 
-    def __init__(self, deliveries: DeliveriesRepository, retention_days: int) -> None:
+    def __init__(self, deliveries: DeliveriesRepository, retention_days: int, closer: CaseCloser | None = None) -> None:
         self.deliveries = deliveries
         self.retention_days = retention_days
+        self.closer = closer
 
     def apply(self, change: LoanChange) -> IntakeResult:
         verdict = check(change)
         if verdict is None:
             return self.on_removed(change)
+        self.on_ended(verdict, change)
         if isinstance(verdict, InvalidLoan):
             return self.on_invalid(change, verdict)
         return self.on_valid(verdict, change)
@@ -143,6 +150,15 @@ class LoanChanges:
     def on_valid(self, loan: Loan, change: LoanChange) -> IntakeResult:
         # Nothing to do yet: the planner reads valid loans through the index.
         return IntakeResult(IntakeOutcome.VALID)
+
+    def on_ended(self, verdict: Loan | InvalidLoan, change: LoanChange) -> None:
+        """A loan upstream marks PAID, CLOSED or WRITTEN_OFF closes its collection cases (once)."""
+        status = (change.item or {}).get("status")
+        if self.closer is None or change.item is None or not isinstance(status, str) or status not in CLOSING_REASONS:
+            return
+        loan = verdict if isinstance(verdict, Loan) else parse_unreachable(change.item, verdict)
+        if loan is not None:
+            self.closer.close(loan, change.changed_at)
 
     def on_removed(self, change: LoanChange) -> IntakeResult:
         return IntakeResult(IntakeOutcome.IGNORED)

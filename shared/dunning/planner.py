@@ -215,7 +215,7 @@ class Planner:
                 return None
             # The sums its SMS will state: a loan whose amounts break them is set aside here, never enqueued.
             quantize(outstanding(loan) + ladder.late_fees(loan, run.today, self.policy), loan.currency)
-            timezone = decisions.borrower_timezone(loan, self.policy)
+            timezone = decisions.borrower_timezones(loan, self.policy)
             if not compliance.in_send_window(run.now, timezone, loan.phone, self.policy):
                 # Cheap pure check first: most hours most borrowers are asleep; no state read for them.
                 run.report.waiting["outside_window"] += 1

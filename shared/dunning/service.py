@@ -6,6 +6,7 @@ from functools import cache
 
 from dunning.borrower_events import BorrowerEvents
 from dunning.bureau import BureauReporter
+from dunning.case_closing import CaseCloser
 from dunning.config import current_policy
 from dunning.dal.bureau import BureauState, ReportStore
 from dunning.dal.bus import EventBus
@@ -78,7 +79,15 @@ def borrower_events(settings: Settings) -> BorrowerEvents:
             retention_days=settings.record_retention_days,
         ),
         policy=current_policy(settings),
+        closer=case_closer(settings),
     )
+
+
+def case_closer(settings: Settings) -> CaseCloser:
+    """Collection cases closed when their loan is paid or closed (CollectionCaseClosed)."""
+    if not settings.event_bus_name:
+        raise SettingsError("function environment is invalid: EVENT_BUS_NAME is required to announce closed cases")
+    return CaseCloser(CaseRepository(settings.state_table), EventBus(settings.event_bus_name))
 
 
 def delivery_recorder(settings: Settings) -> DeliveryStatusRecorder:
@@ -120,5 +129,7 @@ def bureau_reporter(settings: Settings) -> BureauReporter:
 def loan_changes(settings: Settings) -> LoanChanges:
     """LoanChangesFunction: every LoansTable write checked as it happens (the table's stream)."""
     return LoanChanges(
-        deliveries=DeliveriesRepository(settings.deliveries_table), retention_days=settings.record_retention_days
+        deliveries=DeliveriesRepository(settings.deliveries_table),
+        retention_days=settings.record_retention_days,
+        closer=case_closer(settings),
     )

@@ -23,6 +23,9 @@ class Settings(BaseModel):
     deliveries_table: Annotated[str, Field(min_length=1, alias="DELIVERIES_TABLE")]
     state_table: Annotated[str, Field(min_length=1, alias="STATE_TABLE")]
     reminder_queue_url: Annotated[str, Field(min_length=1, alias="REMINDER_QUEUE_URL")]
+    quarantine_queue_url: Annotated[
+        str, Field(min_length=1, alias="QUARANTINE_QUEUE_URL", description="where rejected input is kept for replay")
+    ]
     event_bus_name: Annotated[str, Field(default="", alias="EVENT_BUS_NAME")]
     reports_bucket: Annotated[str, Field(default="", alias="REPORTS_BUCKET")]
     policy_parameter: Annotated[
@@ -37,7 +40,7 @@ class Settings(BaseModel):
         str, Field(default="", alias="PHONE_HASH_KEY", description="KMS key wrapping the phone-hash key")
     ]
 
-    @field_validator("reminder_queue_url")
+    @field_validator("reminder_queue_url", "quarantine_queue_url")
     @classmethod
     def _queue_is_url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):

@@ -36,8 +36,8 @@ Observed = tuple[tuple[Any, ...], tuple[tuple[str, str], ...]]
 def storable(item: dict[str, Any]) -> dict[str, Any] | None:
     """The item as DynamoDB can hold it (floats become N), or None where upstream could not write it."""
     values = {k: Decimal(str(v)) if isinstance(v, float) else v for k, v in item.items()}
-    if any(not isinstance(values.get(key, ""), str) for key in ("status", "due_date")):
-        return None  # OpenLoansByDueDate's keys are S: DynamoDB refuses any other type
+    if any(not isinstance(values.get(key, "-"), str) or values.get(key) == "" for key in ("status", "due_date")):
+        return None  # OpenLoansByDueDate's keys are non-empty S: DynamoDB refuses anything else
     try:
         return to_item(values)
     except (TypeError, ValueError, ArithmeticError):

@@ -54,7 +54,7 @@ def test_success_log_marks_every_loan_of_the_message_delivered(sent: LocalStack)
     with time_machine.travel(SENT_AT + dt.timedelta(minutes=5), tick=False):
         report = invoke(sent, "RecordDeliveryFunction", event_file(SUCCESS))
 
-    assert report == {"logs": 1, "malformed": 0, "unknown_message": 0, "records": {"applied": 2}}
+    assert report == {"logs": 1, "malformed": 0, "unknown_message": 0, "records": {"applied": 2}, "rejected": 0}
     for loan_id in ("L-A", "L-B"):
         record = only_record(sent, loan_id)
         assert record["outcome"] == "DELIVERED"
@@ -141,7 +141,7 @@ def test_unknown_message_id_is_skipped_and_counted(sent: LocalStack, capsys: pyt
 
     report = invoke(sent, "RecordDeliveryFunction", stranger)
 
-    assert report == {"logs": 1, "malformed": 0, "unknown_message": 1, "records": {}}
+    assert report == {"logs": 1, "malformed": 0, "unknown_message": 1, "records": {}, "rejected": 0}
     assert '"DeliveryLogsUnknownMessage":[1.0]' in capsys.readouterr().out
     assert {only_record(sent, loan_id)["outcome"] for loan_id in ("L-A", "L-B", "L-C")} == {"SENT"}
 

@@ -106,7 +106,7 @@ def test_a_reported_loan_keeps_its_first_delinquency_date() -> None:
 def test_a_paid_loan_gets_one_settled_correction_then_leaves_the_set() -> None:
     paid = {"L-1": {"loan_id": "L-1", "status": "PAID", "due_date": "2026-10-01"}}
     plan = plan_report(TODAY, [], {"L-1": reported("L-1")}, paid, POLICY)
-    assert [line.model_dump(mode="json") for line in plan.lines] == [
+    assert [json.loads(line.to_json()) for line in plan.lines] == [
         {
             "loan_id": "L-1",
             "borrower_id": "B-L-1",

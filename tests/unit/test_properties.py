@@ -63,8 +63,9 @@ def controls(draw: st.DrawFn) -> LoanControl | None:
     )
 
 
-def local_clock(now: dt.datetime, subject: Loan) -> dt.time:
-    return now.astimezone(ZoneInfo(subject.timezone or POLICY.default_timezone)).time()
+def local_clocks(now: dt.datetime, subject: Loan) -> list[dt.time]:
+    """The borrower's wall clock in each zone they may be in (the item's, else the phone number's)."""
+    return [now.astimezone(ZoneInfo(zone)).time() for zone in decisions.borrower_timezones(subject, POLICY)]
 
 
 @settings(max_examples=400, deadline=None)
@@ -77,7 +78,7 @@ def test_due_only_for_open_reachable_loans_inside_the_window(
         return
     assert subject.status is LoanStatus.OPEN
     assert not opted_out
-    assert dt.time(9) <= local_clock(now, subject) < dt.time(20)
+    assert all(dt.time(9) <= clock < dt.time(20) for clock in local_clocks(now, subject))
     today = ladder.business_date(now, POLICY)
     assert -3 <= ladder.days_past_due(subject.due_date, today) < 30
     if control is not None:
@@ -88,7 +89,7 @@ def test_due_only_for_open_reachable_loans_inside_the_window(
 @settings(max_examples=200, deadline=None)
 @given(subject=loans(), now=clocks)
 def test_an_evaluation_at_night_is_never_due(subject: Loan, now: dt.datetime) -> None:
-    zone = ZoneInfo(subject.timezone or POLICY.default_timezone)
+    zone = ZoneInfo(decisions.borrower_timezone(subject, POLICY))
     night = dt.datetime.combine(now.astimezone(zone).date(), dt.time(20, 30), tzinfo=zone)
     verdict = decisions.evaluate(subject, None, night, POLICY, opted_out=False)
     assert not isinstance(verdict, decisions.Due)

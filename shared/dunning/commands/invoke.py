@@ -43,7 +43,7 @@ def register(subcommands: Any) -> None:
         help="template parameters (throwaway stack only)",
     )
     state_dir_argument(invoke)
-    invoke.set_defaults(run=functools.partial(_run, invoke))
+    invoke.set_defaults(handler=functools.partial(_run, invoke))
 
 
 def read_event(parser: argparse.ArgumentParser, source: str) -> dict[str, Any]:

@@ -35,7 +35,7 @@ def register(subcommands: Any) -> None:
         help="read the bureau files of this many recent days (default 90; 0: all)",
     )
     state_dir_argument(loan)
-    loan.set_defaults(run=functools.partial(_run, loan))
+    loan.set_defaults(handler=functools.partial(_run, loan))
 
 
 def _days(value: str) -> int:

@@ -41,22 +41,22 @@ def register(subcommands: Any) -> None:
     start.add_argument("--stack-name", default="", help="default: the snapshot's, else dunning-local")
     start.add_argument("--fresh", action="store_true", help="discard the saved snapshot and start empty")
     state_dir_argument(start)
-    start.set_defaults(run=functools.partial(_start, start))
+    start.set_defaults(handler=functools.partial(_start, start))
 
     stop = actions.add_parser("stop", help="save a snapshot and stop the server")
     state_dir_argument(stop)
-    stop.set_defaults(run=functools.partial(_stop, stop))
+    stop.set_defaults(handler=functools.partial(_stop, stop))
 
     status = actions.add_parser("status", help="running or not; endpoint, stack, snapshot (exit 3 when not running)")
     state_dir_argument(status)
-    status.set_defaults(run=functools.partial(_status, status))
+    status.set_defaults(handler=functools.partial(_status, status))
 
     drain = actions.add_parser(
         "drain",
         help="feed the stream and queue consumers as Lambda's pollers would (LoanChanges-, SendRemindersFunction)",
     )
     state_dir_argument(drain)
-    drain.set_defaults(run=functools.partial(_drain, drain))
+    drain.set_defaults(handler=functools.partial(_drain, drain))
 
 
 def _port(value: str) -> int:

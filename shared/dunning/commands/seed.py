@@ -33,7 +33,7 @@ def register(subcommands: Any) -> None:
         help="due dates fall from 26 days before to 29 days after this date (default: today, UTC)",
     )
     state_dir_argument(seed)
-    seed.set_defaults(run=functools.partial(_run, seed))
+    seed.set_defaults(handler=functools.partial(_run, seed))
 
 
 def _loans(value: str) -> int:

@@ -7,22 +7,45 @@ so no SMS can slip out after it; a run that died between the two writes finds th
 CONTROL item and opens that same case on the next run, whether or not its reason still holds.
 `published` turns true once CollectionCaseOpened is on the bus, so a run that died after the
 put finishes the case on the next run instead of opening another.
+
+Closing follows the same shape: one conditional update sets `closed_at`, `close_reason` and the
+CollectionCaseClosed detail (only on a case not closed yet), then the event goes out and
+`close_published` turns true; a closer that died in between finds the stored detail next time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from typing import Any
 
-from dunning.dal.aws import client, from_item, to_item
+from dunning.dal.aws import client, from_item, query_items, to_item
 from dunning.dal.state import conditional_write, control_key
 from dunning.models.jobs import utc_iso
 from dunning.models.state import LoanControl
 
+CASE_PREFIX = "CASE#"
+
 
 def case_key(loan_id: str, cycle: str) -> dict[str, Any]:
-    return {"pk": {"S": f"LOAN#{loan_id}"}, "sk": {"S": f"CASE#{cycle}"}}
+    return {"pk": {"S": f"LOAN#{loan_id}"}, "sk": {"S": f"{CASE_PREFIX}{cycle}"}}
+
+
+def scan_cases(table: str) -> Iterator[dict[str, Any]]:
+    """Every case item of StateTable: a paginated, filtered scan for `dunning cases` (operators), never a function."""
+    pages = (
+        client("dynamodb")
+        .get_paginator("scan")
+        .paginate(
+            TableName=table,
+            FilterExpression="begins_with(sk, :case)",
+            ExpressionAttributeValues={":case": {"S": CASE_PREFIX}},
+        )
+    )
+    for page in pages:
+        for item in page.get("Items", []):
+            yield from_item(item)
 
 
 class CaseRepository:
@@ -49,6 +72,20 @@ class CaseRepository:
                         cases[loan_id] = item
                 request = response.get("UnprocessedKeys") or {}
         return cases, controls
+
+    def control_items(self, loan_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The CONTROL items of these loans as stored (batched reads; the caller validates): by loan id."""
+        keys = [control_key(loan_id) for loan_id in dict.fromkeys(loan_ids)]
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {self.table: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+            while request:
+                response = client("dynamodb").batch_get_item(RequestItems=request)
+                for raw in response.get("Responses", {}).get(self.table, []):
+                    item = from_item(raw)
+                    found[str(item["pk"]).removeprefix("LOAN#")] = item
+                request = response.get("UnprocessedKeys") or {}
+        return found
 
     def open(self, loan_id: str, cycle: str, borrower_id: str, detail: dict[str, Any], now: dt.datetime) -> bool:
         """Stop the cycle's SMS, then create the case; False when the case already exists."""
@@ -80,6 +117,44 @@ class CaseRepository:
             Key=case_key(loan_id, cycle),
             UpdateExpression="SET published = :t, published_at = :now",
             ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":t": {"BOOL": True}, ":now": {"S": utc_iso(now)}},
+        )
+
+    def loan_cases(self, loan_id: str) -> list[dict[str, Any]]:
+        """Every case of the loan, whatever its cycle (one Query of the loan's partition)."""
+        return list(
+            query_items(
+                TableName=self.table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :case)",
+                ExpressionAttributeValues={":pk": {"S": f"LOAN#{loan_id}"}, ":case": {"S": CASE_PREFIX}},
+                ConsistentRead=True,
+            )
+        )
+
+    def close(self, loan_id: str, cycle: str, detail: dict[str, Any], now: dt.datetime) -> bool:
+        """Record the case's closing (reason and CollectionCaseClosed detail); False when it is closed already."""
+        return conditional_write(
+            "update_item",
+            {
+                "TableName": self.table,
+                "Key": case_key(loan_id, cycle),
+                "UpdateExpression": "SET closed_at = :now, close_reason = :r, close_detail = :d, close_published = :f",
+                "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(closed_at)",
+                "ExpressionAttributeValues": {
+                    ":now": {"S": utc_iso(now)},
+                    ":r": {"S": str(detail["reason"])},
+                    ":d": {"S": json.dumps(detail, ensure_ascii=False, sort_keys=True)},
+                    ":f": {"BOOL": False},
+                },
+            },
+        )
+
+    def mark_close_published(self, loan_id: str, cycle: str, now: dt.datetime) -> None:
+        client("dynamodb").update_item(
+            TableName=self.table,
+            Key=case_key(loan_id, cycle),
+            UpdateExpression="SET close_published = :t, close_published_at = :now",
+            ConditionExpression="attribute_exists(closed_at)",
             ExpressionAttributeValues={":t": {"BOOL": True}, ":now": {"S": utc_iso(now)}},
         )
 

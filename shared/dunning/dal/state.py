@@ -390,6 +390,16 @@ class StateRepository:
             },
         )
 
+    def note_broken_promise(self, loan_id: str, promised_date: dt.date) -> None:
+        """Remember a promise that passed unkept (a string-set ADD: idempotent, whatever else the item holds)."""
+        client("dynamodb").update_item(
+            TableName=self.table,
+            Key=control_key(loan_id),
+            UpdateExpression="SET #loan = if_not_exists(#loan, :loan) ADD #broken :date",
+            ExpressionAttributeNames={"#loan": "loan_id", "#broken": "broken_promises"},
+            ExpressionAttributeValues={":loan": {"S": loan_id}, ":date": {"SS": [promised_date.isoformat()]}},
+        )
+
     def opt_out(self, phone: str, source: str, source_id: str, now: dt.datetime) -> str:
         """Add the number to the product's opt-out list; returns the source_id that opted it out.
 

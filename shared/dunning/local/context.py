@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from aws_lambda_powertools.utilities.typing.lambda_client_context import LambdaClientContext
 
 DEFAULT_ACCOUNT_ID = "123456789012"  # moto's default account
 
@@ -27,6 +30,7 @@ class FakeLambdaContext(LambdaContext):
         invoked_function_arn: str | None = None,
         region: str = "us-east-1",
         function_version: str = "$LATEST",
+        client_custom: Mapping[str, Any] | None = None,
     ) -> None:
         self._function_name = function_name
         self._function_version = function_version
@@ -39,7 +43,18 @@ class FakeLambdaContext(LambdaContext):
         self._log_stream_name = f"{time.strftime('%Y/%m/%d')}/[{function_version}]{uuid.uuid4().hex}"
         self.timeout_seconds = timeout_seconds
         self._deadline = time.monotonic() + timeout_seconds
+        # Lambda gives None without an Invoke `ClientContext`; with one, its `custom` values.
+        self._client_context = _client_context(client_custom)  # type: ignore[assignment]
 
     def get_remaining_time_in_millis(self) -> int:  # type: ignore[override]  # the base is a static stub
         """Milliseconds left before this invocation's timeout, never negative."""
         return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def _client_context(custom: Mapping[str, Any] | None) -> LambdaClientContext | None:
+    if custom is None:
+        return None
+    context = LambdaClientContext()
+    context._custom = dict(custom)
+    context._env = {}
+    return context

@@ -39,8 +39,17 @@ _STREAM_DEFAULT_BATCH = 100  # Lambda's default for DynamoDB streams
 _STREAM_MAX_GET_RECORDS = 1000  # GetRecords' limit; a larger BatchSize is gathered by Lambda over several reads
 
 
-def invoke(stack: LocalStack, logical_id: str, event: Mapping[str, Any], context: Any = None) -> Any:
+def invoke(
+    stack: LocalStack,
+    logical_id: str,
+    event: Mapping[str, Any],
+    context: Any = None,
+    *,
+    client_custom: Mapping[str, Any] | None = None,
+) -> Any:
     """Call the function's handler in-process with the environment the stack gave it.
+
+    `client_custom` is what an Invoke `ClientContext` would carry as `context.client_context.custom`.
 
     Like a warm Lambda container, the handler module is imported once and reused; the
     settings cache is cleared before and after, since each call may come from another stack.
@@ -71,7 +80,10 @@ def invoke(stack: LocalStack, logical_id: str, event: Mapping[str, Any], context
             timeout_seconds=int(configuration.get("Timeout", 3)),
             invoked_function_arn=configuration["FunctionArn"],
             region=stack.region,
+            client_custom=client_custom,
         )
+    elif client_custom is not None:
+        raise LocalStackError("give client_custom or a context of your own, not both")
 
     _ensure_importable(stack.root)
     with _environment(environment):

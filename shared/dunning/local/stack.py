@@ -14,6 +14,8 @@ never changed):
     the name for `physical_id()`.
   * moto's CloudFormation ignores a table's `TimeToLiveSpecification`, so after creation the
     runner turns TTL on itself (`UpdateTimeToLive`) wherever the template enables it.
+  * moto's CloudFormation leaves a list parameter's `Default` (e.g. `AllowedEventSources`) one
+    string, so the runner passes each list parameter's Default explicitly when not given.
   * moto's EventBridge cannot deliver to Lambda targets (`PutEvents` raises NotImplementedError
     for any matching rule that has one, whatever the rule's state), so Lambda targets are
     removed from `AWS::Events::Rule` resources; `LocalStack.rule_targets` remembers them.
@@ -257,7 +259,10 @@ def deploy_stack(
     for key, folder in artifacts.items():
         s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=_zip_folder(template_file.parent / folder))
 
-    description, summaries = _create_stack(session.client("cloudformation"), stack_name, body, parameters)
+    template = json.loads(template_json)
+    description, summaries = _create_stack(
+        session.client("cloudformation"), stack_name, body, {**_list_defaults(template), **parameters}
+    )
 
     raw_outputs = {o["OutputKey"]: str(o.get("OutputValue", "")) for o in description.get("Outputs", [])}
     resources: dict[str, StackResource] = {}
@@ -268,7 +273,6 @@ def deploy_stack(
         physical_id = summary.get("PhysicalResourceId", "") or raw_outputs.get(_HIDDEN_OUTPUT_PREFIX + logical_id, "")
         resources[logical_id] = StackResource(logical_id, summary["ResourceType"], physical_id)
 
-    template = json.loads(template_json)
     stream_mappings = {
         logical_id: StreamMapping(
             logical_id,
@@ -314,6 +318,15 @@ def _create_stack(
             raise LocalStackError(f"moto could not create stack {stack_name}: {exc!r}") from exc
         description = _wait_for_creation(cloudformation, stack_name)
         return description, list(_stack_resources(cloudformation, stack_name))
+
+
+def _list_defaults(template: Mapping[str, Any]) -> dict[str, str]:
+    """The Default of each list parameter: moto splits a list given at creation, but not a Default."""
+    return {
+        name: str(spec["Default"])
+        for name, spec in template.get("Parameters", {}).items()
+        if "List" in str(spec.get("Type", "")) and "Default" in spec
+    }
 
 
 def _find_template(template_path: str | os.PathLike[str]) -> Path:

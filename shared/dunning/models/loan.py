@@ -46,6 +46,18 @@ def e164(value: Any) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+# What an SMS can reach: a mobile, or a number whose plan does not tell mobiles apart (US, CA, ...).
+_MOBILE_TYPES = frozenset({phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
+
+
+def mobile(value: Any) -> str:
+    """A valid E.164 number that can receive SMS (not a landline, toll-free or premium-rate number)."""
+    number = e164(value)
+    if phonenumbers.number_type(phonenumbers.parse(number, None)) not in _MOBILE_TYPES:
+        raise ValueError("is not a mobile number (an SMS cannot reach it)")
+    return number
+
+
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Far beyond any loan's due date, and far enough from date.min/max that the ladder's date
 # arithmetic (days to a few years either way) can never overflow.
@@ -80,6 +92,7 @@ def iana_zone(value: Any) -> str:
 
 
 PhoneNumber = Annotated[str, BeforeValidator(e164)]
+MobileNumber = Annotated[str, BeforeValidator(mobile)]
 IsoDate = Annotated[dt.date, BeforeValidator(iso_date)]
 TimeZoneName = Annotated[str, BeforeValidator(iana_zone)]
 
@@ -93,7 +106,7 @@ class Loan(BaseModel):
     borrower_id: Annotated[str, Field(min_length=1, max_length=128)]
     # Any text up to a bound: what is printable in an SMS is decided at compose time (printable_name).
     borrower_name: Annotated[str, Field(min_length=1, max_length=1000)]
-    phone: PhoneNumber
+    phone: MobileNumber
     status: LoanStatus
     due_date: IsoDate
     # Before the amounts: their minor-unit check needs it.
@@ -159,6 +172,31 @@ def parse_loan(item: dict[str, Any]) -> Loan:
         fields = ", ".join(sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]}))
         # The message never echoes the value itself: it may be a phone number or a name.
         raise InvalidLoan(loan_id, reason, f"{first['msg']} (attributes: {fields})") from None
+
+
+# The reasons of an item whose only fault may be its phone: the SMS cannot reach the borrower.
+UNREACHABLE_REASONS = frozenset({"invalid_phone", "missing_phone"})
+
+
+class UnreachableLoan(Loan):
+    """A loan item valid in every attribute but its phone (missing, unparseable, not a mobile).
+
+    No SMS can reach it, so it goes to human collectors (DESIGN 4.2, 4.5). `phone` is always empty:
+    the broken value is never carried on.
+    """
+
+    phone: Literal[""] = ""
+    phone_fault: Annotated[str, Field(description="invalid_phone or missing_phone")]
+
+
+def parse_unreachable(item: dict[str, Any], invalid: InvalidLoan) -> UnreachableLoan | None:
+    """The loan of an item `parse_loan` refused for its phone alone; None when anything else is wrong too."""
+    if invalid.reason not in UNREACHABLE_REASONS:
+        return None
+    try:
+        return UnreachableLoan.model_validate({**item, "phone": "", "phone_fault": invalid.reason})
+    except ValidationError:
+        return None
 
 
 def outstanding(loan: Loan) -> Decimal:

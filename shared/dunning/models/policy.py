@@ -93,6 +93,9 @@ class Policy(_Strict):
     default_timezone: TimeZoneName
     ladder: Ladder
     pay_by_days: Annotated[int, Field(ge=1, le=30)]
+    max_pause_days: Annotated[
+        int, Field(ge=1, le=3650, description="a promise or grace period may pause collection at most this far ahead")
+    ] = 90
     send_window: Window
     country_windows: dict[Annotated[str, Field(pattern=r"^[A-Z]{2}$")], Window] = {}
     caps: Caps

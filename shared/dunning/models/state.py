@@ -57,11 +57,15 @@ class LoanControl(BaseModel):
 
     loan_id: str
     dispute_hold: bool = False
+    dispute_event_at: dt.datetime | None = None  # the last LoanDisputed / DisputeResolved applied
     paused_until: dt.date | None = None
     pause_reason: str | None = None  # promise_pending or grace_period
     promised_date: dt.date | None = None
     promise_amount: Decimal | None = None
     promise_broken: bool = False
+    # Promised dates that passed unkept (a string set, added idempotently when escalation or the next
+    # promise or grace finds the promise broken); escalation counts those of the cycle it chases.
+    broken_promises: frozenset[IsoDate] = frozenset()
     case_cycle: str | None = None  # cycle handed to human collectors: no more collection SMS
     case_detail: str | None = None  # the CollectionCaseOpened detail (JSON) written with case_cycle
     plan_due_date: dt.date | None = None
