@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import json
 import sys
@@ -90,11 +89,12 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             " (`dunning local stop`, then `dunning local start --parameter-overrides ...`)"
         )
     from dunning.local import invoke
+    from dunning.local.invoke import output_to_stderr
 
     stack = running.stack
     print(f"dunning invoke: {args.function} on the local stack {stack.name} ({running.info.endpoint})", file=sys.stderr)
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # like `sam local invoke`: only the result on stdout
+        with output_to_stderr():  # like `sam local invoke`: only the result on stdout
             result = invoke(stack, args.function, event)
     except Exception:
         traceback.print_exc()

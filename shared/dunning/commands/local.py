@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import json
 import shutil
@@ -127,6 +126,7 @@ def _status(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 def _drain(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from dunning.local import drain_queue, drain_stream
+    from dunning.local.invoke import output_to_stderr
     from dunning.local.server import running_stack, state_dir
 
     running = running_stack(state_dir(args.state_dir))
@@ -135,7 +135,7 @@ def _drain(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     stack = running.stack
     batches: dict[str, int] = {}
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # the functions' logs and metrics
+        with output_to_stderr():  # the functions' logs and metrics
             for mapping in stack.stream_mappings.values():
                 batches[mapping.function_logical_id] = len(drain_stream(stack, mapping.function_logical_id))
             if "ReminderQueue" in stack.resources and "SendRemindersFunction" in stack.resources:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import functools
-import sys
 from typing import Any
 
 from dunning.commands.common import state_dir_argument
@@ -63,6 +61,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
     from dunning.local import drain_stream
     from dunning.local.demo import generate_book
+    from dunning.local.invoke import output_to_stderr
 
     stack = running.stack
     start = args.start or dt.datetime.now(dt.UTC).date()
@@ -74,7 +73,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             for item in book.items:
                 batch.put_item(Item=item)
         batches = 0
-        with contextlib.redirect_stdout(sys.stderr):  # the function's logs and metrics
+        with output_to_stderr():  # the function's logs and metrics
             for mapping in stack.stream_mappings.values():
                 if mapping.function_logical_id == "LoanChangesFunction":
                     batches += len(drain_stream(stack, "LoanChangesFunction"))

@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import importlib
 import json
+import logging
 import os
 import sys
 import traceback
@@ -251,7 +252,7 @@ def cli_invoke(
     # In-process moto only: an endpoint in the caller's environment would send the stack elsewhere.
     endpoints = [key for key in os.environ if key.startswith("AWS_ENDPOINT_URL")]
     # Like `sam local invoke`: the function's logs and metrics on stderr, only the result on stdout.
-    with _environment({}, remove=endpoints), moto.mock_aws(), contextlib.redirect_stdout(sys.stderr):
+    with _environment({}, remove=endpoints), moto.mock_aws(), output_to_stderr():
         stack = deploy_stack(template_path, parameters)
         try:
             result = invoke(stack, function_logical_id, event)
@@ -260,6 +261,39 @@ def cli_invoke(
             return 1
     print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     return 0
+
+
+@contextlib.contextmanager
+def output_to_stderr() -> Iterator[None]:
+    """Everything the functions print goes to stderr, so stdout carries only the command's result.
+
+    `redirect_stdout` alone misses a log handler made before it (Powertools' Logger keeps the stream
+    it found at import): such handlers write to stderr meanwhile, and file descriptor 1 itself points
+    at stderr for anything else that holds the real stdout.
+    """
+    stdouts = {id(sys.stdout), id(sys.__stdout__)}
+    handlers = [
+        handler
+        for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+        if isinstance(logger, logging.Logger)
+        for handler in logger.handlers
+        if isinstance(handler, logging.StreamHandler) and id(handler.stream) in stdouts
+    ]
+    sys.stdout.flush()
+    saved = os.dup(1)
+    previous = [(handler, handler.setStream(sys.stderr)) for handler in handlers]
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        for stream in (sys.stdout, sys.__stdout__):
+            if stream is not None:
+                stream.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        for handler, stream in previous:
+            handler.setStream(stream)
 
 
 def _mapping_settings(stack: LocalStack, function_logical_id: str, queue_arn: str) -> tuple[int, bool]:
