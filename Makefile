@@ -20,11 +20,18 @@ help:
 	@echo "make build     sam build (python3.13 from pyenv)"
 	@echo "make deploy    sam deploy --guided"
 
-env: $(VENV)/.installed
+env: $(VENV)/.installed $(VENV)/bin/dunning
+
+# The `dunning` console command: the project itself, editable (its package is shared/dunning),
+# without dependencies (requirements-dev.txt has them).
+$(VENV)/bin/dunning: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install $(PIP_QUIET) --no-deps --editable . 2> >(grep -v "is ignored: it is neither" >&2)
+	touch $@
 
 # The three environments are independent: create them side by side.
 envs:
 	@$(MAKE) --no-print-directory -j3 $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
+	@$(MAKE) --no-print-directory $(VENV)/bin/dunning
 
 $(VENV)/.installed: requirements-dev.txt shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)

@@ -1,4 +1,5 @@
-"""`dunning` command line: local invoke, policy lint, the demo, operator reports, the quarantine replay, hotline verify.
+"""`dunning` command line: local invoke and stack, policy lint, the demo, operator reports, the quarantine replay,
+hotline verify.
 
 Every command validates its arguments and exits non-zero with a message naming what is wrong.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import json
 import os
 import sys
@@ -30,6 +32,13 @@ FUNCTIONS = (
     "InboundSmsFunction",
     "BureauReportFunction",
     "LoanChangesFunction",
+)
+# Commands in modules of their own (`dunning.commands.<name>`, each with `register(subcommands)`).
+COMMAND_MODULES = (
+    "invoke",
+    "local",
+    "seed",
+    "loan",
 )
 
 
@@ -114,16 +123,8 @@ def _e164(value: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dunning", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-
-    invoke = commands.add_parser(
-        "invoke", help="like `sam local invoke`, without Docker: deploys template.yaml into moto in-process"
-    )
-    invoke.add_argument("function", choices=FUNCTIONS, metavar="FUNCTION", help="logical ID in template.yaml")
-    invoke.add_argument("--event", "-e", type=_existing_file, required=True, help="event JSON file (events/*.json)")
-    invoke.add_argument("--template", "-t", type=_existing_file, default=Path("template.yaml"))
-    invoke.add_argument(
-        "--parameter-overrides", type=_parameter, nargs="*", default=[], metavar="KEY=VALUE", help="template parameters"
-    )
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"dunning.commands.{name}").register(commands)
 
     policy = commands.add_parser("policy", help="policy documents")
     policy_commands = policy.add_subparsers(dest="policy_command", required=True)
@@ -214,14 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "handler", None) is not None:
+    if getattr(args, "handler", None) is not None:  # commands that register themselves
         return int(args.handler(args))
-    if args.command == "invoke":
-        from dunning.local import cli_invoke
-
-        return cli_invoke(
-            args.function, args.event, template_path=args.template, parameters=dict(args.parameter_overrides)
-        )
     if args.command == "policy":
         from dunning.policy_lint import check_policy_file
 

@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import importlib
 import json
+import logging
 import os
 import sys
 import traceback
@@ -235,20 +236,23 @@ def drain_stream(
 
 def cli_invoke(
     function_logical_id: str,
-    event_path: str | os.PathLike[str],
+    event_path: str | os.PathLike[str] | Mapping[str, Any],
     *,
     template_path: str | os.PathLike[str] = "template.yaml",
     parameters: Mapping[str, str] | None = None,
 ) -> int:
-    """Deploy the template into an in-process moto, invoke one function with an event file,
-    print the result as JSON on stdout. Returns the exit code (1 when the handler raised)."""
+    """Deploy the template into an in-process moto, invoke one function with an event file (or
+    the event itself), print the result as JSON on stdout. Returns the exit code (1 when the handler raised)."""
     import moto  # dev-only dependency; imported here so `dunning.local` stays cheap to import
 
-    event = json.loads(Path(event_path).read_text(encoding="utf-8"))
+    if isinstance(event_path, Mapping):
+        event = dict(event_path)
+    else:
+        event = json.loads(Path(event_path).read_text(encoding="utf-8"))
     # In-process moto only: an endpoint in the caller's environment would send the stack elsewhere.
     endpoints = [key for key in os.environ if key.startswith("AWS_ENDPOINT_URL")]
     # Like `sam local invoke`: the function's logs and metrics on stderr, only the result on stdout.
-    with _environment({}, remove=endpoints), moto.mock_aws(), contextlib.redirect_stdout(sys.stderr):
+    with _environment({}, remove=endpoints), moto.mock_aws(), output_to_stderr():
         stack = deploy_stack(template_path, parameters)
         try:
             result = invoke(stack, function_logical_id, event)
@@ -257,6 +261,39 @@ def cli_invoke(
             return 1
     print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     return 0
+
+
+@contextlib.contextmanager
+def output_to_stderr() -> Iterator[None]:
+    """Everything the functions print goes to stderr, so stdout carries only the command's result.
+
+    `redirect_stdout` alone misses a log handler made before it (Powertools' Logger keeps the stream
+    it found at import): such handlers write to stderr meanwhile, and file descriptor 1 itself points
+    at stderr for anything else that holds the real stdout.
+    """
+    stdouts = {id(sys.stdout), id(sys.__stdout__)}
+    handlers = [
+        handler
+        for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+        if isinstance(logger, logging.Logger)
+        for handler in logger.handlers
+        if isinstance(handler, logging.StreamHandler) and id(handler.stream) in stdouts
+    ]
+    sys.stdout.flush()
+    saved = os.dup(1)
+    previous = [(handler, handler.setStream(sys.stderr)) for handler in handlers]
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        for stream in (sys.stdout, sys.__stdout__):
+            if stream is not None:
+                stream.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        for handler, stream in previous:
+            handler.setStream(stream)
 
 
 def _mapping_settings(stack: LocalStack, function_logical_id: str, queue_arn: str) -> tuple[int, bool]:
