@@ -21,7 +21,7 @@ CHINA_MOBILE = "+8613800138000"
 RUSSIA_MOBILE = "+79123456789"  # a +7 9xx mobile: phonenumbers places it from Bucharest to Anadyr
 AUSTRALIA_MOBILE = "+61412345678"  # a +61 4 mobile: Cocos Islands to Lord Howe Island
 SYDNEY_LANDLINE = "+61212345678"
-SATELLITE_MOBILE = "+881612345678"  # a satellite mobile (Global Mobile Satellite System): valid, but phonenumbers answers Etc/Unknown
+SATELLITE_MOBILE = "+881612345678"  # a satellite mobile: valid, but phonenumbers answers Etc/Unknown
 DUE = dt.date(2026, 12, 8)  # courtesy from 12-05, due_today on 12-08, overdue after: a stage every day below
 
 
