@@ -31,6 +31,11 @@ def sms_gateway(settings: Settings) -> SmsGateway:
     return SmsGateway(SmsSettings(settings.sms_type, settings.sender_id, settings.origination_number))
 
 
+def deliveries_repository(settings: Settings) -> DeliveriesRepository:
+    """DeliveriesTable; every record written names the version of the policy in force (the audit trail)."""
+    return DeliveriesRepository(settings.deliveries_table, current_policy(settings).digest)
+
+
 def state_repository(settings: Settings) -> StateRepository:
     """StateTable with phone numbers hashed (opt-outs, notices about a number)."""
     if not settings.phone_hash_key:
@@ -42,7 +47,7 @@ def planner(settings: Settings) -> Planner:
     return Planner(
         loans=LoansRepository(settings.loans_table),
         state=state_repository(settings),
-        deliveries=DeliveriesRepository(settings.deliveries_table),
+        deliveries=deliveries_repository(settings),
         queue=JobQueue(settings.reminder_queue_url),
         policy=current_policy(settings),
         retention_days=settings.record_retention_days,
@@ -59,7 +64,7 @@ def sender(settings: Settings) -> Sender:
     return Sender(
         loans=LoansRepository(settings.loans_table),
         state=state_repository(settings),
-        deliveries=DeliveriesRepository(settings.deliveries_table),
+        deliveries=deliveries_repository(settings),
         sms=sms_gateway(settings),
         pacer=_pacer(settings.max_parts_per_second),
         policy=current_policy(settings),
@@ -75,7 +80,7 @@ def borrower_events(settings: Settings) -> BorrowerEvents:
         state=state,
         notices=Notices(
             state=state,
-            deliveries=DeliveriesRepository(settings.deliveries_table),
+            deliveries=deliveries_repository(settings),
             sms=sms_gateway(settings),
             retention_days=settings.record_retention_days,
         ),
@@ -89,7 +94,7 @@ def inbound_replies(settings: Settings) -> InboundReplies:
     if not settings.event_bus_name:
         raise SettingsError("function environment is invalid: EVENT_BUS_NAME is required to publish replies")
     state = state_repository(settings)
-    deliveries = DeliveriesRepository(settings.deliveries_table)
+    deliveries = deliveries_repository(settings)
     return InboundReplies(
         loans=LoansRepository(settings.loans_table),
         state=state,
@@ -122,7 +127,7 @@ def escalator(settings: Settings) -> Escalator:
         raise SettingsError("function environment is invalid: EVENT_BUS_NAME is required to announce cases")
     return Escalator(
         loans=LoansRepository(settings.loans_table),
-        deliveries=DeliveriesRepository(settings.deliveries_table),
+        deliveries=deliveries_repository(settings),
         state=state_repository(settings),
         cases=CaseRepository(settings.state_table),
         bus=EventBus(settings.event_bus_name),
@@ -139,7 +144,7 @@ def bureau_reporter(settings: Settings) -> BureauReporter:
         loans=LoansRepository(settings.loans_table),
         state=BureauState(settings.state_table),
         store=ReportStore(settings.reports_bucket),
-        deliveries=DeliveriesRepository(settings.deliveries_table),
+        deliveries=deliveries_repository(settings),
         policy=current_policy(settings),
         retention_days=settings.record_retention_days,
     )
@@ -148,7 +153,7 @@ def bureau_reporter(settings: Settings) -> BureauReporter:
 def loan_changes(settings: Settings) -> LoanChanges:
     """LoanChangesFunction: every LoansTable write checked as it happens (the table's stream)."""
     return LoanChanges(
-        deliveries=DeliveriesRepository(settings.deliveries_table),
+        deliveries=deliveries_repository(settings),
         retention_days=settings.record_retention_days,
         closer=case_closer(settings),
     )

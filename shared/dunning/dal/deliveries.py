@@ -30,16 +30,24 @@ HISTORY_ATTRIBUTES = ("record_id", "cycle", "stage", "outcome", "reason", "messa
 
 
 class DeliveriesRepository:
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, policy_version: str | None = None) -> None:
         self.table = table
+        # Stamped on every record this repository writes that names none: the policy that decided it.
+        self.policy_version = policy_version
+
+    def _item(self, record: DeliveryRecord) -> dict[str, Any]:
+        values = record.to_item()
+        if values.get("policy_version") is None and self.policy_version:
+            values["policy_version"] = self.policy_version
+        return to_item(values)
 
     def put_item_request(self, record: DeliveryRecord) -> dict[str, Any]:
         """A transaction Put of the record (used with the claim update in one TransactWriteItems)."""
-        return {"Put": {"TableName": self.table, "Item": to_item(record.to_item())}}
+        return {"Put": {"TableName": self.table, "Item": self._item(record)}}
 
     def put(self, record: DeliveryRecord) -> None:
         """Idempotent: the record id is deterministic, so a retry overwrites the same record."""
-        client("dynamodb").put_item(TableName=self.table, Item=to_item(record.to_item()))
+        client("dynamodb").put_item(TableName=self.table, Item=self._item(record))
 
     # ---------------------------------------------------------------- delivery status (RecordDeliveryFunction)
     def get(self, loan_id: str, record_id: str) -> dict[str, Any] | None:

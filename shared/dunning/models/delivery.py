@@ -48,6 +48,7 @@ class DeliveryRecord(BaseModel):
     expires_at: int
     price_usd: Decimal | None = None
     provider_response: str | None = None
+    policy_version: str | None = None  # Policy.digest of the policy that decided it (the audit trail)
 
     def to_item(self) -> dict[str, Any]:
         values = self.model_dump()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -151,6 +154,16 @@ class Policy(_Strict):
                 if locale not in self.templates.get(kind, {}):
                     raise ValueError(f"templates.{kind}.{locale} is missing")
         return self
+
+    @cached_property
+    def digest(self) -> str:
+        """The policy's version for the audit trail: a content hash of the validated document.
+
+        Two documents that validate to the same policy (comments, key order, quoting aside) share it;
+        any change that can change a decision changes it. Every delivery record carries it.
+        """
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 def parse_policy(text: str, source: str = "policy") -> Policy:
