@@ -69,6 +69,10 @@ class LoanControl(BaseModel):
     # Set when an SMS of the loan failed (carrier FAILED or rejected by SNS): escalation reads
     # the delivery history only for such loans, or when it opens a case.
     last_failed_delivery_at: dt.datetime | None = None
+    # When each aspect last changed (`update_control`): the sender's ConditionCheck compares them.
+    dispute_event_at: str | None = None
+    pause_event_at: str | None = None
+    plan_event_at: str | None = None
 
 
 class PlannerAgenda(BaseModel):
