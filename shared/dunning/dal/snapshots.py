@@ -50,11 +50,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def loan_values(item: Mapping[str, Any]) -> dict[str, Any]:
-    """The snapshot attributes of a LoansTable item (Python values, as `from_item` gives them)."""
-    return {name: item[name] for name in LOAN_ATTRIBUTES if item.get(name) is not None}
-
-
 def snapshot_of(loan: Loan, control: LoanControl | None) -> LineSnapshot:
     """The job line's snapshot of a validated loan (upstream's, never the plan's instalment) and its control."""
     values = {name: _plain(getattr(loan, name)) for name in LOAN_ATTRIBUTES if getattr(loan, name) is not None}
