@@ -16,7 +16,7 @@ PIP_QUIET := --quiet --disable-pip-version-check
 help:
 	@echo "make demo      deploy template.yaml into in-process moto and simulate 40 days"
 	@echo "make test      lint, type-check, template checks, policy lint and every test"
-	@echo "make bench     benchmarks (composition, planning throughput)"
+	@echo "make bench     benchmarks (composition, planning throughput, AWS calls per SMS)"
 	@echo "make build     sam build (python3.13 from pyenv)"
 	@echo "make deploy    sam deploy --guided"
 
@@ -75,6 +75,7 @@ test: envs
 
 bench: env
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/send_path.py
 
 build: $(SAM_VENV)/.installed
 	@py313=$$(ls -d "$$(pyenv root 2>/dev/null)"/versions/3.13*/bin 2>/dev/null | tail -1); \

@@ -6,7 +6,8 @@
 - `moto_server`: moto over HTTP; `AWS_ENDPOINT_URL` points at it and it starts empty.
 - `lambda_context`: a `FakeLambdaContext` (Powertools `LambdaContext` subclass).
 - `seed_loans`: writes LoansTable items (upstream's side of the contract) into `local_stack`.
-- `run_hours`: the hourly schedule driven by hand: planner fired per hour, then the queue drained.
+- `run_hours`: the hourly schedule driven by hand: SNS's opt-out list synced, the planner fired, the queue drained.
+- `opt_out_at_sns(stack, *phones)`: numbers on SNS's own opt-out list (the sync copies them).
 """
 
 from __future__ import annotations
@@ -101,6 +102,15 @@ def seed_loans(local_stack: LocalStack) -> Callable[..., None]:
 RunHours = Callable[..., list[Any]]
 
 
+def opt_out_at_sns(stack: LocalStack, *phones: str) -> None:
+    """Put numbers on SNS's own opt-out list (what ListPhoneNumbersOptedOut reports: STOP replied to SNS)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sns import sns_backends
+
+    listed = sns_backends[DEFAULT_ACCOUNT_ID][stack.region].opt_out_numbers
+    listed.extend(phone for phone in phones if phone not in listed)
+
+
 @pytest.fixture
 def run_hours() -> RunHours:
     """`run_hours(stack, start, hours, fires=2)`: for each hour from `start`, fire the planner `fires` times
@@ -115,6 +125,8 @@ def run_hours() -> RunHours:
         for n in range(hours):
             at = start + dt.timedelta(hours=n)
             with time_machine.travel(at, tick=False):
+                if "SyncOptOutsFunction" in stack.logical_ids("AWS::Lambda::Function"):
+                    invoke(stack, "SyncOptOutsFunction", scheduled_event(at))  # SNS's opt-out list, hourly
                 fired = [invoke(stack, "PlanRemindersFunction", scheduled_event(at)) for _ in range(fires)]
                 reports.extend(fired)
                 if any(report.get("jobs_enqueued", 0) for report in fired):

@@ -1,4 +1,8 @@
-"""SendRemindersFunction: re-checks, composes, publishes and records each SQS send job."""
+"""SendRemindersFunction: re-checks, composes, publishes and records an SQS batch of send jobs.
+
+The batch is sent as one unit of work (`Sender.send_batch`: reads and writes per batch, not per
+job); Powertools' BatchProcessor then reports each job that failed, so only those return to SQS.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from dunning import service
 from dunning.handlers import describe
 from dunning.models.jobs import SendJob
 from dunning.observability import MetricUnit, logger, metrics
-from dunning.sender import RetryLater
+from dunning.sender import RetryLater, SendOutcome
 from dunning.settings import get_settings
 
 
@@ -44,12 +48,36 @@ class _Processor(BatchProcessor):
 processor = _Processor(event_type=EventType.SQS, model=SendJobRecord, raise_on_entire_batch_failure=False)
 
 
-def record_handler(record: SendJobRecord) -> dict[str, Any]:
-    outcome = service.sender(get_settings()).send(record.body, dt.datetime.now(dt.UTC))
-    return {"sent": outcome.sent, "uncertain": outcome.uncertain}
+def _jobs(event: dict[str, Any]) -> dict[str, SendJob]:
+    """The batch's readable jobs by SQS message id (the processor reports the unreadable ones)."""
+    jobs: dict[str, SendJob] = {}
+    for raw in event.get("Records") or []:
+        try:
+            record = SendJobRecord.model_validate(raw)
+        except ValidationError:
+            continue
+        jobs[record.messageId] = record.body
+    return jobs
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    jobs = _jobs(event)
+    sender = service.sender(get_settings()) if jobs else None
+    results: dict[str, SendOutcome | Exception] = {}
+    if sender is not None:
+        done = sender.send_batch(
+            list(jobs.values()),
+            dt.datetime.now(dt.UTC),
+            time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+        )
+        results = dict(zip(jobs, done, strict=True))
+
+    def record_handler(record: SendJobRecord) -> dict[str, Any]:
+        result = results[record.messageId]
+        if isinstance(result, Exception):
+            raise result
+        return {"sent": result.sent, "uncertain": result.uncertain}
+
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -2,8 +2,9 @@
 
 SNS writes one JSON record per SMS to `sns/<region>/<account>/DirectPublishToPhoneNumber`
 (SUCCESS) or `.../Failure` (FAILURE). Each record is matched to our delivery records by the SNS
-message id (one SMS may cover several loans: one record each) and moves them from SENT to
-DELIVERED or FAILED.
+message id (one SMS may cover several loans: one record each), through the `MSG#message_id`
+pointer the sender wrote with them (one BatchGetItem for a batch of logs), and moves them from
+SENT to DELIVERED or FAILED (conditional updates sharing TransactWriteItems calls).
 
 Order rule: the first final outcome wins. A record leaves SENT once; a replayed log of the same
 outcome is a no-op, and a late log with the other outcome is counted as a conflict and left
@@ -14,17 +15,19 @@ correction that an operator should look at, not something to apply blindly).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.state import StateRepository
+from dunning.dal.transact import Refused, Unit, item_key, write_units
 from dunning.handlers import describe
 from dunning.models.delivery import FINAL_OUTCOMES, Outcome
 from dunning.observability import MetricUnit, logger, metrics
@@ -128,6 +131,8 @@ def parse_logs(messages: Iterable[str]) -> tuple[list[SmsDeliveryLog], list[Malf
 class DeliveryStatusRecorder:
     deliveries: DeliveriesRepository
     state: StateRepository
+    # Backoff between retries of a transaction conflict; looked up at construction so tests can observe it.
+    sleep: Callable[[float], None] = field(default_factory=lambda: time.sleep)
 
     def apply(self, messages: Iterable[str], now: dt.datetime) -> DeliveryStatusReport:
         """Apply each log message; a malformed one is logged and counted, the rest go on."""
@@ -135,29 +140,62 @@ class DeliveryStatusRecorder:
         return self.apply_logs(logs, now, malformed=len(malformed))
 
     def apply_logs(self, logs: Iterable[SmsDeliveryLog], now: dt.datetime, malformed: int = 0) -> DeliveryStatusReport:
-        """Apply parsed log records; `malformed` counts the batch's records that were not one."""
+        """Apply parsed logs: their records found per batch, their outcomes written per transaction.
+
+        `malformed` counts the batch's records that were not a log (already logged and counted). Each
+        record's outcome is one conditional update (with the loan's failure hint for a FAILED one)
+        sharing TransactWriteItems calls with the others; a record whose condition fails (already
+        final, or not a sent record) is left as it is.
+        """
+        logs = list(logs)
         report = DeliveryStatusReport(malformed=malformed)
+        report.logs = len(logs) + malformed
+        records = self._records(list(dict.fromkeys(log.notification.message_id for log in logs)))
+        pending: list[Unit] = []
         for log in logs:
-            report.logs += 1
-            self._apply_one(log, now, report)
-        report.logs += malformed
+            keys = records.get(log.notification.message_id, [])
+            if not keys:
+                # Another sender in the account, or a record that TTL removed: nothing of ours to update.
+                report.unknown_message += 1
+                metrics.add_metric(name="DeliveryLogsUnknownMessage", unit=MetricUnit.Count, value=1)
+                logger.warning(
+                    "delivery log for an unknown message id skipped",
+                    extra={"message_id": log.notification.message_id},
+                )
+                continue
+            pending += [
+                Unit((log, loan_id, record_id), self._items(log, loan_id, record_id, now))
+                for loan_id, record_id in keys
+            ]
+            metrics.add_metric(name=f"Sms{log.outcome.value.title()}", unit=MetricUnit.Count, value=1)
+        while pending:
+            # One transaction names an item once: a record (or a loan's CONTROL) met again waits for the next call.
+            taken: list[Unit] = []
+            later: list[Unit] = []
+            used: set[tuple[str, str]] = set()
+            for unit in pending:
+                unit_keys = {item_key(entry) for entry in unit.items}
+                (later if unit_keys & used else taken).append(unit)
+                used |= unit_keys
+            refused = {id(r.unit): r for r in write_units(taken, self.sleep)}
+            for unit in taken:
+                self._count(unit, refused.get(id(unit)), report)
+            pending = later
         return report
 
-    def _apply_one(self, log: SmsDeliveryLog, now: dt.datetime, report: DeliveryStatusReport) -> None:
-        message_id = log.notification.message_id
-        keys = self.deliveries.records_for_message(message_id)
-        if not keys:
-            # Another sender in the account, or a record that TTL removed: nothing of ours to update.
-            report.unknown_message += 1
-            metrics.add_metric(name="DeliveryLogsUnknownMessage", unit=MetricUnit.Count, value=1)
-            logger.warning("delivery log for an unknown message id skipped", extra={"message_id": message_id})
-            return
+    def _records(self, message_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+        """The records of each message: its `MSG#` pointer (read per batch); records older than the pointers
+        are found through the MessageIdIndex, one Query each."""
+        found = self.state.message_records(message_ids) if message_ids else {}
+        for message_id in message_ids:
+            if message_id not in found:
+                found[message_id] = self.deliveries.records_for_message(message_id)
+        return found
+
+    def _items(self, log: SmsDeliveryLog, loan_id: str, record_id: str, now: dt.datetime) -> list[dict[str, Any]]:
         outcome = log.outcome
-        for loan_id, record_id in keys:
-            if outcome is Outcome.FAILED:
-                # Before the record moves, so a retried log still leaves the hint escalation relies on.
-                self.state.note_failed_delivery(loan_id, now)
-            current = self.deliveries.apply_delivery_outcome(
+        items = [
+            self.deliveries.outcome_update(
                 loan_id,
                 record_id,
                 outcome=outcome,
@@ -167,12 +205,31 @@ class DeliveryStatusRecorder:
                 reason=FAILED_DELIVERY_REASON if outcome is Outcome.FAILED else None,
                 now=now,
             )
-            result = Transition.APPLIED if current is None else transition(current, outcome)
-            report.records[result.value] += 1
-            if result is Transition.CONFLICT:
-                metrics.add_metric(name="DeliveryOutcomeConflicts", unit=MetricUnit.Count, value=1)
-                logger.warning(
-                    "delivery log contradicts the recorded final outcome; first outcome kept",
-                    extra={"message_id": message_id, "loan_id": loan_id, "kept": str(current), "ignored": outcome},
-                )
-        metrics.add_metric(name=f"Sms{outcome.value.title()}", unit=MetricUnit.Count, value=1)
+        ]
+        if outcome is Outcome.FAILED:
+            # With the record, so a FAILED record always leaves the hint escalation relies on.
+            items.append(self.state.failed_delivery_update(loan_id, now))
+        return items
+
+    @staticmethod
+    def _count(unit: Unit, refused: Refused | None, report: DeliveryStatusReport) -> None:
+        log, loan_id, _ = unit.owner
+        if refused is None:
+            report.records[Transition.APPLIED.value] += 1
+            return
+        found = refused.found.get(0)
+        # A record gone since the pointer was read (TTL) has nothing to apply to: like a non-sent one.
+        current = Outcome(str(found["outcome"])) if found and "outcome" in found else Outcome.SUPPRESSED
+        result = transition(current, log.outcome)
+        report.records[result.value] += 1
+        if result is Transition.CONFLICT:
+            metrics.add_metric(name="DeliveryOutcomeConflicts", unit=MetricUnit.Count, value=1)
+            logger.warning(
+                "delivery log contradicts the recorded final outcome; first outcome kept",
+                extra={
+                    "message_id": log.notification.message_id,
+                    "loan_id": loan_id,
+                    "kept": str(current),
+                    "ignored": log.outcome,
+                },
+            )

@@ -4,7 +4,9 @@ The same guard as the reminders, on a `NOTICE#kind#id` claim in StateTable: PLAN
 SENDING immediately before Publish, SENT with the delivery record right after. A redelivery that
 finds SENDING cannot know whether the SMS left: it records UNCERTAIN and never resends.
 Service messages answer something the borrower did, so they are not held to the reminder send
-window or caps; a payment confirmation still respects both opt-out lists.
+window or caps; a payment confirmation still respects the opt-out list (the product's, which
+holds SNS's own list too: `opt_out_sync`). Notices are paced to their share of the origination
+identity's rate (`NoticeSharePercent` of `MaxPartsPerSecond`), per container.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from dunning.compose import ComposedSms
 from dunning.dal.deliveries import DeliveriesRepository
-from dunning.dal.sms import PublishRejected, PublishUncertain, SmsGateway
+from dunning.dal.sms import Pacer, PublishRejected, PublishUncertain, SmsGateway
 from dunning.dal.state import StateRepository
 from dunning.models.delivery import DeliveryRecord, Outcome, expires_at, record_id
 from dunning.models.state import ClaimState
@@ -76,6 +78,7 @@ class Notices:
     deliveries: DeliveriesRepository
     sms: SmsGateway
     retention_days: int
+    pacer: Pacer | None = None  # None: unpaced (tests that publish one notice)
 
     def send(self, notice: Notice, now: dt.datetime) -> NoticeResult:
         found = self.state.claim_notice(notice.owner, notice.notice_id, now)
@@ -89,7 +92,7 @@ class Notices:
         if found is not None:
             return NoticeResult.DUPLICATE
 
-        if notice.respect_opt_out and (self.state.is_opted_out(notice.phone) or self.sms.is_opted_out(notice.phone)):
+        if notice.respect_opt_out and self.state.is_opted_out(notice.phone):
             self._settle(notice, now, ClaimState.PLANNED, ClaimState.SUPPRESSED, Outcome.SUPPRESSED, "opted_out")
             metrics.add_metric(name="Suppressed_opted_out", unit=MetricUnit.Count, value=1)
             return NoticeResult.OPTED_OUT
@@ -107,6 +110,8 @@ class Notices:
                 raise
             return NoticeResult.DUPLICATE  # a concurrent delivery of the same event took it
 
+        if self.pacer is not None:
+            self.pacer.wait(notice.sms.segments)
         try:
             message_id = self.sms.publish(notice.phone, notice.sms.body)
         except PublishUncertain as exc:

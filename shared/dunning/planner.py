@@ -24,8 +24,9 @@ from dunning.borrower_events import effective_loan
 from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.loans import LoansRepository
 from dunning.dal.queue import JobQueue
+from dunning.dal.snapshots import snapshot_of
 from dunning.dal.state import ClaimKey, StateRepository
-from dunning.models.jobs import JobLine, SendJob, utc_iso
+from dunning.models.jobs import JobLine, LineSnapshot, SendJob, utc_iso
 from dunning.models.loan import InvalidLoan, Loan, LoanStatus, outstanding, parse_loan
 from dunning.models.money import quantize
 from dunning.models.policy import Policy
@@ -95,6 +96,7 @@ class _Run:
     report: PlanReport
     wake: _Wake
     candidates: Candidates = field(default_factory=lambda: defaultdict(list))
+    snapshots: dict[str, LineSnapshot] = field(default_factory=dict)  # loan id -> what the sender re-checks
 
 
 @dataclass
@@ -243,6 +245,8 @@ class Planner:
                 for one in due:
                     self._decide([one], run)
             return
+        # The sender decides from what was read here and ConditionChecks it (dal/snapshots.py).
+        run.snapshots.update({u.loan_id: snapshot_of(u, controls.get(u.loan_id)) for u, _ in due})
         # Under a repayment plan the loan is chased per instalment: its stage and claim follow the instalment.
         chased: list[tuple[Loan, ClaimKey]] = []
         for (upstream, _), guessed in zip(due, keys, strict=True):
@@ -359,7 +363,9 @@ class Planner:
         jobs: list[SendJob] = []
         for borrower_id, due in candidates.items():
             lines = [
-                JobLine(loan_id=loan.loan_id, cycle=loan.cycle, stage=stage.id)
+                JobLine(
+                    loan_id=loan.loan_id, cycle=loan.cycle, stage=stage.id, snapshot=run.snapshots.get(loan.loan_id)
+                )
                 for loan, stage in due
                 if self.state.plan((loan.loan_id, loan.cycle, stage.id), borrower_id, now, stale_before)
             ]

@@ -22,6 +22,7 @@ from dunning.escalation import Escalator
 from dunning.inbound import InboundReplies
 from dunning.loan_changes import LoanChanges
 from dunning.notices import Notices
+from dunning.opt_out_sync import OptOutSync
 from dunning.planner import Planner
 from dunning.sender import Sender
 from dunning.settings import Settings, SettingsError
@@ -55,8 +56,8 @@ def planner(settings: Settings) -> Planner:
 
 
 @cache
-def _pacer(parts_per_second: int) -> Pacer:
-    # One pacer per container: the budget holds across the invocations it serves.
+def _pacer(parts_per_second: float) -> Pacer:
+    # One pacer per container (and rate): the budget holds across the invocations it serves.
     return Pacer(parts_per_second)
 
 
@@ -66,7 +67,7 @@ def sender(settings: Settings) -> Sender:
         state=state_repository(settings),
         deliveries=deliveries_repository(settings),
         sms=sms_gateway(settings),
-        pacer=_pacer(settings.max_parts_per_second),
+        pacer=_pacer(settings.sender_parts_per_second),
         policy=current_policy(settings),
         retention_days=settings.record_retention_days,
     )
@@ -83,6 +84,7 @@ def borrower_events(settings: Settings) -> BorrowerEvents:
             deliveries=deliveries_repository(settings),
             sms=sms_gateway(settings),
             retention_days=settings.record_retention_days,
+            pacer=_pacer(settings.notice_parts_per_second),
         ),
         policy=current_policy(settings),
         closer=case_closer(settings),
@@ -119,6 +121,11 @@ def delivery_recorder(settings: Settings) -> DeliveryStatusRecorder:
     return DeliveryStatusRecorder(
         deliveries=DeliveriesRepository(settings.deliveries_table), state=StateRepository(settings.state_table)
     )
+
+
+def opt_out_sync(settings: Settings) -> OptOutSync:
+    """SyncOptOutsFunction: SNS's opt-out list copied into the product's hashed opt-out items."""
+    return OptOutSync(state=state_repository(settings), sms=sms_gateway(settings))
 
 
 def escalator(settings: Settings) -> Escalator:

@@ -35,10 +35,29 @@ class Settings(BaseModel):
     sender_id: Annotated[str, Field(default="", alias="SENDER_ID", max_length=11)]
     origination_number: Annotated[str, Field(default="", alias="ORIGINATION_NUMBER")]
     max_parts_per_second: Annotated[int, Field(default=20, ge=1, le=1000, alias="MAX_PARTS_PER_SECOND")]
+    sender_concurrency: Annotated[
+        int, Field(default=1, ge=1, le=1000, alias="SENDER_CONCURRENCY", description="senders running at once, at most")
+    ]
+    notice_share_percent: Annotated[
+        int,
+        Field(
+            default=10, ge=1, le=50, alias="NOTICE_SHARE_PERCENT", description="of MAX_PARTS_PER_SECOND, for notices"
+        ),
+    ]
     record_retention_days: Annotated[int, Field(default=400, ge=1, alias="RECORD_RETENTION_DAYS")]
     phone_hash_key: Annotated[
         str, Field(default="", alias="PHONE_HASH_KEY", description="KMS key wrapping the phone-hash key")
     ]
+
+    @property
+    def sender_parts_per_second(self) -> float:
+        """Each sender's pace: the reminders' share of the identity's rate, split between the senders."""
+        return self.max_parts_per_second * (100 - self.notice_share_percent) / 100 / self.sender_concurrency
+
+    @property
+    def notice_parts_per_second(self) -> float:
+        """The pace of the payment and opt-out notices a container sends (their share of the rate)."""
+        return self.max_parts_per_second * self.notice_share_percent / 100
 
     @field_validator("reminder_queue_url", "quarantine_queue_url")
     @classmethod

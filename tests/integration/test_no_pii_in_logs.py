@@ -27,7 +27,7 @@ from moto.sns import sns_backends
 
 from dunning.local import LocalStack, invoke
 from dunning.observability import logger
-from tests.conftest import RunHours
+from tests.conftest import RunHours, opt_out_at_sns
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SHANGHAI_MORNING = dt.datetime(2026, 11, 23, 2, tzinfo=dt.UTC)  # 10:00 in Shanghai
@@ -56,7 +56,7 @@ BOOK: list[dict[str, Any]] = [
         "locale": "en-US",
         "timezone": "America/New_York",
     },
-    {  # opted out at SNS (moto: numbers ending in 99): suppressed, never sent
+    {  # on SNS's opt-out list (copied by the sync): suppressed, never sent
         "loan_id": "PII-3",
         "borrower_id": "PB-3",
         "borrower_name": "欧阳娜娜",
@@ -170,6 +170,7 @@ def test_a_full_run_logs_no_phone_name_or_message_body(
     debug_logs: Callable[[], str],
 ) -> None:
     seed_loans(*BOOK)
+    opt_out_at_sns(local_stack, "+8613766554399")
 
     run_hours(local_stack, SHANGHAI_MORNING, 1)
     run_hours(local_stack, NEW_YORK_MORNING, 1)

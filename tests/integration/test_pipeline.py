@@ -25,7 +25,7 @@ from moto.sns import sns_backends
 
 from dunning.compose import is_reference_code
 from dunning.local import LocalStack, drain_queue, invoke
-from tests.conftest import RunHours
+from tests.conftest import RunHours, opt_out_at_sns
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -81,7 +81,7 @@ BOOK = [
         late_fees="12.34",
     ),
     loan("L04", "B04", "+8613500135004", "2026-11-20", status="PAID"),
-    loan("L05", "B05", "+8613800138099", "2026-11-22"),  # moto: numbers ending in 99 are opted out
+    loan("L05", "B05", "+8613800138099", "2026-11-22"),  # on SNS's opt-out list (synced hourly)
     loan("L06", "B06", "+8618600186005", "2026-11-24"),  # paid after two days (see the test)
     loan("L09A", "B09", "+8613300133009", "2026-11-20"),  # one borrower, two loans: one SMS
     loan("L09B", "B09", "+8613300133009", "2026-11-20", amount_due=Decimal("300.00")),
@@ -188,6 +188,7 @@ def test_a_week_of_hourly_runs_each_fired_twice(
     One test (the week is most of this file's runtime), its checks split by property below.
     """
     seed_loans(*BOOK)
+    opt_out_at_sns(local_stack, "+8613800138099")  # L05's borrower replied STOP to SNS
     reports = run_hours(local_stack, WEEK_START, 48)
     set_status(local_stack, "L06", "PAID")  # upstream overwrites the item
     reports += run_hours(local_stack, WEEK_START + dt.timedelta(hours=48), 7 * 24 - 48)

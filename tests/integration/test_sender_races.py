@@ -42,6 +42,7 @@ from tests.integration.test_faults import (
     scan,
     sms_sent,
     sqs_event,
+    sync_opt_outs,
 )
 
 F_1 = ("F-1", "2026-11-25", "follow_up_3")
@@ -78,6 +79,7 @@ def deliver(stack: LocalStack, message: dict[str, Any]) -> Any:
 def planned_jobs_and_a_duplicate(stack: LocalStack) -> tuple[dict[str, Any], dict[str, Any]]:
     """Plan, then receive B-1's job and a second copy of it (the planner or SQS delivering it twice)."""
     fire_planner(stack, AT)
+    sync_opt_outs(stack, AT)  # F-3 opted out at SNS since planning
     with time_machine.travel(SENT_AT, tick=False):
         (job,) = [m for m in receive_all(stack) if json.loads(m["Body"])["borrower_id"] == "B-1"]
         sqs = boto3.client("sqs", region_name=stack.region)
@@ -120,10 +122,10 @@ def test_a_duplicate_job_reaching_a_second_sender_mid_publish_is_retried_later_a
     ("hook", "uncertain_recorded"),
     [
         (r"sns.Publish \*\*\*9021", 1),  # resolver before the SMS leaves: UNCERTAIN, then set back to SENT
-        (r"PutItem DeliveriesTable SENT F-1", 1),  # ... after it left, before its record
-        (r"SENDING->SENT F-1", 0),  # record written: the resolver itself completes the claim SENT
+        (r"TransactWriteItems DeliveriesTable SENT F-1", 1),  # ... after it left, before its record and claim
     ],
-    ids=["before publish", "before the record", "before the claim"],
+    # The record and the claim SENT are one transaction: no resolver can find one without the other.
+    ids=["before publish", "before the record"],
 )
 def test_a_failed_sending_to_sent_leaves_claim_and_record_agreeing(
     stack: LocalStack,
@@ -173,14 +175,13 @@ def test_an_opt_out_written_after_the_first_checks_stops_the_sms(
     capsys.readouterr()
     run_like_production(stack)
     assert not installed.hooks, "the opt-out was never written"
-    # F-1's, and F-3's (opted out at SNS, whose list is only read there).
+    # F-1's, and F-3's (opted out at SNS after planning, synced before the send).
     assert emf_metrics(capsys.readouterr().out)["OptedOutBeforePublish"] == 2
     result = check(stack, record_property, f"opt-out before {hook}", ends(F_1="SUPPRESSED:opted_out"))
     assert PHONE_1 not in result.sms_per_phone
     assert not [c for c in installed.calls if c == "sns.Publish ***9021"]
-    # The borrower's day slot was given back.
-    (day,) = [i for i in scan(stack, "StateTable") if i["pk"] == "BORROWER#B-1"]
-    assert day["count"] == 0
+    # The borrower's cap was never counted: the check failed in the very transaction that would have taken it.
+    assert [i for i in scan(stack, "StateTable") if i["pk"] == "BORROWER#B-1"] == []
 
 
 def test_a_loan_that_cannot_be_processed_is_suppressed_and_the_rest_of_its_job_is_sent(

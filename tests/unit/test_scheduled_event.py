@@ -53,11 +53,12 @@ def _as_the_scheduler_delivers(input_: Any, schedule_name: str, scheduled_time: 
     return delivered
 
 
-def test_the_three_scheduled_functions_have_a_schedule() -> None:
+def test_the_scheduled_functions_have_a_schedule() -> None:
     assert {function for function, _ in SCHEDULES} == {
         "PlanRemindersFunction",
         "EscalateFunction",
         "BureauReportFunction",
+        "SyncOptOutsFunction",
     }
 
 

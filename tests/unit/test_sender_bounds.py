@@ -8,7 +8,7 @@ from typing import Any
 
 from samtranslator.yaml_helper import yaml_parse
 
-from dunning.sender import SENDING_HELD_FOR
+from dunning.sender import ROUND_SECONDS, SECONDS_LEFT_AFTER_ROUND, SENDING_HELD_FOR
 
 TEMPLATE: dict[str, Any] = yaml_parse((Path(__file__).resolve().parents[2] / "template.yaml").read_text("utf-8"))
 SENDER = TEMPLATE["Resources"]["SendRemindersFunction"]["Properties"]
@@ -26,3 +26,10 @@ def test_a_job_handed_back_for_a_held_claim_comes_back_after_the_bound() -> None
     # is final or past the bound, so a job is never handed back again for the same holder (no DLQ).
     queue = TEMPLATE["Resources"]["ReminderQueue"]["Properties"]
     assert dt.timedelta(seconds=int(queue["VisibilityTimeout"])) > SENDING_HELD_FOR
+
+
+def test_a_round_ends_well_inside_the_senders_timeout() -> None:
+    # A round starts only with its publishing time plus a margin left, so it never runs into the timeout
+    # (a sender stopped mid-round leaves the round's claims SENDING: UNCERTAIN on retry).
+    timeout = int(SENDER.get("Timeout", TEMPLATE["Globals"]["Function"]["Timeout"]))
+    assert timeout / 2 > ROUND_SECONDS + SECONDS_LEFT_AFTER_ROUND

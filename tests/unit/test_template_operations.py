@@ -19,7 +19,7 @@ RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 FUNCTIONS = sorted(name for name, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function")
 ALARMS = {name: r["Properties"] for name, r in RESOURCES.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
 # Actions that address no resource (an SMS goes to a phone number): the only ones allowed on "*".
-ACTIONS_WITHOUT_RESOURCE = {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"}
+ACTIONS_WITHOUT_RESOURCE = {"sns:Publish", "sns:ListPhoneNumbersOptedOut"}
 
 
 def _statements(function: str) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ HASHING = {
     "LoanEventsFunction",
     "InboundSmsFunction",
     "EscalateFunction",
+    "SyncOptOutsFunction",
 }
 
 

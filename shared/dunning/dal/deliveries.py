@@ -105,7 +105,7 @@ class DeliveriesRepository:
         )
         return int(response.get("Count", 0)) > 0
 
-    def apply_delivery_outcome(
+    def outcome_update(
         self,
         loan_id: str,
         record_id: str,
@@ -116,10 +116,10 @@ class DeliveriesRepository:
         price_usd: Decimal | None,
         reason: str | None,
         now: dt.datetime,
-    ) -> Outcome | None:
-        """Set the carrier outcome only while the record's outcome is one of `awaiting`.
+    ) -> dict[str, Any]:
+        """A transaction Update setting the carrier outcome only while the record's outcome is one of `awaiting`.
 
-        None when applied; otherwise the outcome the record already has (the condition held it).
+        When the condition fails, the record is returned as it is (ALL_OLD): its outcome says why.
         """
         values: dict[str, Any] = {":o": outcome.value, ":p": provider_response, ":u": utc_iso(now)}
         sets = ["#o = :o", "provider_response = :p", "updated_at = :u"]
@@ -131,24 +131,17 @@ class DeliveriesRepository:
             sets.append("#r = :reason")
         allowed = {f":a{i}": state.value for i, state in enumerate(sorted(awaiting))}
         values.update(allowed)
-        try:
-            client("dynamodb").update_item(
-                TableName=self.table,
-                Key={"loan_id": {"S": loan_id}, "record_id": {"S": record_id}},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=f"attribute_exists(record_id) AND #o IN ({', '.join(allowed)})",
-                ExpressionAttributeNames={"#o": "outcome", "#r": "reason"} if reason else {"#o": "outcome"},
-                ExpressionAttributeValues=to_item(values),
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-            raw: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]  # ALL_OLD item
-            old = from_item(raw)
-            # A record gone since the index read (TTL) has nothing to apply to: like a non-sent one.
-            return Outcome(str(old["outcome"])) if "outcome" in old else Outcome.SUPPRESSED
-        return None
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": {"loan_id": {"S": loan_id}, "record_id": {"S": record_id}},
+                "UpdateExpression": "SET " + ", ".join(sets),
+                "ConditionExpression": f"attribute_exists(record_id) AND #o IN ({', '.join(allowed)})",
+                "ExpressionAttributeNames": {"#o": "outcome", "#r": "reason"} if reason else {"#o": "outcome"},
+                "ExpressionAttributeValues": to_item(values),
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
 
     # ---------------------------------------------------------------- history (EscalateFunction)
     def history(self, loan_id: str) -> list[dict[str, Any]]:

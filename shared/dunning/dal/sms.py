@@ -1,8 +1,9 @@
-"""Amazon SNS SMS: publish with a known or explicitly unknown outcome, and the opt-out check."""
+"""Amazon SNS SMS: publish with a known or explicitly unknown outcome, SNS's opt-out list, and pacing."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,15 +70,26 @@ class SmsGateway:
             raise PublishUncertain(type(exc).__name__) from None
         return str(response["MessageId"])
 
-    def is_opted_out(self, phone: str) -> bool:
-        response = client("sns").check_if_phone_number_is_opted_out(phoneNumber=phone)
-        return bool(response.get("isOptedOut"))
+    def opted_out_pages(self, next_token: str | None = None) -> Iterator[tuple[list[str], str | None]]:
+        """SNS's own opt-out list, page by page from `next_token` (ListPhoneNumbersOptedOut: up to 100 a page),
+        each with the token of the page after it (None after the last)."""
+        request: dict[str, Any] = {"nextToken": next_token} if next_token else {}
+        while True:
+            response = client("sns").list_phone_numbers_opted_out(**request)
+            token = response.get("nextToken") or None
+            yield [str(number) for number in response.get("phoneNumbers", [])], token
+            if token is None:
+                return
+            request = {"nextToken": token}
 
 
 class Pacer:
     """Keeps one invocation at or under a parts-per-second budget (the origination identity's MPS)."""
 
-    def __init__(self, parts_per_second: int, clock: Any = time.monotonic, sleep: Any = time.sleep) -> None:
+    def __init__(self, parts_per_second: float, clock: Any = time.monotonic, sleep: Any = time.sleep) -> None:
+        if parts_per_second <= 0:
+            raise ValueError(f"parts_per_second must be positive, got {parts_per_second}")
+        self.parts_per_second = parts_per_second
         self.interval = 1.0 / parts_per_second
         self.clock = clock
         self.sleep = sleep

@@ -1,7 +1,8 @@
 """StateTable: the product's own state, kept apart from the upstream-owned loans.
 
 Items: `LOAN#id / SEND#cycle#stage` (send claim), `LOAN#id / CONTROL` (holds and pauses),
-`BORROWER#id / DAY#yyyy-mm-dd` (SMS sent that local day), `PHONEHASH#h / OPTOUT`,
+`BORROWER#id / CAP` (the local days of the borrower's latest SMS: the daily and weekly caps),
+`MSG#message_id / MSG` (the delivery records of one SNS message), `PHONEHASH#h / OPTOUT`,
 `LOAN#id / NOTICE#kind#id` and `PHONEHASH#h / NOTICE#kind#id` (one service SMS per event),
 `BORROWER#id / ERASED` (evidence of an erasure, no personal data), `KEY / PHONE_HASH` (the
 wrapped phone-hash key, see `phone_keys`: never delete it),
@@ -35,6 +36,7 @@ LEGACY_PHONE_PREFIX = "PHONE#"  # items keyed by the raw number, before the keye
 CLAIM_RETENTION_DAYS = 400
 # A notice claim only stops redeliveries and replays of its event from sending twice.
 NOTICE_RETENTION_DAYS = 90
+NO_DAY = "0000-00-00"  # an empty place in a borrower's CAP item: older than any day
 
 
 def claim_key(loan_id: str, cycle: str, stage: str) -> dict[str, Any]:
@@ -45,8 +47,12 @@ def control_key(loan_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"LOAN#{loan_id}"}, "sk": {"S": "CONTROL"}}
 
 
-def day_key(borrower_id: str, day: dt.date) -> dict[str, Any]:
-    return {"pk": {"S": f"BORROWER#{borrower_id}"}, "sk": {"S": f"DAY#{day.isoformat()}"}}
+def cap_key(borrower_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"BORROWER#{borrower_id}"}, "sk": {"S": "CAP"}}
+
+
+def message_key(message_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"MSG#{message_id}"}, "sk": {"S": "MSG"}}
 
 
 def optout_key(partition: str) -> dict[str, Any]:
@@ -74,6 +80,7 @@ def agenda_key(segment: int, total_segments: int) -> dict[str, Any]:
 
 
 POKE_KEY = {"pk": {"S": "PLANNER"}, "sk": {"S": "POKE"}}
+OPT_OUT_SYNC_KEY = {"pk": {"S": "OPTOUT_SYNC"}, "sk": {"S": "CURSOR"}}
 
 
 def is_conditional_failure(exc: ClientError) -> bool:
@@ -146,14 +153,6 @@ class StateRepository:
                 opted_out.add(by_partition[pk])
         return found_claims, controls, opted_out
 
-    def sent_by_day(self, borrower_id: str, today: dt.date) -> dict[dt.date, int]:
-        """SMS counted against the borrower on each of the last 7 local days (7 keys, one batch read)."""
-        keys = [day_key(borrower_id, today - dt.timedelta(days=n)) for n in range(7)]
-        return {
-            dt.date.fromisoformat(str(item["sk"]).removeprefix("DAY#")): int(item.get("count", 0))
-            for item in self._batch_get(keys)
-        }
-
     # ---------------------------------------------------------------- claims
     def plan(self, key: ClaimKey, borrower_id: str, now: dt.datetime, stale_before: dt.datetime) -> bool:
         """Take the stage for a new job; False when another run holds it (then enqueue nothing)."""
@@ -224,30 +223,9 @@ class StateRepository:
             }
         }
 
-    def day_slot(self, borrower_id: str, day: dt.date, cap: int, expires_at: int, delta: int = 1) -> dict[str, Any]:
-        """The Update request counting one SMS (or, with delta -1, giving one back) on the borrower's local day."""
-        update: dict[str, Any] = {
-            "TableName": self.table,
-            "Key": day_key(borrower_id, day),
-            "UpdateExpression": "ADD #c :one SET expires_at = :exp",
-            "ExpressionAttributeNames": {"#c": "count"},
-            "ExpressionAttributeValues": {":one": {"N": str(delta)}, ":exp": {"N": str(expires_at)}},
-        }
-        if delta > 0:
-            update["ConditionExpression"] = "attribute_not_exists(#c) OR #c < :cap"
-            update["ExpressionAttributeValues"][":cap"] = {"N": str(cap)}
-        return {"Update": update}
-
     def transition(self, key: ClaimKey, to: ClaimState, now: dt.datetime, from_state: ClaimState, **extra: Any) -> bool:
         """Move a claim between states with one conditional UpdateItem; False if it was not in from_state."""
         return conditional_write("update_item", self.claim_transition(key, to, now, from_state, **extra)["Update"])
-
-    def take_day_slot(self, borrower_id: str, day: dt.date, cap: int, expires_at: int) -> bool:
-        """Count one SMS on the borrower's local day if the cap allows; False when it is full."""
-        return conditional_write("update_item", self.day_slot(borrower_id, day, cap, expires_at)["Update"])
-
-    def release_day_slot(self, borrower_id: str, day: dt.date, expires_at: int) -> None:
-        client("dynamodb").update_item(**self.day_slot(borrower_id, day, 0, expires_at, delta=-1)["Update"])
 
     def transact(self, items: list[dict[str, Any]]) -> None:
         client("dynamodb").transact_write_items(TransactItems=items)
@@ -443,6 +421,33 @@ class StateRepository:
         )
         return "Item" in item or self._legacy_optout(phone) is not None
 
+    def opted_out_among(self, phones: list[str]) -> set[str]:
+        """Which of these numbers already have a (hashed) opt-out item: keys only, 100 a BatchGetItem."""
+        by_partition = {self.phone_partition(phone): phone for phone in phones}
+        found: set[str] = set()
+        keys = [optout_key(partition) for partition in by_partition]
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {
+                self.table: {"Keys": keys[start : start + 100], "ProjectionExpression": "pk", "ConsistentRead": True}
+            }
+            while request:
+                response = client("dynamodb").batch_get_item(RequestItems=request)
+                found |= {by_partition[item["pk"]["S"]] for item in response.get("Responses", {}).get(self.table, [])}
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def opt_out_sync_cursor(self) -> str | None:
+        """Where the last opt-out sync stopped in SNS's list (its page token), if it stopped early."""
+        item = client("dynamodb").get_item(TableName=self.table, Key=OPT_OUT_SYNC_KEY, ConsistentRead=True)
+        return str(item["Item"]["next_token"]["S"]) if "Item" in item else None
+
+    def save_opt_out_sync_cursor(self, next_token: str | None) -> None:
+        if next_token is None:
+            client("dynamodb").delete_item(TableName=self.table, Key=OPT_OUT_SYNC_KEY)
+        else:
+            item = {**OPT_OUT_SYNC_KEY, "next_token": {"S": next_token}}
+            client("dynamodb").put_item(TableName=self.table, Item=item)
+
     def _legacy_optout(self, phone: str) -> dict[str, Any] | None:
         found = client("dynamodb").get_item(
             TableName=self.table, Key=optout_key(LEGACY_PHONE_PREFIX + phone), ConsistentRead=True
@@ -529,6 +534,169 @@ class StateRepository:
         request = self.claim_transition(("", "", ""), to, now, from_state, **extra)
         request["Update"]["Key"] = notice_key(self._owner_partition(owner), notice)
         return request
+
+    # ---------------------------------------------------------------- the sender's transactions (dunning.sender)
+    def claim_update(
+        self, key: ClaimKey, to: ClaimState, now: dt.datetime, from_state: ClaimState, **extra: Any
+    ) -> dict[str, Any]:
+        """`claim_transition` that hands back the claim as it is when its condition fails (no read)."""
+        update = self.claim_transition(key, to, now, from_state, **extra)
+        update["Update"]["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        return update
+
+    def settle_put(
+        self,
+        key: ClaimKey,
+        borrower_id: str,
+        state: ClaimState,
+        now: dt.datetime,
+        only_from: tuple[ClaimState, ...],
+        **values: Any,
+    ) -> dict[str, Any]:
+        """A transaction Put settling the claim (SUPPRESSED, DEFERRED), only from one of `only_from`."""
+        item = self._claim_values(key, borrower_id, state, now)
+        item.update({k: utc_iso(v) if isinstance(v, dt.datetime) else v for k, v in values.items()})
+        states = {f":s{i}": {"S": s.value} for i, s in enumerate(only_from)}
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": to_item(item),
+                "ConditionExpression": f"#s IN ({', '.join(states)})",
+                "ExpressionAttributeNames": {"#s": "state"},
+                "ExpressionAttributeValues": states,
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def not_opted_out(self, phone: str) -> list[dict[str, Any]]:
+        """ConditionChecks that the number is on neither opt-out item (hashed, and the raw key from before the hash)."""
+        return [
+            {
+                "ConditionCheck": {
+                    "TableName": self.table,
+                    "Key": optout_key(partition),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+            for partition in (self.phone_partition(phone), LEGACY_PHONE_PREFIX + phone)
+        ]
+
+    def take_cap(self, borrower_id: str, day: dt.date, per_day: int, per_week: int, expires_at: int) -> dict[str, Any]:
+        """Count one SMS on the borrower's local `day` if both caps allow it: one conditional Update, no read.
+
+        The item keeps the local days of the borrower's latest `max(per_day, per_week)` SMS, newest
+        first (`sent1`, `sent2`, ...). Another SMS today is allowed while the per_day-th newest is
+        older than today, and this week while the per_week-th newest is older than 6 days ago: the
+        rolling 7 days of `compliance.cap_reason`. Taking shifts the list down by one day.
+        """
+        slots = max(per_day, per_week)
+        sets = ["sent1 = :day", "expires_at = :exp"]
+        sets += [f"sent{n} = if_not_exists(sent{n - 1}, :none)" for n in range(2, slots + 1)]
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": cap_key(borrower_id),
+                "UpdateExpression": "SET " + ", ".join(sets),
+                "ConditionExpression": (
+                    f"(attribute_not_exists(sent{per_day}) OR sent{per_day} < :day)"
+                    f" AND (attribute_not_exists(sent{per_week}) OR sent{per_week} < :week)"
+                ),
+                "ExpressionAttributeValues": {
+                    ":day": {"S": day.isoformat()},
+                    ":week": {"S": (day - dt.timedelta(days=6)).isoformat()},
+                    ":none": {"S": NO_DAY},
+                    ":exp": {"N": str(expires_at)},
+                },
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def give_back_cap(self, borrower_id: str, day: dt.date, per_day: int, per_week: int) -> dict[str, Any]:
+        """Undo one `take_cap` of `day` (its SMS never left): the list shifts back, if its newest is still that day."""
+        slots = max(per_day, per_week)
+        expression = " ".join(
+            part
+            for part in (
+                "SET " + ", ".join(f"sent{n} = sent{n + 1}" for n in range(1, slots)) if slots > 1 else "",
+                f"REMOVE sent{slots}",
+            )
+            if part
+        )
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": cap_key(borrower_id),
+                "UpdateExpression": expression,
+                "ConditionExpression": "sent1 = :day",
+                "ExpressionAttributeValues": {":day": {"S": day.isoformat()}},
+            }
+        }
+
+    def message_pointer(self, message_id: str, records: list[tuple[str, str]], expires_at: int) -> dict[str, Any]:
+        """A transaction Put of `MSG#id / MSG`: the (loan_id, record_id) of each record of one SNS message."""
+        item = {"records": [{"loan_id": loan, "record_id": rid} for loan, rid in records], "expires_at": expires_at}
+        return {"Put": {"TableName": self.table, "Item": {**message_key(message_id), **to_item(item)}}}
+
+    def message_records(self, message_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+        """The records of each SNS message that has a pointer (BatchGetItem, 100 a call)."""
+        found: dict[str, list[tuple[str, str]]] = {}
+        for item in self._batch_get([message_key(m) for m in message_ids]):
+            records = item.get("records") or []
+            found[str(item["pk"]).removeprefix("MSG#")] = [(str(r["loan_id"]), str(r["record_id"])) for r in records]
+        return found
+
+    def handled_update(
+        self,
+        key: ClaimKey,
+        state: ClaimState,
+        now: dt.datetime,
+        *,
+        retry_after: dt.datetime | None = None,
+        failed_at: dt.datetime | None = None,
+    ) -> dict[str, Any]:
+        """A transaction Update of the loan's CONTROL item: the stage the sender settled last, for the planner.
+
+        `handled` = `cycle#stage`, `handled_state` (SENT, SUPPRESSED, UNCERTAIN or DEFERRED),
+        `handled_at`, and `handled_retry_after` for a DEFERRED stage: a planner reading CONTROL knows
+        the stage is settled (or not before when) without reading its claim. With `failed_at`, also
+        `last_failed_delivery_at` (escalation's hint, see `note_failed_delivery`).
+        """
+        loan_id, cycle, stage = key
+        values: dict[str, Any] = {
+            ":loan": {"S": loan_id},
+            ":h": {"S": f"{cycle}#{stage}"},
+            ":s": {"S": state.value},
+            ":at": {"S": utc_iso(now)},
+        }
+        sets = ["#loan = if_not_exists(#loan, :loan)", "handled = :h", "handled_state = :s", "handled_at = :at"]
+        if failed_at is not None:
+            values[":failed"] = {"S": utc_iso(failed_at)}
+            sets.append("last_failed_delivery_at = :failed")
+        if retry_after is not None:
+            values[":retry"] = {"S": utc_iso(retry_after)}
+            sets.append("handled_retry_after = :retry")
+        expression = "SET " + ", ".join(sets) + ("" if retry_after is not None else " REMOVE handled_retry_after")
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": control_key(loan_id),
+                "UpdateExpression": expression,
+                "ExpressionAttributeNames": {"#loan": "loan_id"},
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def failed_delivery_update(self, loan_id: str, at: dt.datetime) -> dict[str, Any]:
+        """`note_failed_delivery` as a transaction Update (RecordDeliveryFunction, with the record's outcome)."""
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": control_key(loan_id),
+                "UpdateExpression": "SET #loan = if_not_exists(#loan, :loan), #at = :at",
+                "ExpressionAttributeNames": {"#loan": "loan_id", "#at": "last_failed_delivery_at"},
+                "ExpressionAttributeValues": {":loan": {"S": loan_id}, ":at": {"S": utc_iso(at)}},
+            }
+        }
 
     # ---------------------------------------------------------------- claims read back by a failed write (sender)
     def move_claim(

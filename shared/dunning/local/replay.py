@@ -35,6 +35,7 @@ QUARANTINING_FUNCTIONS = (
     "PlanRemindersFunction",
     "EscalateFunction",
     "BureauReportFunction",
+    "SyncOptOutsFunction",
 )
 # Received messages stay hidden this long while the run decides on them (a replay may take a
 # function's whole timeout); whatever is left is made visible again at the end.

@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class LineSnapshot(BaseModel):
+    """What the planner read of a loan: the sender decides from it and re-checks it atomically.
+
+    The sender reads nothing of the loan: its pre-publish transaction ConditionChecks the live
+    LoansTable item against `loan` and the CONTROL item against `control` (dal/snapshots.py), so a
+    loan changed since planning is caught at the last moment, and only then read again.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    loan: Annotated[
+        dict[str, dict[str, Any]],
+        Field(description="the LoansTable attributes of DESIGN 4.2 as DynamoDB attribute values ({'S': ...})"),
+    ]
+    control: Annotated[
+        dict[str, Any], Field(description="the CONTROL item's collection state (LoanControl, JSON); {} when none")
+    ] = {}
 
 
 class JobLine(BaseModel):
@@ -14,6 +33,7 @@ class JobLine(BaseModel):
     loan_id: Annotated[str, Field(min_length=1, max_length=128)]
     cycle: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="due_date being chased")]
     stage: Annotated[str, Field(pattern=r"^[a-z_0-9]+$", max_length=64)]
+    snapshot: LineSnapshot | None = None  # absent in jobs of an older planner: the sender reads the loan
 
 
 class SendJob(BaseModel):

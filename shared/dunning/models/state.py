@@ -57,7 +57,6 @@ class LoanControl(BaseModel):
 
     loan_id: str
     dispute_hold: bool = False
-    dispute_event_at: dt.datetime | None = None  # the last LoanDisputed / DisputeResolved applied
     paused_until: dt.date | None = None
     pause_reason: str | None = None  # promise_pending or grace_period
     promised_date: dt.date | None = None
@@ -73,6 +72,11 @@ class LoanControl(BaseModel):
     # Set when an SMS of the loan failed (carrier FAILED or rejected by SNS): escalation reads
     # the delivery history only for such loans, or when it opens a case.
     last_failed_delivery_at: dt.datetime | None = None
+    # When each aspect last changed (`update_control`, as written: the sender's ConditionCheck compares
+    # them); a dispute_event_at without dispute_hold is a resolved dispute (the bureau's XH).
+    dispute_event_at: str | None = None
+    pause_event_at: str | None = None
+    plan_event_at: str | None = None
 
 
 class PlannerAgenda(BaseModel):

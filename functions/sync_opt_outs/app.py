@@ -1,0 +1,30 @@
+"""SyncOptOutsFunction: copies SNS's opt-out list into the product's opt-out items (scheduled)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from dunning import service
+from dunning.handlers import rejected
+from dunning.models.events import ScheduledEvent
+from dunning.observability import logger, metrics
+from dunning.settings import get_settings
+
+FUNCTION = "SyncOptOutsFunction"  # template.yaml logical ID, named on what it quarantines
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        scheduled = parse(event=event, model=ScheduledEvent)
+    except ValidationError as exc:
+        return rejected(FUNCTION, "scheduled_event", exc, event, context)
+    report = service.opt_out_sync(get_settings()).run(
+        scheduled.time, time_left=lambda: context.get_remaining_time_in_millis() / 1000
+    )
+    return report.as_dict()

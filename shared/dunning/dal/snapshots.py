@@ -1,0 +1,131 @@
+"""A loan as the planner read it, and the ConditionChecks that prove it is still so when the SMS leaves.
+
+The planner puts the loan's LoansTable attributes and its CONTROL state into the job line
+(`LineSnapshot`); the sender decides from them without reading, and its pre-publish
+TransactWriteItems checks, in the same atomic write that takes the claims, that the live LoansTable
+item still holds exactly those attributes and that the CONTROL item's collection state (holds,
+pauses, plan, case) has not changed. A check that fails means the loan changed since planning: the
+sender reads it again (`read_live`, one BatchGetItem for every such loan of the batch) and decides
+again from what it read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any
+
+from dunning.dal.aws import client, to_item
+from dunning.models.jobs import LineSnapshot
+from dunning.models.loan import Loan
+from dunning.models.state import LoanControl
+
+# The LoansTable attributes an SMS depends on (DESIGN 4.2; loan_id is the key).
+LOAN_ATTRIBUTES = (
+    "borrower_id",
+    "borrower_name",
+    "phone",
+    "status",
+    "due_date",
+    "amount_due",
+    "currency",
+    "late_fees",
+    "locale",
+    "timezone",
+)
+# CONTROL attributes whose change may change a send decision: each aspect's last event time
+# (dispute, pause, plan: `StateRepository.update_control` sets it with every change of the
+# aspect), the case escalation opened, and a kept promise the payment handler cleared.
+CONTROL_GUARDS = ("dispute_event_at", "pause_event_at", "plan_event_at", "case_cycle", "promised_date")
+# What the sender needs of the CONTROL item to decide and compose (never the case's detail).
+_CONTROL_NOT_CARRIED = {"last_failed_delivery_at", "case_detail"}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def snapshot_of(loan: Loan, control: LoanControl | None) -> LineSnapshot:
+    """The job line's snapshot of a validated loan (upstream's, never the plan's instalment) and its control."""
+    values = {name: _plain(getattr(loan, name)) for name in LOAN_ATTRIBUTES if getattr(loan, name) is not None}
+    return LineSnapshot(loan=to_item(values), control=control_values(control))
+
+
+def snapshot_from_item(raw: Mapping[str, Any], control: LoanControl | None) -> LineSnapshot:
+    """The snapshot of a live LoansTable item as read (DynamoDB attribute values, types kept) and its control."""
+    return LineSnapshot(
+        loan={name: raw[name] for name in LOAN_ATTRIBUTES if name in raw}, control=control_values(control)
+    )
+
+
+def control_values(control: LoanControl | None) -> dict[str, Any]:
+    if control is None:
+        return {}
+    return control.model_dump(mode="json", exclude_none=True, exclude=_CONTROL_NOT_CARRIED)
+
+
+def loan_unchanged(table: str, loan_id: str, snapshot: LineSnapshot) -> dict[str, Any]:
+    """A TransactWriteItems ConditionCheck: the live loan item holds exactly the snapshot's attributes."""
+    return _condition_check(table, {"loan_id": {"S": loan_id}}, LOAN_ATTRIBUTES, snapshot.loan)
+
+
+def control_unchanged(table: str, key: dict[str, Any], snapshot: LineSnapshot) -> dict[str, Any]:
+    """A ConditionCheck: the CONTROL item's guards are as the snapshot saw them (absent item: all absent)."""
+    guards = {name: {"S": str(snapshot.control[name])} for name in CONTROL_GUARDS if name in snapshot.control}
+    return _condition_check(table, key, CONTROL_GUARDS, guards)
+
+
+def _condition_check(
+    table: str, key: dict[str, Any], attributes: tuple[str, ...], expected: Mapping[str, dict[str, Any]]
+) -> dict[str, Any]:
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    terms: list[str] = []
+    for i, name in enumerate(attributes):
+        names[f"#a{i}"] = name
+        if name in expected:
+            values[f":v{i}"] = expected[name]
+            terms.append(f"#a{i} = :v{i}")
+        else:
+            terms.append(f"attribute_not_exists(#a{i})")
+    check: dict[str, Any] = {
+        "TableName": table,
+        "Key": key,
+        "ConditionExpression": " AND ".join(terms),
+        "ExpressionAttributeNames": names,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    if values:
+        check["ExpressionAttributeValues"] = values
+    return {"ConditionCheck": check}
+
+
+def read_live(
+    loans_table: str, state_table: str, loan_ids: list[str], control_key: Any
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Live LoansTable items and CONTROL items of these loans, strongly consistent, in one BatchGetItem per 50 loans.
+
+    Returns (raw loan items by id, raw CONTROL items by loan id), as DynamoDB attribute values.
+    """
+    loans: dict[str, dict[str, Any]] = {}
+    controls: dict[str, dict[str, Any]] = {}
+    ids = list(dict.fromkeys(loan_ids))
+    for start in range(0, len(ids), 50):  # 2 keys a loan, 100 keys a call
+        page = ids[start : start + 50]
+        request: dict[str, Any] = {
+            loans_table: {"Keys": [{"loan_id": {"S": loan_id}} for loan_id in page], "ConsistentRead": True},
+            state_table: {"Keys": [control_key(loan_id) for loan_id in page], "ConsistentRead": True},
+        }
+        while request:
+            response = client("dynamodb").batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(loans_table, []):
+                loans[str(item["loan_id"]["S"])] = item
+            for item in response.get("Responses", {}).get(state_table, []):
+                controls[str(item["pk"]["S"]).removeprefix("LOAN#")] = item
+            request = response.get("UnprocessedKeys") or {}
+    return loans, controls
