@@ -15,14 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-QUARANTINING_FUNCTIONS = (
-    "LoanEventsFunction",
-    "InboundSmsFunction",
-    "RecordDeliveryFunction",
-    "PlanRemindersFunction",
-    "EscalateFunction",
-    "BureauReportFunction",
-)
+from dunning.handlers import QUARANTINING_FUNCTIONS
+
 FUNCTIONS = (
     "PlanRemindersFunction",
     "SendRemindersFunction",

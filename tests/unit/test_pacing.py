@@ -24,6 +24,7 @@ def settings(mps: int, senders: int, share: int) -> Settings:
             "DELIVERIES_TABLE": "d",
             "STATE_TABLE": "s",
             "REMINDER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/q",
+            "QUARANTINE_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/quarantine",
             "MAX_PARTS_PER_SECOND": str(mps),
             "SENDER_CONCURRENCY": str(senders),
             "NOTICE_SHARE_PERCENT": str(share),
@@ -77,7 +78,9 @@ def test_the_template_runs_at_most_the_senders_the_pace_is_split_between() -> No
 def test_reminders_and_notices_are_paced_to_their_shares() -> None:
     from dunning import service
 
-    s = settings(20, 2, 10).model_copy(update={"phone_hash_key": "arn:aws:kms:us-east-1:123456789012:key/k"})
+    s = settings(20, 2, 10).model_copy(
+        update={"phone_hash_key": "arn:aws:kms:us-east-1:123456789012:key/k", "event_bus_name": "dunning-bus"}
+    )
     assert service.sender(s).pacer.parts_per_second == pytest.approx(9.0)  # 90 % of 20, split by 2 senders
     notices = service.borrower_events(s).notices
     assert notices.pacer is not None and notices.pacer.parts_per_second == pytest.approx(2.0)

@@ -24,19 +24,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from dunning.dal.aws import client
-from dunning.handlers import REPLAY_MARKER
+from dunning.handlers import QUARANTINING_FUNCTIONS, REPLAY_MARKER
 from dunning.local.invoke import _release, invoke
 from dunning.local.stack import LocalStack
 
-QUARANTINING_FUNCTIONS = (
-    "LoanEventsFunction",
-    "InboundSmsFunction",
-    "RecordDeliveryFunction",
-    "PlanRemindersFunction",
-    "EscalateFunction",
-    "BureauReportFunction",
-    "SyncOptOutsFunction",
-)
 # Received messages stay hidden this long while the run decides on them (a replay may take a
 # function's whole timeout); whatever is left is made visible again at the end.
 HOLD_SECONDS = 900
