@@ -87,7 +87,7 @@ def invoke(
         raise LocalStackError("give client_custom or a context of your own, not both")
 
     _ensure_importable(stack.root)
-    with _environment(environment):
+    with _environment(environment), _log_level(environment.get("POWERTOOLS_LOG_LEVEL")):
         _reset_settings()
         try:
             handler = getattr(importlib.import_module(module_name), attribute)
@@ -98,6 +98,24 @@ def invoke(
         return json.loads(json.dumps(result))
     except (TypeError, ValueError) as exc:
         raise LocalStackError(f"{logical_id} returned a result Lambda cannot serialise: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _log_level(level: str | None) -> Iterator[None]:
+    """The function's POWERTOOLS_LOG_LEVEL (the template's LogLevel) for this call, as Lambda's init applies it.
+
+    The service's one Logger is built once per process, at import, from whatever environment the
+    process had then; a container is built per function, so each call sets the level its stack gave it.
+    """
+    from dunning.observability import logger
+
+    previous = logger.log_level
+    if level:
+        logger.setLevel(level.upper())
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def drain_queue(
