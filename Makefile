@@ -76,6 +76,7 @@ test: envs
 bench: env
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/send_path.py
+	$(PY) benchmarks/simulate.py
 
 build: $(SAM_VENV)/.installed
 	@py313=$$(ls -d "$$(pyenv root 2>/dev/null)"/versions/3.13*/bin 2>/dev/null | tail -1); \
