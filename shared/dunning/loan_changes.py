@@ -1,15 +1,16 @@
-"""Change capture on LoansTable (LoanChangesFunction): every item upstream writes is checked as it is written.
+"""Change capture on LoansTable (LoanChangesFunction): every item upstream writes is checked as it is written,
+and the ladder index (`dal.ladder`: the loans' CONTROL items in StateTable) is kept from it.
 
-The planner reads loans through the `OpenLoansByDueDate` index, so an item whose key fields escape
-it (a due date written `2026/11/16`, status `open` or none) would never be read: no record, no
-metric. The table's DynamoDB stream hands every INSERT and MODIFY to this module instead, whatever
-its keys: an item that breaks the contract (DESIGN 4.2) gets a `SUPPRESSED` record at stage
+The table's DynamoDB stream hands every INSERT, MODIFY and REMOVE to this module, whatever the
+item's keys: an item that breaks the contract (DESIGN 4.2) gets a `SUPPRESSED` record at stage
 `intake` with its reason, the metric `InvalidLoanItems` and a log line (loan id and reason only).
 
-Valid items need nothing yet; `LoanChanges.on_valid` is where a product-owned index of open loans
-(DESIGN 7: keyed by shard, kept from this stream) will be maintained, and `on_removed` where its
-entries will be dropped. REMOVE events are ignored for now: a deleted item has nothing left to
-validate or remind, and the loan's records stay as the audit trail.
+The index: an OPEN valid item enters it (or moves in it) with its upstream values and its ladder
+keys; an item that leaves OPEN, turns invalid or is deleted leaves it. The writes are ordered by
+the stream's sequence number, so a redelivered or late record never overwrites a newer one. Under
+a repayment plan the item chases the next unpaid instalment (`borrower_events.chased_due`). The
+backfill (`dunning backfill`) sends an existing table's items through the same `LoanChanges.apply`.
+A deleted item's records stay as the audit trail.
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from dunning.borrower_events import chased_due
+from dunning.compliance import region_of
 from dunning.dal.deliveries import DeliveriesRepository
+from dunning.dal.ladder import BACKFILL_SEQ, COPIED, LadderRepository, ladder_due, sequence
 from dunning.models.delivery import DeliveryRecord
-from dunning.models.loan import InvalidLoan, Loan, parse_loan
+from dunning.models.loan import InvalidLoan, Loan, LoanStatus, parse_loan
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import suppression_record
+from dunning.sharding import bucket_key, bucket_of
 
 INTAKE_STAGE = "intake"
 _MAX_ID_LENGTH = 128
@@ -48,7 +53,9 @@ class LoanChange(BaseModel):
     loan_id: Annotated[str, Field(min_length=1, description="the item's key (LoansTable partition key)")]
     kind: ChangeKind
     changed_at: Annotated[AwareDatetime, Field(description="ApproximateCreationDateTime of the stream record")]
-    sequence_number: Annotated[str, Field(min_length=1)]
+    sequence_number: Annotated[
+        str, Field(min_length=1, description="the stream record's SequenceNumber; BACKFILL_SEQ for the backfill")
+    ]
     item: Annotated[
         dict[str, Any] | None,
         Field(description="NewImage, deserialised; None for REMOVE or a stream without new images"),
@@ -61,10 +68,33 @@ class IntakeOutcome(StrEnum):
     IGNORED = "ignored"
 
 
+class IndexOutcome(StrEnum):
+    ENTERED = "entered"  # in the ladder index (or moved in it)
+    LEFT = "left"  # not (or no longer) in it
+    STALE = "stale"  # a newer change was applied already: nothing written
+
+
 @dataclass(frozen=True)
 class IntakeResult:
     outcome: IntakeOutcome
     reason: str | None = None
+    index: IndexOutcome | None = None
+
+
+def index_values(loan: Loan) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """What the index item takes from an OPEN valid loan (SET) and the optional attributes it drops (REMOVE).
+
+    Never the phone number or the name: the send window needs only the number's region, and the
+    sender reads the live item.
+    """
+    values: dict[str, Any] = {name: getattr(loan, name) for name in COPIED if getattr(loan, name) is not None}
+    values["status"] = loan.status.value
+    values["due_date"] = loan.due_date.isoformat()
+    values["phone_region"] = region_of(loan.phone)
+    values["ladder_bucket"] = bucket_key(bucket_of(loan.borrower_id))
+    values["ladder_due"] = ladder_due(loan.due_date.isoformat(), loan.loan_id)
+    removes = tuple(name for name in (*COPIED, "phone_region") if values.get(name) is None)
+    return {k: v for k, v in values.items() if v is not None}, removes
 
 
 class MissingNewImage(ValueError):
@@ -111,10 +141,11 @@ def intake_record(change: LoanChange, invalid: InvalidLoan, retention_days: int)
 
 
 class LoanChanges:
-    """Applies LoansTable changes: records invalid items; valid ones are where a stream-kept index will go."""
+    """Applies LoansTable changes: records invalid items and keeps the ladder index."""
 
-    def __init__(self, deliveries: DeliveriesRepository, retention_days: int) -> None:
+    def __init__(self, deliveries: DeliveriesRepository, ladder: LadderRepository, retention_days: int) -> None:
         self.deliveries = deliveries
+        self.ladder = ladder
         self.retention_days = retention_days
 
     def apply(self, change: LoanChange) -> IntakeResult:
@@ -137,12 +168,32 @@ class LoanChanges:
                 "sequence_number": change.sequence_number,
             },
         )
-        self.deliveries.put(intake_record(change, invalid, self.retention_days))
-        return IntakeResult(IntakeOutcome.INVALID, invalid.reason)
+        # The backfill records nothing: it finds items, not writes (the stream recorded them when they were written).
+        if change.sequence_number != BACKFILL_SEQ:
+            self.deliveries.put(intake_record(change, invalid, self.retention_days))
+        return IntakeResult(IntakeOutcome.INVALID, invalid.reason, self._leave(change))
 
     def on_valid(self, loan: Loan, change: LoanChange) -> IntakeResult:
-        # Nothing to do yet: the planner reads valid loans through the index.
-        return IntakeResult(IntakeOutcome.VALID)
+        if loan.status is not LoanStatus.OPEN:
+            return IntakeResult(IntakeOutcome.VALID, index=self._leave(change))
+        values, removes = index_values(loan)
+        item = self.ladder.enter(loan.loan_id, values, removes, self._seq(change))
+        if item is None:
+            return IntakeResult(IntakeOutcome.VALID, index=IndexOutcome.STALE)
+        chased = chased_due(item)
+        if chased is not None and chased != item.get("ladder_due"):
+            # Under a repayment plan: the next unpaid instalment, computed from the item just written.
+            self.ladder.follow(item, chased)
+        return IntakeResult(IntakeOutcome.VALID, index=IndexOutcome.ENTERED)
 
     def on_removed(self, change: LoanChange) -> IntakeResult:
-        return IntakeResult(IntakeOutcome.IGNORED)
+        return IntakeResult(IntakeOutcome.IGNORED, index=self._leave(change))
+
+    def _leave(self, change: LoanChange) -> IndexOutcome:
+        if len(change.loan_id) > _MAX_ID_LENGTH:
+            return IndexOutcome.LEFT  # never a Loan, so never in the index (and not a key DynamoDB takes)
+        return IndexOutcome.LEFT if self.ladder.leave(change.loan_id, self._seq(change)) else IndexOutcome.STALE
+
+    @staticmethod
+    def _seq(change: LoanChange) -> str:
+        return change.sequence_number if change.sequence_number == BACKFILL_SEQ else sequence(change.sequence_number)
