@@ -417,7 +417,7 @@ class BureauReporter:
         return {**summary, "complete": True, "cursor": None}
 
     def assemble(self, now: dt.datetime, *, shards: int) -> dict[str, Any]:
-        """Join the day's parts of `shards` shard runs into the file and manifest (the same bytes as an unsharded run)."""
+        """Join the day's parts of `shards` shard runs into the file and manifest (an unsharded run's bytes)."""
         check_shard(0, shards)
         reporting_date = ladder.business_date(now, self.policy)
         lines: list[str] = []

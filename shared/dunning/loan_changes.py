@@ -190,8 +190,9 @@ class LoanChanges:
         return IntakeResult(IntakeOutcome.IGNORED, index=self._leave(change))
 
     def _leave(self, change: LoanChange) -> IndexOutcome:
-        if len(change.loan_id) > _MAX_ID_LENGTH:
-            return IndexOutcome.LEFT  # never a Loan, so never in the index (and not a key DynamoDB takes)
+        if len(change.loan_id) > _MAX_ID_LENGTH or change.sequence_number == BACKFILL_SEQ:
+            # Never a Loan (too long a key), or the backfill: an item only a stream write can have indexed.
+            return IndexOutcome.LEFT
         return IndexOutcome.LEFT if self.ladder.leave(change.loan_id, self._seq(change)) else IndexOutcome.STALE
 
     @staticmethod

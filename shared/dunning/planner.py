@@ -173,7 +173,7 @@ class Planner:
         time_left: Callable[[], float] = lambda: float("inf"),
         min_seconds_left: float = 20.0,
     ) -> PlanReport:
-        """Plan one shard (every bucket without `shard`), from `cursor` if given; stop between pages when time runs short."""
+        """Plan one shard (every bucket without `shard`), from `cursor` if given; stop between pages near the limit."""
         one, of = (0, 1) if shard is None else (shard, shards)
         check_shard(one, of)
         buckets = buckets_of_shard(one, of)
@@ -338,7 +338,7 @@ class Planner:
         try:
             found = self.state.take_claims(writes, now)
         except Exception:
-            # The claims may have been written (a lost answer): give them back, so no stage waits for a job that never was.
+            # The claims may have been written (a lost answer): give them back, no stage waits for a job never sent.
             self._give_back([w.key for w in writes], now)
             raise
         jobs: list[SendJob] = []
