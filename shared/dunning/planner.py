@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import phonenumbers
+from botocore.exceptions import BotoCoreError, ClientError
 
 from dunning import compliance, decisions, ladder
 from dunning.borrower_events import effective_loan
@@ -53,6 +54,7 @@ from dunning.sharding import bucket_key, buckets_of_shard, check_shard
 
 MAX_LINES_PER_JOB = 25
 PAGE_SIZE = 200  # index items per Query page
+GIVE_BACK_ATTEMPTS = 3  # on top of the SDK's own retries: a claim left PLANNED without a job is a lost SMS
 FLUSH_LINES = 2000  # a bucket's due stages are claimed and enqueued at its end, or when this many wait
 # The longest the planner goes without reading the book: how late, at worst, it notices a loan
 # that upstream added or changed without any event of ours (it cannot miss one: the read finds it).
@@ -373,9 +375,14 @@ class Planner:
         run.report.lines_enqueued += sum(len(job.lines) for job in accepted)
 
     def _give_back(self, keys: list[ClaimKey], now: dt.datetime) -> None:
-        try:
-            self.state.give_back(keys, now)
-        except Exception as exc:
-            # Left PLANNED with no job: `dunning reconcile` lists them (planned_not_sent); see docs/exactly-once.md.
-            logger.error("claims could not be given back", extra={"count": len(keys), "error": type(exc).__name__})
-            metrics.add_metric(name="ClaimsNotGivenBack", unit=MetricUnit.Count, value=len(keys))
+        """Give back claims whose job SQS did not take; a claim left PLANNED would never get a job."""
+        for attempt in range(1, GIVE_BACK_ATTEMPTS + 1):
+            try:
+                self.state.give_back(keys, now)
+                return
+            except (ClientError, BotoCoreError, RuntimeError) as exc:
+                error = type(exc).__name__
+                logger.warning("giving claims back failed", extra={"attempt": attempt, "error": error})
+        # Left PLANNED with no job: `dunning reconcile` lists them (planned_not_sent); see docs/exactly-once.md.
+        logger.error("claims could not be given back", extra={"count": len(keys)})
+        metrics.add_metric(name="ClaimsNotGivenBack", unit=MetricUnit.Count, value=len(keys))

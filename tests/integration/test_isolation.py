@@ -116,12 +116,13 @@ def test_escalation_sets_aside_what_it_cannot_handle_and_opens_every_other_case(
     local_stack: LocalStack, tight_decimals: None
 ) -> None:
     past_ladder = DAILY_DAY - dt.timedelta(days=35)
-    put_loan(local_stack, "L-OK", past_ladder)
-    put_loan(local_stack, "L-30", past_ladder, amount_due="1" * 30)
-    put_loan(local_stack, "L-LARGE", past_ladder, amount_due=LARGE)  # fees overflow the tight context
-    put_state(local_stack, pk="LOAN#L-CONTROL", sk="CONTROL", loan_id="L-CONTROL", plan="not a plan")
-    put_loan(local_stack, "L-CONTROL", past_ladder)
-    put_loan(local_stack, "L-CASE", past_ladder)
+    with decimal.localcontext(decimal.DefaultContext):  # the stream indexes them with the usual precision
+        put_loan(local_stack, "L-OK", past_ladder)
+        put_loan(local_stack, "L-30", past_ladder, amount_due="1" * 30)
+        put_loan(local_stack, "L-LARGE", past_ladder, amount_due=LARGE)  # fees overflow the tight context
+        put_state(local_stack, pk="LOAN#L-CONTROL", sk="CONTROL", loan_id="L-CONTROL", plan="not a plan")
+        put_loan(local_stack, "L-CONTROL", past_ladder)
+        put_loan(local_stack, "L-CASE", past_ladder)
     cycle = past_ladder.isoformat()
     put_state(local_stack, pk="LOAN#L-CASE", sk=f"CASE#{cycle}", loan_id="L-CASE", detail="{not json", published=False)
 
@@ -165,9 +166,10 @@ def file_lines(stack: LocalStack, day: dt.date) -> list[str]:
 
 def test_the_bureau_file_is_written_for_everyone_else(local_stack: LocalStack, tight_decimals: None) -> None:
     past = DAILY_DAY - dt.timedelta(days=40)
-    put_loan(local_stack, "L-OK", past)
-    put_loan(local_stack, "L-30", past, amount_due="1" * 30)
-    put_loan(local_stack, "L-LARGE", past, amount_due=LARGE)  # its line cannot be written in the tight context
+    with decimal.localcontext(decimal.DefaultContext):  # the stream indexes them with the usual precision
+        put_loan(local_stack, "L-OK", past)
+        put_loan(local_stack, "L-30", past, amount_due="1" * 30)
+        put_loan(local_stack, "L-LARGE", past, amount_due=LARGE)  # its line cannot be written in the tight context
 
     manifest = bureau(local_stack)
 
