@@ -50,7 +50,7 @@ from dunning.models.money import minor_unit
 from dunning.models.policy import Policy
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import SetAside, is_loan_fault
-from dunning.sharding import bucket_key, bucket_of, buckets_of_shard, check_shard
+from dunning.sharding import bucket_of, check_shard, in_shard, partitions_of_shard
 
 SETTLING_STATUSES = frozenset({"PAID", "CLOSED"})
 
@@ -330,22 +330,21 @@ class BureauReporter:
         """
         one, of = (0, 1) if shard is None else (shard, shards)
         check_shard(one, of)
-        buckets = buckets_of_shard(one, of)
+        partitions = partitions_of_shard(one, of)
         reporting_date = ladder.business_date(now, self.policy)
         cutoff = reporting_date - dt.timedelta(days=self.policy.ladder.bureau_day)
-        start = Cursor.decode(cursor) if cursor is not None else Cursor(buckets[0], None, {"chunks": 0})
-        if start.bucket not in buckets:
-            raise ValueError(f"cursor is for bucket {start.bucket}, not in shard {one} of {of}")
+        start = Cursor.decode(cursor) if cursor is not None else Cursor(partitions[0], None, {"chunks": 0})
+        if start.partition not in partitions:
+            raise ValueError(f"cursor is for partition {start.partition}, not in shard {one} of {of}")
         chunks = int(start.extra.get("chunks", 0))
-        in_shard = set(buckets)
-        reported = {i: r for i, r in self._reported().items() if bucket_of(r.borrower_id) in in_shard}
+        reported = {i: r for i, r in self._reported().items() if bucket_of(r.borrower_id) % of == one}
         set_aside = SetAside(self.deliveries, "bureau", self.retention_days)
         counts = _Counts()
         delinquent: list[Loan] = []
         recorded: set[str] = set()  # loans already set aside by this run
         last = f"{cutoff.isoformat()}#\uffff"
-        for bucket in buckets[buckets.index(start.bucket) :]:
-            key = start.start_key if bucket == start.bucket else None
+        for partition in partitions[partitions.index(start.partition) :]:
+            key = start.start_key if partition == start.partition else None
             while True:
                 if shard is not None and time_left() < min_seconds_left:
                     # Lines so far as a chunk (and their reported-set entries); the next invocation goes on.
@@ -356,8 +355,8 @@ class BureauReporter:
                     self.store.put(lines_key, render(plan.lines), "application/x-ndjson")
                     self.store.put(counts_key, counts.to_json(), "application/json")
                     self.state.save([r.to_entry() for r in plan.save])
-                    logger.warning("bureau shard stopping early: time limit near", extra={"bucket": bucket})
-                    resume = Cursor(bucket, key, {"chunks": chunks + 1}).encode()
+                    logger.warning("bureau shard stopping early: time limit near", extra={"partition": partition})
+                    resume = Cursor(partition, key, {"chunks": chunks + 1}).encode()
                     return {
                         "reporting_date": reporting_date.isoformat(),
                         "shard": shard,
@@ -365,8 +364,9 @@ class BureauReporter:
                         "complete": False,
                         "cursor": resume,
                     }
-                page = self.index.page(bucket_key(bucket), "0", last, key, 500)
-                live = self.loans.get_many([str(item["loan_id"]) for item in page.items])
+                page = self.index.page(f"{partition:02d}", "0", last, key, 500)
+                mine = [str(item["loan_id"]) for item in page.items if in_shard(item["ladder_bucket"], one, of)]
+                live = self.loans.get_many(mine)
                 for item in live.values():
                     try:
                         delinquent.append(parse_loan(item))

@@ -35,7 +35,7 @@ from dunning.models.policy import Policy
 from dunning.models.state import LoanControl
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import SetAside, is_loan_fault
-from dunning.sharding import bucket_key, buckets_of_shard, check_shard
+from dunning.sharding import check_shard, in_shard, partitions_of_shard
 
 DETAIL_TYPE = "CollectionCaseOpened"
 # Outcomes of an SMS that actually went out to the carrier (UNCERTAIN ones are for people to review).
@@ -179,26 +179,27 @@ class Escalator:
         """
         one, of = (0, 1) if shard is None else (shard, shards)
         check_shard(one, of)
-        buckets = buckets_of_shard(one, of)
-        start = Cursor.decode(cursor) if cursor is not None else Cursor(buckets[0])
-        if start.bucket not in buckets:
-            raise ValueError(f"cursor is for bucket {start.bucket}, not in shard {one} of {of}")
+        partitions = partitions_of_shard(one, of)
+        start = Cursor.decode(cursor) if cursor is not None else Cursor(partitions[0])
+        if start.partition not in partitions:
+            raise ValueError(f"cursor is for partition {start.partition}, not in shard {one} of {of}")
         report = EscalationReport(now=now.isoformat(), shard=shard, shards=of)
         today = ladder.business_date(now, self.policy)
         overdue = f"{(today - dt.timedelta(days=1)).isoformat()}#\uffff"
-        for bucket in buckets[buckets.index(start.bucket) :]:
-            key = start.start_key if bucket == start.bucket else None
+        for partition in partitions[partitions.index(start.partition) :]:
+            key = start.start_key if partition == start.partition else None
             while True:
                 if time_left() < min_seconds_left:
                     report.complete = False
-                    report.cursor = Cursor(bucket, key).encode()
-                    logger.warning("escalation stopping early: time limit near", extra={"bucket": bucket})
+                    report.cursor = Cursor(partition, key).encode()
+                    logger.warning("escalation stopping early: time limit near", extra={"partition": partition})
                     metrics.add_metric(
                         name="CollectionCasesOpened", unit=MetricUnit.Count, value=sum(report.opened.values())
                     )
                     return report
-                page = self.index.page(bucket_key(bucket), "0", overdue, key, BATCH)
-                self._escalate_page([str(item["loan_id"]) for item in page.items], now, today, report)
+                page = self.index.page(f"{partition:02d}", "0", overdue, key, BATCH)
+                mine = [str(item["loan_id"]) for item in page.items if in_shard(item["ladder_bucket"], one, of)]
+                self._escalate_page(mine, now, today, report)
                 key = page.next_key
                 if key is None:
                     break

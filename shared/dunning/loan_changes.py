@@ -31,7 +31,7 @@ from dunning.models.delivery import DeliveryRecord
 from dunning.models.loan import InvalidLoan, Loan, LoanStatus, parse_loan
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import suppression_record
-from dunning.sharding import bucket_key, bucket_of
+from dunning.sharding import bucket_key, bucket_of, partition_key
 
 INTAKE_STAGE = "intake"
 _MAX_ID_LENGTH = 128
@@ -91,7 +91,9 @@ def index_values(loan: Loan) -> tuple[dict[str, Any], tuple[str, ...]]:
     values["status"] = loan.status.value
     values["due_date"] = loan.due_date.isoformat()
     values["phone_region"] = region_of(loan.phone)
-    values["ladder_bucket"] = bucket_key(bucket_of(loan.borrower_id))
+    bucket = bucket_of(loan.borrower_id)
+    values["ladder_bucket"] = bucket_key(bucket)
+    values["ladder_part"] = partition_key(bucket)
     values["ladder_due"] = ladder_due(loan.due_date.isoformat(), loan.loan_id)
     removes = tuple(name for name in (*COPIED, "phone_region") if values.get(name) is None)
     return {k: v for k, v in values.items() if v is not None}, removes

@@ -1,12 +1,14 @@
 """Planning run: find loans with a reminder due, record what is held back, enqueue send jobs.
 
 A run covers one shard of the book (`sharding`: the buckets b with b % shards == shard; without a
-shard, every bucket) and reads only the ladder: per bucket, the ladder index items (`dal.ladder`:
-each loan's CONTROL item, carrying upstream's values and the product's state) whose chased due date
-is in the ladder's window, page by page. It decides from those items alone (no LoansTable, claim or
-CONTROL read), takes the due stages with conditional writes that also mark the stage on the item,
-and enqueues each bucket's jobs before reading the next bucket. Near its time limit it stops between
-pages and returns a cursor from which the next invocation (same schedule time) resumes.
+shard, every bucket) and reads only the ladder: per index partition holding its buckets, the ladder
+index items (`dal.ladder`: each loan's CONTROL item, carrying upstream's values and the product's
+state) whose chased due date is in the ladder's window, page by page. It decides from those items
+alone (no LoansTable, claim or CONTROL read), takes the due stages with conditional writes that also
+mark the stage on the item, and enqueues as it goes: at the end of a partition once a transaction's
+worth of stages waits (a borrower's loans are all in one bucket, hence one partition: one job each).
+Near its time limit it stops between pages and returns a cursor from which the next invocation
+(same schedule time) resumes.
 
 No job twice: a claim that exists is never taken again (PLANNED: its job may still be on the queue,
 however long that takes). The mark on the CONTROL item (`planned` = `cycle#stage`, `planned_until`
@@ -50,12 +52,13 @@ from dunning.models.policy import Policy
 from dunning.models.state import ClaimState, LoanControl, PlannerAgenda
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import SetAside, is_loan_fault, suppression_record
-from dunning.sharding import bucket_key, buckets_of_shard, check_shard
+from dunning.sharding import check_shard, in_shard, partitions_of_shard
 
 MAX_LINES_PER_JOB = 25
 PAGE_SIZE = 200  # index items per Query page
 GIVE_BACK_ATTEMPTS = 3  # on top of the SDK's own retries: a claim left PLANNED without a job is a lost SMS
-FLUSH_LINES = 2000  # a bucket's due stages are claimed and enqueued at its end, or when this many wait
+FLUSH_AT = 50  # due stages are claimed (a transaction takes 50) and enqueued at a partition's end from this many
+FLUSH_LINES = 2000  # ...or as soon as this many wait (a memory bound; may split a borrower's loans in two jobs)
 # The longest the planner goes without reading the book: how late, at worst, it notices a loan
 # that upstream added or changed without any event of ours (it cannot miss one: the read finds it).
 LONGEST_SLEEP = dt.timedelta(hours=6)
@@ -178,7 +181,7 @@ class Planner:
         """Plan one shard (every bucket without `shard`), from `cursor` if given; stop between pages near the limit."""
         one, of = (0, 1) if shard is None else (shard, shards)
         check_shard(one, of)
-        buckets = buckets_of_shard(one, of)
+        partitions = partitions_of_shard(one, of)
         report = PlanReport(now=now.isoformat(), shard=shard, shards=of)
         if cursor is None:
             agenda, poke_version = self.state.planner_agenda(one, of)
@@ -188,39 +191,42 @@ class Planner:
                 return report
             # Marks are trusted only when nothing was poked since the last complete read of the shard.
             trust = agenda is not None and agenda.poke_version == poke_version
-            start = Cursor(buckets[0])
+            start = Cursor(partitions[0])
             wake_at = min(ladder.next_business_day(now, self.policy), now + LONGEST_SLEEP)
         else:
             start = Cursor.decode(cursor)
-            if start.bucket not in buckets:
-                raise ValueError(f"cursor is for bucket {start.bucket}, not in shard {one} of {of}")
+            if start.partition not in partitions:
+                raise ValueError(f"cursor is for partition {start.partition}, not in shard {one} of {of}")
             extra = start.extra
             trust, poke_version, wake_at = bool(extra["t"]), int(extra["p"]), dt.datetime.fromisoformat(extra["w"])
         run = _Run(now, ladder.business_date(now, self.policy), report, _Wake(wake_at), trust, poke_version)
         earliest, latest = ladder.due_date_window(run.today, self.policy)
         first, last = earliest.isoformat(), f"{latest.isoformat()}#\uffff"
-        for bucket in buckets[buckets.index(start.bucket) :]:
-            key = start.start_key if bucket == start.bucket else None
+        for partition in partitions[partitions.index(start.partition) :]:
+            key = start.start_key if partition == start.partition else None
             while True:
                 if time_left() < min_seconds_left:
                     self._flush(run)
                     report.complete = False
                     report.cursor = Cursor(
-                        bucket, key, {"t": trust, "p": poke_version, "w": run.wake.at.isoformat()}
+                        partition, key, {"t": trust, "p": poke_version, "w": run.wake.at.isoformat()}
                     ).encode()
-                    logger.warning("planner stopping early: time limit near", extra={"bucket": bucket})
+                    logger.warning("planner stopping early: time limit near", extra={"partition": partition})
                     metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=report.jobs_enqueued)
                     return report
-                page = self.index.page(bucket_key(bucket), first, last, key, PAGE_SIZE)
+                page = self.index.page(f"{partition:02d}", first, last, key, PAGE_SIZE)
                 report.pages_read += 1
                 for item in page.items:
-                    self._consider(item, run)
+                    if in_shard(item["ladder_bucket"], one, of):
+                        self._consider(item, run)
                 if run.waiting_lines >= FLUSH_LINES:
                     self._flush(run)
                 key = page.next_key
                 if key is None:
                     break
-            self._flush(run)  # a borrower's loans are all in one bucket: one job per borrower
+            if run.waiting_lines >= FLUSH_AT:
+                self._flush(run)  # a borrower's loans are all in one partition: one job per borrower
+        self._flush(run)
         metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=report.jobs_enqueued)
         # An incomplete run leaves the old agenda, already due: the next fire reads again.
         self.state.save_planner_agenda(

@@ -3,8 +3,13 @@
 Every loan falls in one of `LADDER_BUCKETS` buckets, a stable hash of its `borrower_id`, so all loans
 of one borrower share a bucket (one SMS per borrower stays possible) and buckets are near-equal
 whatever the due dates. A run over `shards` shards gives shard i the buckets b with b % shards == i:
-every bucket, hence every loan, is in exactly one shard for any shards <= LADDER_BUCKETS. The ladder
-index (`dal.ladder`) is keyed by bucket, so no DynamoDB key holds more than 1/1024 of the open book.
+every bucket, hence every loan, is in exactly one shard for any shards <= LADDER_BUCKETS.
+
+The ladder index (`dal.ladder`) is partitioned coarser, by `bucket % INDEX_PARTITIONS`: a full read
+of the ladder is then 64 Queries, not 1,024 (on a small book most buckets hold no loan of the
+window, and every Query is an AWS call), and a key holds 1/64 of the open book, one shard's share
+for any PlanningShards up to 64. A shard reads the partitions its buckets are in; with a shard count
+that divides 64 it reads exactly its own loans, otherwise it also reads (and skips) other shards'.
 """
 
 from __future__ import annotations
@@ -44,3 +49,21 @@ def buckets_of_shard(shard: int, shards: int) -> list[int]:
 
 def shard_of_bucket(bucket: int, shards: int) -> int:
     return bucket % shards
+
+
+INDEX_PARTITIONS = 64
+
+
+def partition_key(bucket: int) -> str:
+    """The ladder index's partition key (`ladder_part`) of a bucket: 2 digits."""
+    return f"{bucket % INDEX_PARTITIONS:02d}"
+
+
+def partitions_of_shard(shard: int, shards: int) -> list[int]:
+    """The index partitions holding the shard's buckets, ascending."""
+    return sorted({bucket % INDEX_PARTITIONS for bucket in buckets_of_shard(shard, shards)})
+
+
+def in_shard(ladder_bucket: object, shard: int, shards: int) -> bool:
+    """Whether an index item (its `ladder_bucket`) belongs to the shard."""
+    return int(str(ladder_bucket)) % shards == shard

@@ -292,7 +292,7 @@ def test_shard_runs_stopped_by_their_time_budget_and_resumed_plan_exactly_what_o
     for shard in range(3):
         detail: dict[str, Any] = {"shard": shard, "shards": 3}
         while True:
-            report = plan(local_stack, detail, pages=40)  # ~ a tenth of the shard's 342 buckets per invocation
+            report = plan(local_stack, detail, pages=10)  # a shard reads 64 partitions (3 does not divide 64)
             invocations += 1
             if report["complete"]:
                 assert report["cursor"] is None
@@ -414,16 +414,19 @@ def test_escalation_by_shard_and_cursor_opens_each_case_once(local_stack: LocalS
     drain_stream(local_stack)
 
     opened: Counter[str] = Counter()
+    invocations = 0
     for shard in range(2):
         detail: dict[str, Any] = {"shard": shard, "shards": 2}
         while True:
             event = {**scheduled("scheduled_escalate.json", DAILY_AT), "detail": detail}
-            report = invoke(local_stack, "EscalateFunction", event, context=Budget(60))
+            report = invoke(local_stack, "EscalateFunction", event, context=Budget(10))
+            invocations += 1
             opened.update(report["opened"])
             if report["complete"]:
                 break
             detail = {**detail, "cursor": report["cursor"]}
 
+    assert invocations > 4  # each shard (32 partitions) stopped and resumed
     assert opened == {"ladder_exhausted": 20}
     again = invoke(local_stack, "EscalateFunction", scheduled("scheduled_escalate.json", DAILY_AT))
     assert again["opened"] == {} and again["already_open"] == 20
@@ -456,11 +459,13 @@ def test_the_bureau_file_assembled_from_shard_parts_is_byte_identical_to_an_unsh
         },
     )
 
+    chunks = 0
     for shard in range(3):
         detail: dict[str, Any] = {"shard": shard, "shards": 3}
         while True:
             event = {**scheduled("scheduled_bureau.json", DAILY_AT), "detail": detail}
-            part = invoke(local_stack, "BureauReportFunction", event, context=Budget(100))
+            part = invoke(local_stack, "BureauReportFunction", event, context=Budget(20))
+            chunks += not part["complete"]
             if part["complete"]:
                 break
             detail = {**detail, "cursor": part["cursor"]}  # lines so far kept as a chunk
@@ -473,6 +478,7 @@ def test_the_bureau_file_assembled_from_shard_parts_is_byte_identical_to_an_unsh
 
     unsharded = invoke(local_stack, "BureauReportFunction", scheduled("scheduled_bureau.json", DAILY_AT))
 
+    assert chunks >= 6  # every shard stopped (64 partitions, 20 pages an invocation) and joined its chunks
     assert report_bytes(local_stack, "2026-12-12") == sharded
     assert assembled == unsharded
     assert (unsharded["delinquent"], unsharded["settled"]) == (20, 1)

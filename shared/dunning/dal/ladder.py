@@ -5,9 +5,9 @@ plan, case, failure hint). LoanChangesFunction adds upstream's attributes from L
 (`COPIED`, plus `phone_region`: never the number or the name) with UpdateItem SET, so the product's
 attributes survive, and two index attributes present only while the loan is OPEN and valid:
 `ladder_bucket` (4 digits, `sharding.bucket_of(borrower_id)`) and `ladder_due` (`due_date#loan_id`,
-the date the planner chases: the next unpaid instalment's under a plan). `LadderIndex` (HASH
-ladder_bucket, RANGE ladder_due, projection ALL) is sparse: only those items are in it, and no key
-holds more than one bucket (1/1024 of the open book).
+the date the planner chases: the next unpaid instalment's under a plan), and `ladder_part` (2 digits,
+`sharding.partition_key`). `LadderIndex` (HASH ladder_part, RANGE ladder_due, projection ALL) is
+sparse: only those items are in it, and no key holds more than 1/64 of the open book.
 
 Writes are ordered by the stream record's sequence number (`upstream_seq`, zero-padded to 40
 digits so that strings compare like numbers): an older or replayed record changes nothing. The
@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +33,7 @@ BACKFILL_SEQ = "0" * SEQ_WIDTH  # below every stream record: any stream write wi
 # Upstream attributes the index item carries (DESIGN 4.2), enough to decide a reminder without LoansTable.
 COPIED = ("borrower_id", "status", "due_date", "amount_due", "currency", "late_fees", "locale", "timezone")
 DERIVED = ("phone_region",)
-INDEX_ATTRIBUTES = ("ladder_bucket", "ladder_due")
+INDEX_ATTRIBUTES = ("ladder_bucket", "ladder_part", "ladder_due")
 LEAVING = (*COPIED, *DERIVED, *INDEX_ATTRIBUTES)
 
 
@@ -51,27 +50,27 @@ def ladder_due(due_date: str, loan_id: str) -> str:
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where a shard run resumes: the bucket it was reading, the index's LastEvaluatedKey in it (None: from
-    its start), and what the run carries over (`extra`, plain JSON). Opaque to callers."""
+    """Where a shard run resumes: the index partition it was reading, the index's LastEvaluatedKey in it
+    (None: from its start), and what the run carries over (`extra`, plain JSON). Opaque to callers."""
 
-    bucket: int
+    partition: int
     start_key: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def encode(self) -> str:
-        body = {"b": self.bucket, "k": self.start_key, "x": self.extra}
+        body = {"p": self.partition, "k": self.start_key, "x": self.extra}
         return base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":"), sort_keys=True).encode()).decode()
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
         try:
             body = json.loads(base64.urlsafe_b64decode(text.encode()))
-            bucket, key, extra = body["b"], body["k"], body["x"]
+            partition, key, extra = body["p"], body["k"], body["x"]
         except (ValueError, KeyError, TypeError, binascii.Error):
             raise ValueError("cursor is not one a shard run returned") from None
-        if not isinstance(bucket, int) or not (key is None or isinstance(key, dict)) or not isinstance(extra, dict):
+        if not isinstance(partition, int) or not (key is None or isinstance(key, dict)) or not isinstance(extra, dict):
             raise ValueError("cursor is not one a shard run returned")
-        return cls(bucket, key, extra)
+        return cls(partition, key, extra)
 
 
 @dataclass(frozen=True)
@@ -85,28 +84,19 @@ class LadderRepository:
         self.table = table
 
     # ---------------------------------------------------------------- reads (planner, escalation, bureau)
-    def page(self, bucket: str, first: str, last: str, start_key: dict[str, Any] | None, limit: int) -> Page:
-        """One page of a bucket's index items with first <= ladder_due <= last (`last` inclusive of every loan id)."""
+    def page(self, partition: str, first: str, last: str, start_key: dict[str, Any] | None, limit: int) -> Page:
+        """One page of a partition's index items with first <= ladder_due <= last (`last`: up to every loan id)."""
         request: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": LADDER_INDEX,
-            "KeyConditionExpression": "ladder_bucket = :b AND ladder_due BETWEEN :first AND :last",
-            "ExpressionAttributeValues": {":b": {"S": bucket}, ":first": {"S": first}, ":last": {"S": last}},
+            "KeyConditionExpression": "ladder_part = :p AND ladder_due BETWEEN :first AND :last",
+            "ExpressionAttributeValues": {":p": {"S": partition}, ":first": {"S": first}, ":last": {"S": last}},
             "Limit": limit,
         }
         if start_key:
             request["ExclusiveStartKey"] = start_key
         response = client("dynamodb").query(**request)
         return Page([from_item(i) for i in response.get("Items", [])], response.get("LastEvaluatedKey") or None)
-
-    def pages(self, bucket: str, first: str, last: str, limit: int = 500) -> Iterator[list[dict[str, Any]]]:
-        key: dict[str, Any] | None = None
-        while True:
-            page = self.page(bucket, first, last, key, limit)
-            yield page.items
-            if page.next_key is None:
-                return
-            key = page.next_key
 
     def item(self, loan_id: str) -> dict[str, Any] | None:
         """The loan's CONTROL item as it is now (a consistent read), None when there is none."""
