@@ -30,7 +30,7 @@ from dunning.dal.ladder import BACKFILL_SEQ, COPIED, LadderRepository, ladder_du
 from dunning.models.delivery import DeliveryRecord
 from dunning.models.loan import InvalidLoan, Loan, LoanStatus, parse_loan
 from dunning.observability import MetricUnit, logger, metrics
-from dunning.records import suppression_record
+from dunning.records import UNPROCESSABLE, is_loan_fault, suppression_record
 from dunning.sharding import bucket_key, bucket_of, partition_key
 
 INTAKE_STAGE = "intake"
@@ -116,6 +116,11 @@ def check(change: LoanChange) -> Loan | InvalidLoan | None:
         return parse_loan(change.item)
     except InvalidLoan as exc:
         return exc
+    except Exception as exc:
+        if not is_loan_fault(exc):
+            raise
+        # Never fail the stream batch on one item's data: the records after it would wait (then be skipped).
+        return InvalidLoan(change.loan_id[:_MAX_ID_LENGTH], UNPROCESSABLE, type(exc).__name__)
 
 
 def intake_record(change: LoanChange, invalid: InvalidLoan, retention_days: int) -> DeliveryRecord:
@@ -178,14 +183,20 @@ class LoanChanges:
     def on_valid(self, loan: Loan, change: LoanChange) -> IntakeResult:
         if loan.status is not LoanStatus.OPEN:
             return IntakeResult(IntakeOutcome.VALID, index=self._leave(change))
-        values, removes = index_values(loan)
-        item = self.ladder.enter(loan.loan_id, values, removes, self._seq(change))
-        if item is None:
-            return IntakeResult(IntakeOutcome.VALID, index=IndexOutcome.STALE)
-        chased = chased_due(item)
-        if chased is not None and chased != item.get("ladder_due"):
-            # Under a repayment plan: the next unpaid instalment, computed from the item just written.
-            self.ladder.follow(item, chased)
+        try:
+            values, removes = index_values(loan)
+            item = self.ladder.enter(loan.loan_id, values, removes, self._seq(change))
+            if item is None:
+                return IntakeResult(IntakeOutcome.VALID, index=IndexOutcome.STALE)
+            chased = chased_due(item)
+            if chased is not None and chased != item.get("ladder_due"):
+                # Under a repayment plan: the next unpaid instalment, computed from the item just written.
+                self.ladder.follow(item, chased)
+        except Exception as exc:
+            if not is_loan_fault(exc):
+                raise
+            # A value DynamoDB refuses, a corrupt plan on the CONTROL item: recorded, out of the index.
+            return self.on_invalid(change, InvalidLoan(loan.loan_id, UNPROCESSABLE, type(exc).__name__))
         return IntakeResult(IntakeOutcome.VALID, index=IndexOutcome.ENTERED)
 
     def on_removed(self, change: LoanChange) -> IntakeResult:

@@ -350,7 +350,10 @@ class Planner:
             self._give_back([w.key for w in writes], now)
             raise
         jobs: list[SendJob] = []
-        for borrower_id, stages in due.items():
+        # The most overdue borrowers first: when the queue is slow, their SMS go out before the others'.
+        for borrower_id, stages in sorted(
+            due.items(), key=lambda entry: (min(d.loan.cycle for d in entry[1]), entry[0])
+        ):
             lines = []
             for d in stages:
                 blocking = found.get(d.key)

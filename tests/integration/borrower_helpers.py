@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -71,10 +72,23 @@ def send_reply(stack: LocalStack, sns: dict[str, Any], at: dt.datetime) -> Any:
 
 
 def plan_and_send(stack: LocalStack, at: dt.datetime) -> dict[str, Any]:
-    """One planner run at `at` (the scheduled event's time), then the queue drained at the same instant."""
+    """One planner run at `at` (the scheduled event's time), then the queue drained at the same instant.
+
+    The planner's report, with `suppressed` counting what the hour suppressed, by reason, whoever did:
+    the planner (holds, pauses) or the sender (opt-outs: the planner never reads the opt-out lists).
+    """
+    before = {(r["loan_id"], r["record_id"]) for r in records(stack)}
     report = invoke_planner_only(stack, at)
     with time_machine.travel(at, tick=False):
         drain_queue(stack)
+    new = [r for r in records(stack) if (r["loan_id"], r["record_id"]) not in before]
+    report["suppressed"] = dict(
+        Counter(
+            str(r["reason"])
+            for r in new
+            if r["outcome"] == "SUPPRESSED" and r["stage"] not in ("intake", "planning", "payment_confirmation")
+        )
+    )
     return report
 
 
