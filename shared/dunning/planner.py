@@ -313,17 +313,18 @@ class Planner:
         )
         blocking = self.state.take_claims([write], run.now)[write.key]
         if blocking is not None:
-            self._note_blocking(blocking.state, blocking.retry_after, run)
+            self._note_blocking(write.key, blocking.state, blocking.retry_after, run)
             return
         run.report.suppressed[verdict.reason] += 1
         run.wake.no_later_than(verdict.retry_after)
         metrics.add_metric(name=f"Suppressed_{verdict.reason}", unit=MetricUnit.Count, value=1)
 
-    def _note_blocking(self, state: ClaimState, retry_after: dt.datetime | None, run: _Run) -> None:
-        """A claim that already existed: handled before (a deferral to come back to at its time)."""
+    def _note_blocking(self, key: ClaimKey, state: ClaimState, retry_after: dt.datetime | None, run: _Run) -> None:
+        """A claim that already existed: handled before, or deferred (by the sender) to a later time."""
         run.report.waiting[f"already_{state.value.lower()}"] += 1
-        if state is ClaimState.DEFERRED:
+        if state is ClaimState.DEFERRED and retry_after is not None:
             run.wake.no_later_than(retry_after)
+            self.state.mark_deferred(key, retry_after)  # so that runs trusting the mark come back then
 
     def _unprocessable(self, exc: Exception, loan: Loan, run: _Run) -> None:
         reason = self._set_aside.unprocessable(
@@ -360,7 +361,7 @@ class Planner:
                 if blocking is None:
                     lines.append(JobLine(loan_id=d.loan.loan_id, cycle=d.loan.cycle, stage=d.stage.id))
                 else:
-                    self._note_blocking(blocking.state, blocking.retry_after, run)
+                    self._note_blocking(d.key, blocking.state, blocking.retry_after, run)
             for start in range(0, len(lines), MAX_LINES_PER_JOB):
                 jobs.append(
                     SendJob(

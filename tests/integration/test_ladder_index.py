@@ -30,6 +30,7 @@ from dunning.dal.ladder import LADDER_INDEX, LEAVING, LadderRepository
 from dunning.dal.state import StateRepository
 from dunning.loan_changes import ChangeKind, IndexOutcome, LoanChange, LoanChanges
 from dunning.local import FakeLambdaContext, LocalStack, drain_queue, drain_stream, invoke
+from dunning.models.state import ClaimState
 from dunning.sharding import bucket_key, bucket_of
 from tests.conftest import scheduled_event
 from tests.integration.after_sms_helpers import scheduled, state_item
@@ -329,6 +330,30 @@ def test_a_job_waiting_on_a_slow_queue_is_never_enqueued_again(local_stack: Loca
 
     lines = queued_lines(local_stack)
     assert len(lines) == 40 and set(lines.values()) == {1}
+
+
+def test_a_stage_the_sender_deferred_is_planned_again_at_its_time_though_the_mark_says_planned(
+    local_stack: LocalStack,
+) -> None:
+    put_loans(local_stack, loan("L-1"))
+    drain_stream(local_stack)
+    assert plan(local_stack, {})["lines_enqueued"] == 1
+    queued_lines(local_stack)  # the job reaches a sender, which defers the stage by 3 hours (say, a cap)
+    state = StateRepository(local_stack.physical_id("StateTable"))
+    key = ("L-1", "2026-11-19", "overdue_notice")
+    retry = PLAN_AT + dt.timedelta(hours=3)
+    assert state.settle(key, "B-L-1", ClaimState.DEFERRED, PLAN_AT, reason="cap_daily", retry_after=retry)
+    state.wake_planner()  # as the sender does after a deferral
+
+    def fire(at: dt.datetime) -> dict[str, Any]:
+        with time_machine.travel(at, tick=False):
+            report: dict[str, Any] = invoke(local_stack, "PlanRemindersFunction", scheduled_event(at))
+        return report
+
+    poked = fire(PLAN_AT + dt.timedelta(hours=1))  # does not trust its marks: finds the deferral
+    assert (poked["lines_enqueued"], poked["waiting"].get("already_deferred")) == (0, 1)
+    assert fire(PLAN_AT + dt.timedelta(hours=2))["asleep_until"] == "2026-11-20T05:00:00.000Z"
+    assert fire(retry)["lines_enqueued"] == 1  # trusts the mark, which now says until when
 
 
 def test_jobs_sqs_refuses_get_their_claims_back_and_the_next_run_plans_them(local_stack: LocalStack) -> None:

@@ -250,6 +250,27 @@ class StateRepository:
                 return
         raise RuntimeError(f"{len(pending)} claim(s) could not be given back")
 
+    def mark_deferred(self, key: ClaimKey, retry_after: dt.datetime) -> None:
+        """Note on the CONTROL mark that the stage was deferred (by the sender) until `retry_after`.
+
+        Runs that trust the marks then come back to the stage at that time instead of skipping it for good.
+        Only while the mark is still this stage's.
+        """
+        loan_id, cycle, stage = key
+        conditional_write(
+            "update_item",
+            {
+                "TableName": self.table,
+                "Key": control_key(loan_id),
+                "UpdateExpression": "SET planned_until = :until",
+                "ConditionExpression": "planned = :mark",
+                "ExpressionAttributeValues": {
+                    ":until": {"S": utc_iso(retry_after)},
+                    ":mark": {"S": stage_mark(cycle, stage)},
+                },
+            },
+        )
+
     def _claim_put(self, write: ClaimWrite, now: dt.datetime) -> dict[str, Any]:
         values = self._claim_values(write.key, write.borrower_id, write.state, now)
         values.update(reason=write.reason, record_id=write.record_id)
