@@ -203,6 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
     from dunning.simulate.command import register as register_simulate
 
     register_simulate(commands)  # commands that register themselves run through args.handler
+    backfill = commands.add_parser(
+        "backfill",
+        help="index the loans an existing LoansTable already holds (once, after the first deploy)",
+        description=(
+            "Scans LoansTable in parallel segments through LoanChangesFunction's code: every OPEN valid loan"
+            " enters the ladder index. Idempotent; never overwrites what the stream wrote."
+        ),
+    )
+    backfill.add_argument("--segments", type=int, default=4, help="parallel Scan segments (1..64)")
+    _table_arguments(backfill, "loans", "state", "deliveries")
     return parser
 
 
@@ -258,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _verify(parser, args)
     if args.command == "cases":
         return _cases(parser, args)
+    if args.command == "backfill":
+        return _backfill(parser, args)
     parser.error(f"unknown command {args.command}")
     return 2
 
@@ -331,6 +343,27 @@ def _cases(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return 2
     (write_csv if args.csv else write_json_lines)(rows, sys.stdout)
     print(f"{len(rows)} {'open ' if args.only_open else ''}case(s)", file=sys.stderr)
+    return 0
+
+
+def _backfill(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from dunning.backfill import MAX_SEGMENTS, backfill
+    from dunning.dal.deliveries import DeliveriesRepository
+    from dunning.dal.ladder import LadderRepository
+    from dunning.loan_changes import LoanChanges
+
+    if not 1 <= args.segments <= MAX_SEGMENTS:
+        parser.error(f"argument --segments: must be between 1 and {MAX_SEGMENTS}")
+    if not args.loans_table and args.stack_name:
+        from dunning.dal.audit import stack_outputs
+
+        # With ExistingLoansTableName the table is no resource of the stack: its output names it.
+        args.loans_table = stack_outputs(args.stack_name).get("LoansTableName", "")
+    tables = _resolve_tables(parser, args, "loans", "state", "deliveries")
+    changes = LoanChanges(DeliveriesRepository(tables["deliveries"]), LadderRepository(tables["state"]), 400)
+    report = backfill(tables["loans"], changes, segments=args.segments)
+    print(json.dumps(report.as_dict()))
+    print(f"{report.items} loan item(s) read, {report.outcomes['entered']} in the ladder index", file=sys.stderr)
     return 0
 
 
