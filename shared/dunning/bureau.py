@@ -357,9 +357,9 @@ class BureauReporter:
 
         Without `shard` the day's file and manifest are written directly (returns the manifest); a shard
         run writes its part (`part_keys`) for `assemble`. Delinquent loans are the ladder index items
-        chasing a date on or before the cutoff, read live from LoansTable a page at a time. Near its
-        time limit a shard run writes the lines so far as a chunk and returns a cursor; the invocation
-        that finishes the shard joins its chunks into the part.
+        whose upstream due date is on or before the cutoff (a plan does not re-age them), read live from
+        LoansTable a page at a time. Near its time limit a shard run writes the lines so far as a chunk and
+        returns a cursor; the invocation that finishes the shard joins its chunks into the part.
         """
         one, of = (0, 1) if shard is None else (shard, shards)
         check_shard(one, of)
@@ -375,7 +375,10 @@ class BureauReporter:
         counts = _Counts()
         delinquent: list[Loan] = []
         recorded: set[str] = set()  # loans already set aside by this run
-        last = f"{cutoff.isoformat()}#\uffff"
+        # By upstream's due date, not the chased one: a repayment plan does not re-age the delinquency
+        # (a loan on a plan kept up to date is reported, with its `AC` code). So the whole partition is
+        # read, filtered on the item's `due_date`.
+        last = "\uffff"
         for partition in partitions[partitions.index(start.partition) :]:
             key = start.start_key if partition == start.partition else None
             while True:
@@ -404,7 +407,7 @@ class BureauReporter:
                         "complete": False,
                         "cursor": resume,
                     }
-                page = self.index.page(f"{partition:02d}", "0", last, key, 500)
+                page = self.index.page(f"{partition:02d}", "0", last, key, 500, due_on_or_before=cutoff.isoformat())
                 mine = [str(item["loan_id"]) for item in page.items if in_shard(item["ladder_bucket"], one, of)]
                 live = self.loans.get_many(mine)
                 for item in live.values():

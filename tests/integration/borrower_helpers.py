@@ -102,6 +102,19 @@ def table_items(stack: LocalStack, logical_id: str) -> list[dict[str, Any]]:
     return boto3.client("dynamodb").scan(TableName=stack.physical_id(logical_id))["Items"]
 
 
+def product_state(stack: LocalStack) -> list[dict[str, Any]]:
+    """StateTable's items but what the ladder index copies from LoansTable: a CONTROL item holding only
+    upstream's values and index attributes (loan_changes.index_values) is not the product's state."""
+    from dunning.dal.ladder import COPIED, DERIVED, INDEX_ATTRIBUTES
+
+    index_only = {"pk", "sk", "loan_id", "upstream_seq", *COPIED, *DERIVED, *INDEX_ATTRIBUTES}
+    return [
+        item
+        for item in table_items(stack, "StateTable")
+        if not (item["sk"]["S"] == "CONTROL" and set(item) <= index_only)
+    ]
+
+
 def records(stack: LocalStack, stage: str | None = None) -> list[dict[str, Any]]:
     items = [{k: next(iter(v.values())) for k, v in i.items()} for i in table_items(stack, "DeliveriesTable")]
     return sorted((i for i in items if stage is None or i["stage"] == stage), key=lambda i: i["record_id"])

@@ -125,10 +125,10 @@ def test_a_due_date_change_moves_the_item_in_the_index(local_stack: LocalStack) 
         (loan("L-1", status="PAID"), ChangeKind.MODIFY),
         (loan("L-1", status="WRITTEN_OFF"), ChangeKind.MODIFY),
         (loan("L-1", due_date="2026/11/19"), ChangeKind.MODIFY),  # turned invalid
-        (loan("L-1", phone="12345"), ChangeKind.MODIFY),
+        (loan("L-1", phone="12345", currency="ZZZ"), ChangeKind.MODIFY),  # more than its phone broken
         (None, ChangeKind.REMOVE),
     ],
-    ids=["paid", "written-off", "invalid-date", "invalid-phone", "removed"],
+    ids=["paid", "written-off", "invalid-date", "invalid-phone-and-currency", "removed"],
 )
 def test_a_loan_leaving_open_turning_invalid_or_removed_leaves_the_index_keeping_the_products_state(
     local_stack: LocalStack, leaving: dict[str, Any] | None, kind: ChangeKind
@@ -146,6 +146,28 @@ def test_a_loan_leaving_open_turning_invalid_or_removed_leaves_the_index_keeping
     control = state_item(local_stack, "LOAN#L-1", "CONTROL")
     assert control is not None and control["dispute_hold"] is True  # the product's attributes survive
     assert not set(LEAVING) & set(control)  # upstream's values go with it
+
+
+def test_a_loan_valid_but_for_its_phone_stays_in_the_index_flagged_unreachable_and_the_planner_skips_it(
+    local_stack: LocalStack,
+) -> None:
+    apply = changes(local_stack).apply
+    apply(change(loan("L-1"), 1, ChangeKind.INSERT))
+    assert indexed(local_stack)["L-1"]["phone_region"] == "CN"
+
+    result = apply(change(loan("L-1", phone="12345"), 2, loan_id="L-1"))
+
+    # Escalation opens its `unreachable` case from the index (tests/integration/test_collection_cases.py).
+    assert (result.reason, result.index) == ("invalid_phone", IndexOutcome.ENTERED)
+    item = indexed(local_stack)["L-1"]
+    assert item["unreachable"] is True and "phone_region" not in item and "phone_zones" not in item
+    with time_machine.travel(PLAN_AT, tick=False):
+        report = invoke(local_stack, "PlanRemindersFunction", scheduled_event(PLAN_AT))
+    assert report["waiting"] == {"unreachable": 1} and report["jobs_enqueued"] == 0
+
+    assert apply(change(loan("L-1"), 3, loan_id="L-1")).index is IndexOutcome.ENTERED  # the number fixed
+    fixed = indexed(local_stack)["L-1"]
+    assert "unreachable" not in fixed and fixed["phone_zones"] == ["Asia/Shanghai"]
 
 
 def test_an_older_or_replayed_stream_record_never_overwrites_a_newer_one(local_stack: LocalStack) -> None:
@@ -212,15 +234,16 @@ def test_backfill_indexes_an_existing_table_once_and_never_over_a_stream_write(
     assert cli.main(["backfill", "--stack-name", local_stack.name, "--segments", "3"]) == 0
     first = json.loads(capsys.readouterr().out)
     assert (
-        first["items"] == 4 and first["index"] == {"entered": 2, "left": 2} and first["invalid"] == {"invalid_phone": 1}
+        first["items"] == 4 and first["index"] == {"entered": 3, "left": 1} and first["invalid"] == {"invalid_phone": 1}
     )
-    assert sorted(indexed(local_stack)) == ["L-1", "L-2"]
+    assert sorted(indexed(local_stack)) == ["L-1", "L-2", "L-4"]  # L-4 flagged unreachable (escalation's case)
+    assert indexed(local_stack)["L-4"]["unreachable"] is True
     assert [
         r for r in boto3.client("dynamodb").scan(TableName=local_stack.physical_id("DeliveriesTable"))["Items"]
     ] == []
 
     assert cli.main(["backfill", "--stack-name", local_stack.name]) == 0  # idempotent
-    assert json.loads(capsys.readouterr().out)["index"] == {"left": 2, "stale": 2}
+    assert json.loads(capsys.readouterr().out)["index"] == {"left": 1, "stale": 3}
 
     # A stream write lands; a backfill that had read the older image must not undo it.
     apply = changes(local_stack).apply

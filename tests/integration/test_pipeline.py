@@ -389,8 +389,10 @@ def test_every_contract_breach_is_recorded_and_the_rest_of_the_run_goes_on(
 ) -> None:
     seed_loans(*MALFORMED_ITEMS, *EVENT_BOOK)
     first, second = run_hours(local_stack, EVENT_TIME, 1)
-    # Recorded when written (LoanChangesFunction, below); never in the ladder index the planner reads.
-    assert first["invalid"] == {} and first["loans_read"] == len(EVENT_BOOK)
+    # Recorded when written (LoanChangesFunction, below); never in the ladder index the planner reads, but
+    # for the three valid but for their phone (M01-M03): in it flagged unreachable (escalation's case), skipped.
+    assert first["invalid"] == {} and first["loans_read"] == len(EVENT_BOOK) + 3
+    assert first["waiting"]["unreachable"] == 3
     # The second fire of the hour finds the agenda: nothing it read can have changed yet.
     assert (second["loans_read"], second["invalid"]) == (0, {}) and second["asleep_until"]
     for loan_id, reason in MALFORMED.items():

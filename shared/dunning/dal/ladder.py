@@ -85,8 +85,21 @@ class LadderRepository:
         self.table = table
 
     # ---------------------------------------------------------------- reads (planner, escalation, bureau)
-    def page(self, partition: str, first: str, last: str, start_key: dict[str, Any] | None, limit: int) -> Page:
-        """One page of a partition's index items with first <= ladder_due <= last (`last`: up to every loan id)."""
+    def page(
+        self,
+        partition: str,
+        first: str,
+        last: str,
+        start_key: dict[str, Any] | None,
+        limit: int,
+        *,
+        due_on_or_before: str | None = None,
+    ) -> Page:
+        """One page of a partition's index items with first <= ladder_due <= last (`last`: up to every loan id).
+
+        `due_on_or_before`: only items whose upstream `due_date` is on or before it (a filter: the page
+        may come back empty with a next key).
+        """
         request: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": LADDER_INDEX,
@@ -94,6 +107,9 @@ class LadderRepository:
             "ExpressionAttributeValues": {":p": {"S": partition}, ":first": {"S": first}, ":last": {"S": last}},
             "Limit": limit,
         }
+        if due_on_or_before is not None:
+            request["FilterExpression"] = "due_date <= :due"
+            request["ExpressionAttributeValues"][":due"] = {"S": due_on_or_before}
         if start_key:
             request["ExclusiveStartKey"] = start_key
         response = client("dynamodb").query(**request)
