@@ -18,10 +18,24 @@ from dunning.settings import get_settings
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """A shard's part of the day's file (`detail`: shard, shards, cursor), the whole file (no shard),
+    or the parts joined into the file (`detail`: {"assemble": true, "shards": n})."""
     try:
         scheduled = parse(event=event, model=ScheduledEvent)
     except ValidationError as exc:
         return rejected("scheduled_event", exc)
-    manifest = service.bureau_reporter(get_settings()).run(scheduled.time)
-    logger.info("bureau file written", extra={"manifest": manifest})
-    return manifest
+    detail = scheduled.detail
+    reporter = service.bureau_reporter(get_settings())
+    if detail.assemble:
+        manifest = reporter.assemble(scheduled.time, shards=detail.shards)
+        logger.info("bureau file assembled", extra={"manifest": manifest})
+        return manifest
+    result = reporter.run(
+        scheduled.time,
+        shard=detail.shard,
+        shards=detail.shards,
+        cursor=detail.cursor,
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+    )
+    logger.info("bureau file written" if detail.shard is None else "bureau part written", extra={"result": result})
+    return result

@@ -18,12 +18,18 @@ from dunning.settings import get_settings
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The state machine's shard run (`detail`: shard, shards, cursor); it reads `complete` and `cursor` back."""
     try:
         scheduled = parse(event=event, model=ScheduledEvent)
     except ValidationError as exc:
         return rejected("scheduled_event", exc)
+    detail = scheduled.detail
     report = service.escalator(get_settings()).run(
-        scheduled.time, time_left=lambda: context.get_remaining_time_in_millis() / 1000
+        scheduled.time,
+        shard=detail.shard,
+        shards=detail.shards,
+        cursor=detail.cursor,
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
     )
     logger.info("escalation run finished", extra={"report": report.as_dict()})
     return report.as_dict()

@@ -1,4 +1,4 @@
-"""PlanRemindersFunction: finds loans with a reminder due and enqueues send jobs."""
+"""PlanRemindersFunction: finds loans with a reminder due and enqueues send jobs, one shard per invocation."""
 
 from __future__ import annotations
 
@@ -18,15 +18,17 @@ from dunning.settings import get_settings
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The state machine's shard run (`detail`: shard, shards, cursor); it reads `complete` and `cursor` back."""
     try:
         scheduled = parse(event=event, model=ScheduledEvent)
     except ValidationError as exc:
         return rejected("scheduled_event", exc)
-    planner = service.planner(get_settings())
-    report = planner.run(
+    detail = scheduled.detail
+    report = service.planner(get_settings()).run(
         scheduled.time,
-        segment=scheduled.detail.shard or 0,
-        total_segments=scheduled.detail.shards,
+        shard=detail.shard,
+        shards=detail.shards,
+        cursor=detail.cursor,
         time_left=lambda: context.get_remaining_time_in_millis() / 1000,
     )
     logger.info("planning run finished", extra={"report": report.as_dict()})

@@ -33,7 +33,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -49,6 +49,7 @@ from dunning.models.money import minor_unit
 from dunning.models.policy import Policy
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import SetAside, is_loan_fault
+from dunning.sharding import in_shard
 
 SETTLING_STATUSES = frozenset({"PAID", "CLOSED"})
 
@@ -256,6 +257,12 @@ def report_keys(reporting_date: dt.date) -> tuple[str, str]:
     return f"{prefix}/delinquencies.jsonl", f"{prefix}/manifest.json"
 
 
+def part_keys(reporting_date: dt.date, shard: int, shards: int) -> tuple[str, str]:
+    """One shard's part of the day's file: its lines, and its counts for the manifest."""
+    stem = f"bureau/{reporting_date.isoformat()}/parts/{shard:04d}-of-{shards:04d}"
+    return f"{stem}.jsonl", f"{stem}.json"
+
+
 @dataclass
 class BureauReporter:
     loans: LoansRepository
@@ -265,8 +272,23 @@ class BureauReporter:
     policy: Policy
     retention_days: int
 
-    def run(self, now: dt.datetime) -> dict[str, Any]:
-        """Write the file for the business date of `now`; returns the manifest."""
+    def run(
+        self,
+        now: dt.datetime,
+        *,
+        shard: int | None = None,
+        shards: int = 1,
+        cursor: str | None = None,
+        time_left: Callable[[], float] = lambda: float("inf"),
+        min_seconds_left: float = 20.0,
+    ) -> dict[str, Any]:
+        """Write the file for the business date of `now` (returns the manifest), or one shard's part of it.
+
+        Until the bureau reads by shard, a shard run reads every delinquent loan and keeps its
+        shard's borrowers (dunning.sharding); it writes `parts/SSSS-of-NNNN.jsonl` (its lines, sorted
+        as in the file) and `.json` (its counts), and always completes in one invocation (no cursor).
+        """
+        del cursor, time_left, min_seconds_left  # one invocation does a whole shard (for now)
         reporting_date = ladder.business_date(now, self.policy)
         cutoff = reporting_date - dt.timedelta(days=self.policy.ladder.bureau_day)
         set_aside = SetAside(self.deliveries, "bureau", self.retention_days)
@@ -274,6 +296,8 @@ class BureauReporter:
         delinquent: list[Loan] = []
         recorded: set[str] = set()  # loans already set aside by this run
         for item in self.loans.open_loans_due_between(dt.date.min, cutoff):
+            if not in_shard(str(item.get("borrower_id")), shard, shards):
+                continue
             try:
                 delinquent.append(parse_loan(item))
             except InvalidLoan as exc:
@@ -284,7 +308,7 @@ class BureauReporter:
                     raise
                 invalid[set_aside.unprocessable_item(exc, item, now, reporting_date)] += 1
                 recorded.add(repr(item.get("loan_id")))
-        reported = self._reported()
+        reported = {i: r for i, r in self._reported().items() if in_shard(r.borrower_id, shard, shards)}
         current = {loan.loan_id for loan in delinquent}
         departed = self.loans.get_many([i for i, r in reported.items() if i not in current and r.settled_on is None])
         plan = plan_report(reporting_date, delinquent, reported, departed, self.policy)
@@ -308,15 +332,47 @@ class BureauReporter:
                     invalid[set_aside.invalid(broken, live, now, reporting_date)] += 1
 
         body = render(plan.lines)
-        data_key, manifest_key = report_keys(reporting_date)
+        if shard is None:
+            summary = self._write_file(plan, body, invalid)
+        else:
+            lines_key, counts_key = part_keys(reporting_date, shard, shards)
+            counts = {"invalid": dict(sorted(invalid.items())), "dropped": dict(sorted(plan.dropped.items()))}
+            self.store.put(lines_key, body, "application/x-ndjson")
+            self.store.put(counts_key, (json.dumps(counts, sort_keys=True) + "\n").encode(), "application/json")
+            summary = {"reporting_date": reporting_date.isoformat(), "part": lines_key, "lines": len(plan.lines)}
+        # After the file (or part): a crash here repeats the same bytes on the rerun, then records the set.
+        self.state.save([r.to_entry() for r in plan.save])
+        self.state.remove(plan.remove)
+        return {**summary, "complete": True, "cursor": None}
+
+    def assemble(self, now: dt.datetime, *, shards: int) -> dict[str, Any]:
+        """Join the shards' parts of the business date of `now` into the day's file; returns the manifest.
+
+        The lines are merged in the file's order, so the bytes are those an unsharded run writes.
+        """
+        reporting_date = ladder.business_date(now, self.policy)
+        lines: list[BureauLine] = []
+        invalid: Counter[str] = Counter()
+        plan = BureauPlan(reporting_date)
+        for shard in range(shards):
+            lines_key, counts_key = part_keys(reporting_date, shard, shards)
+            body, counts = self.store.get(lines_key), self.store.get(counts_key)
+            if body is None or counts is None:
+                raise LookupError(f"bureau part {shard} of {shards} for {reporting_date} is missing ({lines_key})")
+            lines.extend(BureauLine.model_validate_json(line) for line in body.decode("utf-8").splitlines())
+            summed = json.loads(counts)
+            invalid.update(summed["invalid"])
+            plan.dropped.update(summed["dropped"])
+        plan.lines = sorted(lines, key=lambda line: (line.loan_id, line.status))
+        return self._write_file(plan, render(plan.lines), invalid)
+
+    def _write_file(self, plan: BureauPlan, body: bytes, invalid: Mapping[str, int]) -> dict[str, Any]:
+        data_key, manifest_key = report_keys(plan.reporting_date)
         summary = manifest(plan, body, data_key, invalid)
         self.store.put(data_key, body, "application/x-ndjson")
         self.store.put(
             manifest_key, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(), "application/json"
         )
-        # After the file: a crash here repeats the same file on the rerun, then records the set.
-        self.state.save([r.to_entry() for r in plan.save])
-        self.state.remove(plan.remove)
         metrics.add_metric(name="BureauDelinquent", unit=MetricUnit.Count, value=summary["delinquent"])
         metrics.add_metric(name="BureauSettled", unit=MetricUnit.Count, value=summary["settled"])
         return summary

@@ -34,6 +34,7 @@ from dunning.models.policy import Policy
 from dunning.models.state import LoanControl
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import SetAside, is_loan_fault
+from dunning.sharding import in_shard
 
 DETAIL_TYPE = "CollectionCaseOpened"
 # Outcomes of an SMS that actually went out to the carrier (UNCERTAIN ones are for people to review).
@@ -114,6 +115,20 @@ def case_detail(
     }
 
 
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10
+
+
+def _cursor_date(cursor: str) -> dt.date:
+    if not _is_date(cursor):
+        raise ValueError(f"cursor must be a due date (YYYY-MM-DD), got {cursor!r}")
+    return dt.date.fromisoformat(cursor)
+
+
 @dataclass
 class EscalationReport:
     now: str
@@ -124,6 +139,7 @@ class EscalationReport:
     held: Counter[str] = field(default_factory=Counter)
     invalid: Counter[str] = field(default_factory=Counter)
     complete: bool = True
+    cursor: str | None = None  # where an incomplete run resumes: the first due date not yet handled
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -135,6 +151,7 @@ class EscalationReport:
             "held": dict(self.held),
             "invalid": dict(self.invalid),
             "complete": self.complete,
+            "cursor": self.cursor,
         }
 
 
@@ -156,14 +173,36 @@ class Escalator:
         self,
         now: dt.datetime,
         *,
+        shard: int | None = None,
+        shards: int = 1,
+        cursor: str | None = None,
         time_left: Callable[[], float] = lambda: float("inf"),
         min_seconds_left: float = 20.0,
     ) -> EscalationReport:
-        """Every OPEN overdue loan (read from the OpenLoansByDueDate index), in batches."""
+        """This shard's OPEN overdue loans (read from the OpenLoansByDueDate index), in batches.
+
+        Until escalation reads by shard, a shard run reads every overdue loan and keeps its shard's
+        borrowers (dunning.sharding). Near its time limit it stops between due dates, after at least
+        one: the cursor is the first due date not yet handled.
+        """
         report = EscalationReport(now=now.isoformat())
         today = ladder.business_date(now, self.policy)
         batch: list[Loan] = []
-        for item in self.loans.open_loans_due_between(dt.date.min, today - dt.timedelta(days=1)):
+        first = dt.date.min if cursor is None else _cursor_date(cursor)
+        handling: str | None = None  # the due date (as stored) of the loans being handled
+        for item in self.loans.open_loans_due_between(first, today - dt.timedelta(days=1)):
+            if not in_shard(str(item.get("borrower_id")), shard, shards):
+                continue
+            due = str(item.get("due_date"))
+            if handling is not None and due != handling and _is_date(due):
+                self._escalate(batch, now, today, report)
+                batch = []
+                if time_left() < min_seconds_left:
+                    # The rest is picked up by the resumed run: every step here is safe to repeat.
+                    report.complete, report.cursor = False, due
+                    logger.warning("escalation stopping early: time limit near", extra={"due_date": due})
+                    break
+            handling = due
             report.loans_read += 1
             try:
                 batch.append(parse_loan(item))
@@ -178,11 +217,6 @@ class Escalator:
             if len(batch) == BATCH:
                 self._escalate(batch, now, today, report)
                 batch = []
-                if time_left() < min_seconds_left:
-                    # The rest is picked up by the next run: every step here is safe to repeat.
-                    report.complete = False
-                    logger.warning("escalation stopping early: time limit near")
-                    break
         self._escalate(batch, now, today, report)
         metrics.add_metric(name="CollectionCasesOpened", unit=MetricUnit.Count, value=sum(report.opened.values()))
         return report

@@ -51,6 +51,21 @@ class _Wake:
             self.at = when
 
 
+INSTALMENTS_CURSOR = "instalments"  # a resumed run with only the repayment plans left
+
+
+def _parse_cursor(cursor: str | None) -> dt.date | None:
+    """The first due date a resumed run plans (a date after every window once only instalments are left)."""
+    if cursor is None:
+        return None
+    if cursor == INSTALMENTS_CURSOR:
+        return dt.date.max
+    try:
+        return dt.date.fromisoformat(cursor)
+    except ValueError:
+        raise ValueError(f"cursor must be a due date (YYYY-MM-DD) or {INSTALMENTS_CURSOR!r}, got {cursor!r}") from None
+
+
 Candidates = dict[str, list[tuple[Loan, ladder.Stage]]]  # borrower id -> their loans due now, with the stage
 
 
@@ -67,6 +82,7 @@ class PlanReport:
     waiting: Counter[str] = field(default_factory=Counter)
     due_dates_done: int = 0
     complete: bool = True
+    cursor: str | None = None  # where an incomplete run resumes (the state machine passes it back)
     asleep_until: str | None = None  # set when the agenda said nothing can have changed yet
 
     def as_dict(self) -> dict[str, object]:
@@ -82,6 +98,7 @@ class PlanReport:
             "waiting": dict(self.waiting),
             "due_dates_done": self.due_dates_done,
             "complete": self.complete,
+            "cursor": self.cursor,
             "asleep_until": self.asleep_until,
         }
 
@@ -114,17 +131,32 @@ class Planner:
         self,
         now: dt.datetime,
         *,
-        segment: int = 0,
-        total_segments: int = 1,
+        shard: int | None = None,
+        shards: int = 1,
+        cursor: str | None = None,
         time_left: Callable[[], float] = lambda: float("inf"),
         min_seconds_left: float = 20.0,
     ) -> PlanReport:
-        """Plan the due dates of this segment; stop cleanly between due dates when time runs short."""
+        """Plan this shard's due dates; stop cleanly between due dates when time runs short.
+
+        Until the planner reads by shard, a shard is one of the old due-date segments (no shard:
+        every due date). The cursor is the first due date not yet planned (`instalments` once only
+        the repayment plans are left); every invocation plans at least one due date before it
+        looks at the clock, so a resumed shard always moves on.
+        """
+        segment, total_segments = (0, 1) if shard is None else (shard, shards)
         if not 0 <= segment < total_segments:
-            raise ValueError(f"segment must be in 0..{total_segments - 1}, got {segment}")
+            raise ValueError(f"shard must be in 0..{total_segments - 1}, got {segment}")
+        resume_from = _parse_cursor(cursor)
         report = PlanReport(now=now.isoformat(), segment=segment, total_segments=total_segments)
         agenda, poke_version = self.state.planner_agenda(segment, total_segments)
-        if agenda is not None and agenda.poke_version == poke_version and agenda.read_at <= now < agenda.wake_at:
+        # A resumed run (cursor) finishes what it started, whatever the agenda says.
+        if (
+            cursor is None
+            and agenda is not None
+            and agenda.poke_version == poke_version
+            and agenda.read_at <= now < agenda.wake_at
+        ):
             report.asleep_until = utc_iso(agenda.wake_at)
             metrics.add_metric(name="PlannerRunsAsleep", unit=MetricUnit.Count, value=1)
             return report
@@ -137,22 +169,27 @@ class Planner:
             for n in range((latest - earliest).days + 1)
             if (earliest + dt.timedelta(days=n)).toordinal() % total_segments == segment
         ]
-        ranges = [(earliest, latest)] if total_segments == 1 else [(day, day) for day in days]
+        ranges = [(earliest, latest)] if total_segments == 1 and resume_from is None else [(day, day) for day in days]
+        if resume_from is not None:
+            ranges = [(first, last) for first, last in ranges if first >= resume_from]
+        progressed = False
         for first, last in ranges:
-            if time_left() < min_seconds_left:
-                report.complete = False
+            if progressed and time_left() < min_seconds_left:
+                report.complete, report.cursor = False, first.isoformat()
                 logger.warning("planner stopping early: time limit near", extra={"due_date": first.isoformat()})
                 break
             self._decide_in_batches(self._consider_all(self.loans.open_loans_due_between(first, last), {}, run), run)
             report.due_dates_done += (last - first).days + 1
-        if time_left() >= min_seconds_left:
+            progressed = True
+        if report.complete and progressed and time_left() < min_seconds_left:
+            report.complete, report.cursor = False, INSTALMENTS_CURSOR
+        elif report.complete:
             self._plan_instalments(earliest, latest, set(days), run)
-        else:
-            report.complete = False
         self._enqueue(run)
         metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=report.jobs_enqueued)
-        if report.complete:
-            # An incomplete run leaves the old agenda, already due: the next fire reads again.
+        if report.complete and cursor is None:
+            # An incomplete run leaves the old agenda, already due: the next fire reads again. So
+            # does a resumed one: its last invocation saw only the due dates it planned itself.
             agenda = PlannerAgenda(wake_at=wake.at, read_at=now, poke_version=poke_version)
             self.state.save_planner_agenda(segment, total_segments, agenda)
         return report

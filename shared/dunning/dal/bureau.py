@@ -52,3 +52,12 @@ class ReportStore:
 
     def put(self, key: str, body: bytes, content_type: str) -> None:
         client("s3").put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes, or None when there is none."""
+        s3 = client("s3")
+        try:
+            body: bytes = s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            return None
+        return body

@@ -11,7 +11,6 @@ from dunning.models.loan import IsoDate, PhoneNumber
 from dunning.models.money import Amount, check_minor_unit, is_currency
 from dunning.models.state import Instalment
 
-
 MAX_SHARDS = 1024  # the ladder index's buckets (dunning.sharding): a shard is a set of whole buckets
 
 
