@@ -1,6 +1,6 @@
 """The scheduled functions' event: what `sam local generate-event` prints and what the Scheduler delivers.
 
-The Scheduler's event is the `Input` of each ScheduleV2 in template.yaml, with the
+The Scheduler's event is the `Input` of each ScheduleV2 in template.yaml (on the state machines), with the
 `<aws.scheduler.…>` placeholders filled in at run time and the pseudo parameters at deploy time.
 """
 
@@ -22,9 +22,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = REPO_ROOT / "events"
 TEMPLATE: dict[str, Any] = yaml_parse((REPO_ROOT / "template.yaml").read_text(encoding="utf-8"))
 SCHEDULES = {
-    (function, name): event["Properties"]
-    for function, resource in TEMPLATE["Resources"].items()
-    if resource["Type"] == "AWS::Serverless::Function"
+    (target, name): event["Properties"]
+    for target, resource in TEMPLATE["Resources"].items()
+    if resource["Type"] in {"AWS::Serverless::Function", "AWS::Serverless::StateMachine"}
     for name, event in resource["Properties"].get("Events", {}).items()
     if event["Type"] == "ScheduleV2"
 }
@@ -53,17 +53,14 @@ def _as_the_scheduler_delivers(input_: Any, schedule_name: str, scheduled_time: 
     return delivered
 
 
-def test_the_three_scheduled_functions_have_a_schedule() -> None:
-    assert {function for function, _ in SCHEDULES} == {
-        "PlanRemindersFunction",
-        "EscalateFunction",
-        "BureauReportFunction",
-    }
+def test_the_schedules_start_the_planning_and_daily_state_machines() -> None:
+    # The state machines pass the event on to every shard's invocation (tests/unit/test_state_machines.py).
+    assert {target for target, _ in SCHEDULES} == {"PlanningStateMachine", "DailyStateMachine"}
 
 
-@pytest.mark.parametrize(("function", "name"), sorted(SCHEDULES))
-def test_each_schedules_input_is_a_scheduled_event_of_this_account_and_region(function: str, name: str) -> None:
-    schedule = SCHEDULES[(function, name)]
+@pytest.mark.parametrize(("target", "name"), sorted(SCHEDULES))
+def test_each_schedules_input_is_a_scheduled_event_of_this_account_and_region(target: str, name: str) -> None:
+    schedule = SCHEDULES[(target, name)]
     delivered = _as_the_scheduler_delivers(schedule["Input"], f"dunning-{name}", "2026-11-28T02:00:00Z")
     event = ScheduledEvent.model_validate(delivered)
 
