@@ -35,7 +35,7 @@ from dunning.local import (
     run_state_machine,
     scheduler_event,
 )
-from tests.integration.after_sms_helpers import put_loan, scheduled
+from tests.integration.after_sms_helpers import event_file, put_loan, scheduled
 
 PLAN_AT = dt.datetime(2026, 11, 28, 2, 0, tzinfo=dt.UTC)  # 10:00 in Shanghai: inside the send window
 TODAY = dt.date(2026, 11, 28)
@@ -252,3 +252,15 @@ def test_the_hourly_run_over_http(moto_server: str) -> None:
 
     assert run.status == "SUCCEEDED" and len(run.invocations) == 3
     assert sum(i.result["jobs_enqueued"] for i in run.invocations) == 1
+
+
+def test_the_shard_sample_events_run_as_sam_local_invoke_would_send_them(stack: LocalStack) -> None:
+    put_loan(stack, "L-OLD", TODAY - dt.timedelta(days=45))
+    for shard in range(4):
+        part = {**event_file("scheduled_bureau_shard.json")}
+        part["detail"] = {**part["detail"], "shard": shard}
+        assert invoke(stack, "BureauReportFunction", part)["complete"] is True
+    manifest = invoke(stack, "BureauReportFunction", event_file("scheduled_bureau_assemble.json"))
+    assert manifest["delinquent"] == 1 and manifest["file"] == "bureau/2026-12-12/delinquencies.jsonl"
+    resumed = invoke(stack, "PlanRemindersFunction", event_file("scheduled_plan_shard_resume.json"))
+    assert resumed["complete"] is True and resumed["cursor"] is None

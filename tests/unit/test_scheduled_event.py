@@ -84,3 +84,18 @@ def test_the_sam_generate_event_shape_without_version_is_accepted() -> None:
 def test_the_scheduler_shape_with_version_is_accepted(name: str) -> None:
     event = ScheduledEvent.model_validate_json((EVENTS_DIR / name).read_text(encoding="utf-8"))
     assert event.version == "0"
+
+
+@pytest.mark.parametrize(
+    ("name", "detail"),
+    [
+        ("scheduled_plan_shard.json", (5, 256, None, False)),
+        ("scheduled_plan_shard_resume.json", (5, 256, "2026-11-20", False)),
+        ("scheduled_bureau_shard.json", (0, 4, None, False)),
+        ("scheduled_bureau_assemble.json", (None, 4, None, True)),
+    ],
+)
+def test_the_shard_samples_are_what_the_state_machines_send(name: str, detail: tuple[object, ...]) -> None:
+    event = ScheduledEvent.model_validate_json((EVENTS_DIR / name).read_text(encoding="utf-8"))
+    assert (event.detail.shard, event.detail.shards, event.detail.cursor, event.detail.assemble) == detail
+    assert event.resources[0].endswith(("PlanningStateMachineHourly", "DailyStateMachineDaily"))

@@ -3,9 +3,9 @@
 Every hour the hourly schedule fires: the planning state machine of template.yaml runs in moto
 (a Map over the shards, PlanRemindersFunction per shard, in-process) with that hour as its
 scheduled time, and the queue is drained through the sender (under a clock frozen at that hour);
-once a day the daily state machine runs escalation and the bureau file the same way. LoansTable's stream goes to LoanChangesFunction after seeding and
-each simulated day (the upstream writes of that day). At the end: a per-day table, two sample
-messages, totals.
+once a day the daily state machine runs escalation and the bureau file the same way.
+LoansTable's stream goes to LoanChangesFunction after seeding and each simulated day (the
+upstream writes of that day). At the end: a per-day table, two sample messages, totals.
 """
 
 from __future__ import annotations

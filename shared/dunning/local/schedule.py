@@ -23,12 +23,14 @@ The Scheduler's event is the template's ScheduleV2 `Input`, filled as the Schedu
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import io
 import json
 import os
 import re
+import sys
 import threading
 import time
 import traceback
@@ -37,18 +39,23 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
-from dunning.local.invoke import invoke
-from dunning.local.stack import LocalStack, LocalStackError, StateMachine, aws_session
+from dunning.local.invoke import _environment, invoke
+from dunning.local.stack import LocalStack, LocalStackError, StateMachine, aws_session, deploy_stack
+
+if TYPE_CHECKING:
+    from moto.core.config import DefaultConfig
 
 # The moto configuration under which it executes state machines (Map states included).
-EXECUTE_STATE_MACHINES: dict[str, Any] = {"stepfunctions": {"execute_state_machine": True}}
+EXECUTE_STATE_MACHINES: DefaultConfig = {"stepfunctions": {"execute_state_machine": True}}
 # Short names of the template's schedules: what each starts.
 SCHEDULES = {"plan": "PlanningStateMachine", "daily": "DailyStateMachine"}
 _FINISHED = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
@@ -185,6 +192,52 @@ def enable_execution_over_http(endpoint_url: str) -> None:
     )
     with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - as above
         pass
+
+
+def cli_schedule(
+    schedule: str,
+    at: dt.datetime,
+    *,
+    loans_path: str | os.PathLike[str] | None = None,
+    template_path: str | os.PathLike[str] = "template.yaml",
+    parameters: Mapping[str, str] | None = None,
+) -> int:
+    """`dunning schedule`: deploy the template into an in-process moto, seed the loans, fire the schedule.
+
+    Prints the execution (status, output, each invocation's detail and result) as JSON on stdout;
+    the functions' logs go to stderr. Returns 0 when the execution succeeded, else 1.
+    """
+    import moto  # dev-only dependency; imported here so `dunning.local` stays cheap to import
+
+    loans = json.loads(Path(loans_path).read_text(encoding="utf-8"), parse_float=Decimal) if loans_path else []
+    if not isinstance(loans, list) or not all(isinstance(item, dict) for item in loans):
+        raise LocalStackError(f"{loans_path}: expected a JSON list of LoansTable items (objects)")
+    # In-process moto only: an endpoint in the caller's environment would send the stack elsewhere.
+    endpoints = [key for key in os.environ if key.startswith("AWS_ENDPOINT_URL")]
+    with (
+        _environment({}, remove=endpoints),
+        moto.mock_aws(config=EXECUTE_STATE_MACHINES),
+        contextlib.redirect_stdout(sys.stderr),
+    ):
+        stack = deploy_stack(template_path, parameters)
+        table = boto3.resource("dynamodb", region_name=stack.region).Table(stack.physical_id("LoansTable"))
+        with table.batch_writer() as batch:
+            for item in loans:
+                batch.put_item(Item=item)
+        run = run_schedule(stack, schedule, at, check=False)
+    summary = {
+        "state_machine": run.state_machine,
+        "status": run.status,
+        "error": run.error,
+        "cause": run.cause,
+        "output": run.output,
+        "invocations": [
+            {"function": i.function, "detail": i.event.get("detail"), "raised": i.raised, "result": i.result}
+            for i in run.invocations
+        ],
+    }
+    print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+    return 0 if run.status == "SUCCEEDED" else 1
 
 
 # ---------------------------------------------------------------- in-process Lambda tasks
