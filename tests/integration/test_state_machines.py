@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -23,6 +24,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 from samtranslator.yaml_helper import yaml_parse
 
+from dunning import cli
 from dunning.local import (
     EXECUTE_STATE_MACHINES,
     ExecutionFailed,
@@ -264,3 +266,41 @@ def test_the_shard_sample_events_run_as_sam_local_invoke_would_send_them(stack: 
     assert manifest["delinquent"] == 1 and manifest["file"] == "bureau/2026-12-12/delinquencies.jsonl"
     resumed = invoke(stack, "PlanRemindersFunction", event_file("scheduled_plan_shard_resume.json"))
     assert resumed["complete"] is True and resumed["cursor"] is None
+
+
+def test_the_schedule_command_fires_the_state_machine_on_the_loans_given(
+    aws_credentials: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loans = tmp_path / "loans.json"
+    due = (TODAY - dt.timedelta(days=1)).isoformat()
+    loans.write_text(
+        json.dumps(
+            [
+                {
+                    "loan_id": "L-CLI",
+                    "borrower_id": "B-CLI",
+                    "borrower_name": "王小明",
+                    "phone": "+8613800138000",
+                    "status": "OPEN",
+                    "due_date": due,
+                    "amount_due": 3000.00,
+                    "currency": "CNY",
+                }
+            ]
+        ),
+        encoding="utf-8",
+    )
+    argv = ["schedule", "plan", "--time", "2026-11-28T02:00:00Z", "--loans", str(loans)]
+
+    assert cli.main([*argv, "--parameter-overrides", "PlanningShards=2"]) == 0
+
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["status"] == "SUCCEEDED"
+    assert sorted(i["detail"]["shard"] for i in printed["invocations"]) == [0, 1]
+    assert sum(i["result"]["jobs_enqueued"] for i in printed["invocations"]) == 1
+
+
+def test_the_schedule_command_refuses_a_time_without_offset(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["schedule", "daily", "--time", "2026-11-28T06:30:00"])
+    assert "expected an ISO 8601 time with its offset" in capsys.readouterr().err
