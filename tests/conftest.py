@@ -1,9 +1,9 @@
 """Shared fixtures: fake AWS credentials, moto (in-process or over HTTP), the local stack, a Lambda context.
 
 - `aws_credentials`: fake credentials and region in the environment, no endpoint override.
-- `moto_aws`: moto in-process (`mock_aws`) for the test; nothing can reach AWS.
+- `moto_aws`: moto in-process (`mock_aws`, executing state machines) for the test; nothing can reach AWS.
 - `local_stack`: template.yaml deployed into `moto_aws` (a fresh stack per test).
-- `moto_server`: moto over HTTP; `AWS_ENDPOINT_URL` points at it and it starts empty.
+- `moto_server`: moto over HTTP (executing state machines); `AWS_ENDPOINT_URL` points at it and it starts empty.
 - `lambda_context`: a `FakeLambdaContext` (Powertools `LambdaContext` subclass).
 - `seed_loans`: writes LoansTable items (upstream's side of the contract) into `local_stack`, then
   drains LoansTable's stream into LoanChangesFunction (which keeps the ladder index the planner reads).
@@ -27,7 +27,16 @@ import time_machine
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from dunning.local import FakeLambdaContext, LocalStack, deploy_stack, drain_queue, drain_stream, invoke
+from dunning.local import (
+    EXECUTE_STATE_MACHINES,
+    FakeLambdaContext,
+    LocalStack,
+    deploy_stack,
+    drain_queue,
+    drain_stream,
+    enable_execution_over_http,
+    invoke,
+)
 
 REGION = "us-east-1"
 EVENTS_DIR = Path(__file__).resolve().parents[1] / "events"
@@ -45,8 +54,8 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def moto_aws(aws_credentials: None) -> Iterator[None]:
-    """moto in-process for the test's duration, starting empty."""
-    with mock_aws():
+    """moto in-process for the test's duration, starting empty; it executes state machines (run_schedule)."""
+    with mock_aws(config=EXECUTE_STATE_MACHINES):
         yield
 
 
@@ -62,6 +71,7 @@ def _moto_server_url() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    enable_execution_over_http(f"http://{host}:{port}")
     yield f"http://{host}:{port}"
     server.stop()
 

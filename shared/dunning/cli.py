@@ -1,5 +1,5 @@
-"""`dunning` command line: local invoke and stack, policy lint, the demo, operator reports, the quarantine replay,
-hotline verify.
+"""`dunning` command line: local invoke, stack and schedules, policy lint, the demo, operator reports, the
+quarantine replay, hotline verify.
 
 Every command validates its arguments and exits non-zero with a message naming what is wrong.
 """
@@ -67,6 +67,18 @@ def _positive(value: str) -> int:
     return number
 
 
+def _scheduled_time(value: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time with its offset (2026-11-28T02:00:00Z), got {value!r}"
+        )
+    return moment
+
+
 def _table_arguments(command: argparse.ArgumentParser, *tables: str) -> None:
     command.add_argument(
         "--stack-name", default=os.environ.get("AWS_SAM_STACK_NAME", ""), help="deployed stack (env AWS_SAM_STACK_NAME)"
@@ -119,6 +131,28 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"dunning.commands.{name}").register(commands)
+
+    schedule = commands.add_parser(
+        "schedule",
+        help="fire a schedule locally: its state machine from template.yaml runs in moto, functions in-process",
+        description=(
+            "Deploys template.yaml into moto in-process and starts the state machine the schedule starts (plan:"
+            " hourly planning; daily: escalation and the bureau file) with the Scheduler's event for --time; prints"
+            " the execution's status and every shard invocation. Exit 1 when the execution does not succeed."
+        ),
+    )
+    schedule.add_argument("schedule", choices=("plan", "daily"), help="which schedule fires")
+    schedule.add_argument("--time", type=_scheduled_time, required=True, help="scheduled time (ISO 8601 with offset)")
+    schedule.add_argument("--loans", type=_existing_file, help="JSON list of LoansTable items to seed first")
+    schedule.add_argument("--template", "-t", type=_existing_file, default=Path("template.yaml"))
+    schedule.add_argument(
+        "--parameter-overrides",
+        type=_parameter,
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters (e.g. PlanningShards=4)",
+    )
 
     policy = commands.add_parser("policy", help="policy documents")
     policy_commands = policy.add_subparsers(dest="policy_command", required=True)
@@ -221,6 +255,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is not None:  # commands that register themselves
         return int(args.handler(args))
+    if args.command == "schedule":
+        from dunning.local.schedule import cli_schedule
+
+        return cli_schedule(
+            args.schedule,
+            args.time,
+            loans_path=args.loans,
+            template_path=args.template,
+            parameters=dict(args.parameter_overrides),
+        )
     if args.command == "policy":
         from dunning.policy_lint import check_policy_file
 

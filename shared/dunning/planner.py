@@ -213,10 +213,11 @@ class Planner:
         run = _Run(now, ladder.business_date(now, self.policy), report, _Wake(wake_at), trust, poke_version)
         earliest, latest = ladder.due_date_window(run.today, self.policy)
         first, last = earliest.isoformat(), f"{latest.isoformat()}#\uffff"
+        read_one = False  # at least one page per invocation, whatever the time left: every resumption progresses
         for partition in partitions[partitions.index(start.partition) :]:
             key = start.start_key if partition == start.partition else None
             while True:
-                if time_left() < min_seconds_left:
+                if read_one and time_left() < min_seconds_left:
                     self._flush(run)
                     report.complete = False
                     report.cursor = Cursor(
@@ -226,6 +227,7 @@ class Planner:
                     metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=report.jobs_enqueued)
                     return report
                 page = self.index.page(f"{partition:02d}", first, last, key, PAGE_SIZE)
+                read_one = True
                 report.pages_read += 1
                 for item in page.items:
                     if in_shard(item["ladder_bucket"], one, of):

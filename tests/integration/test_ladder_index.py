@@ -38,6 +38,7 @@ from tests.integration.after_sms_helpers import scheduled, state_item
 PLAN_AT = dt.datetime(2026, 11, 20, 2, 0, tzinfo=dt.UTC)  # 10:00 in Shanghai
 DAILY_AT = dt.datetime(2026, 12, 12, 6, 30, tzinfo=dt.UTC)
 CHANGED_AT = dt.datetime(2026, 11, 19, 8, 0, tzinfo=dt.UTC)
+SHARDS = 64  # PlanningShards' default: how the stack keys its pokes
 
 
 def loan(loan_id: str, borrower_id: str = "", due: str = "2026-11-19", **overrides: Any) -> dict[str, Any]:
@@ -437,7 +438,8 @@ def test_a_planner_shard_sleeps_through_pokes_of_other_shards(local_stack: Local
 def test_a_borrower_event_pokes_only_for_a_loan_in_the_ladder(local_stack: LocalStack) -> None:
     put_loans(local_stack, loan("L-1", "B-1"), loan("L-2", "B-2", status="PAID"))
     drain_stream(local_stack)
-    state = StateRepository(local_stack.physical_id("StateTable"))
+    # Pokes are keyed by the stack's PlanningShards (its default); an unsharded run watches them all.
+    state = StateRepository(local_stack.physical_id("StateTable"), planning_shards=SHARDS)
     dispute = json.loads(json.dumps(scheduled("loan_event_dispute.json", PLAN_AT)))
 
     versions = []
