@@ -158,6 +158,9 @@ def run_demo(loans: int = 500, days: int = 40, seed: int = 7) -> int:
                                 ExpressionAttributeValues={":paid": {"S": "PAID"}},
                             )
                         _drain_changes(stack, drain_stream)
+                    if "SyncOptOutsFunction" in stack.logical_ids("AWS::Lambda::Function"):
+                        # Its own hourly schedule: SNS's opt-out list copied for the senders' checks.
+                        invoke(stack, "SyncOptOutsFunction", _opt_out_sync_event(stack.region, now))
                     # The hourly schedule: the planning state machine over every shard.
                     run_schedule(stack, "plan", now)
                     drain_queue(stack)
@@ -194,6 +197,21 @@ def run_demo(loans: int = 500, days: int = 40, seed: int = 7) -> int:
             f"the last, {last_key}, lists {last_lines} loan(s)"
         )
     return 0
+
+
+def _opt_out_sync_event(region: str, at: dt.datetime) -> dict[str, Any]:
+    """The Scheduler's event for SyncOptOutsFunction's hourly schedule at `at`."""
+    return {
+        "version": "0",
+        "id": f"demo-opt-out-sync-{at:%Y%m%d%H}",
+        "detail-type": "Scheduled Event",
+        "source": "aws.scheduler",
+        "account": "123456789012",
+        "time": at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:scheduler:{region}:123456789012:schedule/default/SyncOptOutsFunctionHourly"],
+        "detail": {},
+    }
 
 
 def _drain_changes(stack: Any, drain_stream: Any) -> None:
