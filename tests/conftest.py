@@ -1,12 +1,14 @@
 """Shared fixtures: fake AWS credentials, moto (in-process or over HTTP), the local stack, a Lambda context.
 
 - `aws_credentials`: fake credentials and region in the environment, no endpoint override.
-- `moto_aws`: moto in-process (`mock_aws`) for the test; nothing can reach AWS.
+- `moto_aws`: moto in-process (`mock_aws`, executing state machines) for the test; nothing can reach AWS.
 - `local_stack`: template.yaml deployed into `moto_aws` (a fresh stack per test).
-- `moto_server`: moto over HTTP; `AWS_ENDPOINT_URL` points at it and it starts empty.
+- `moto_server`: moto over HTTP (executing state machines); `AWS_ENDPOINT_URL` points at it and it starts empty.
 - `lambda_context`: a `FakeLambdaContext` (Powertools `LambdaContext` subclass).
-- `seed_loans`: writes LoansTable items (upstream's side of the contract) into `local_stack`.
-- `run_hours`: the hourly schedule driven by hand: SNS's opt-out list synced, the planner fired, the queue drained.
+- `seed_loans`: writes LoansTable items (upstream's side of the contract) into `local_stack`, then
+  drains LoansTable's stream into LoanChangesFunction (which keeps the ladder index the planner reads).
+- `run_hours`: the hourly schedule driven by hand: the stream drained, SNS's opt-out list synced, the planner
+  fired, the queue drained.
 - `opt_out_at_sns(stack, *phones)`: numbers on SNS's own opt-out list (the sync copies them).
 """
 
@@ -25,7 +27,16 @@ import time_machine
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from dunning.local import FakeLambdaContext, LocalStack, deploy_stack, drain_queue, invoke
+from dunning.local import (
+    EXECUTE_STATE_MACHINES,
+    FakeLambdaContext,
+    LocalStack,
+    deploy_stack,
+    drain_queue,
+    drain_stream,
+    enable_execution_over_http,
+    invoke,
+)
 
 REGION = "us-east-1"
 EVENTS_DIR = Path(__file__).resolve().parents[1] / "events"
@@ -43,8 +54,8 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def moto_aws(aws_credentials: None) -> Iterator[None]:
-    """moto in-process for the test's duration, starting empty."""
-    with mock_aws():
+    """moto in-process for the test's duration, starting empty; it executes state machines (run_schedule)."""
+    with mock_aws(config=EXECUTE_STATE_MACHINES):
         yield
 
 
@@ -60,6 +71,7 @@ def _moto_server_url() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    enable_execution_over_http(f"http://{host}:{port}")
     yield f"http://{host}:{port}"
     server.stop()
 
@@ -88,13 +100,16 @@ def scheduled_event(at: dt.datetime) -> dict[str, Any]:
 
 @pytest.fixture
 def seed_loans(local_stack: LocalStack) -> Callable[..., None]:
-    """`seed_loans(item, ...)`: put LoansTable items as given (Decimals, strings: whatever upstream writes)."""
+    """`seed_loans(item, ...)`: put LoansTable items as given (Decimals, strings: whatever upstream writes),
+    then hand the stream to LoanChangesFunction as Lambda's poller would (the ladder index follows)."""
     table = boto3.resource("dynamodb", region_name=local_stack.region).Table(local_stack.physical_id("LoansTable"))
 
-    def seed(*items: Mapping[str, Any]) -> None:
+    def seed(*items: Mapping[str, Any], drain: bool = True) -> None:
         with table.batch_writer() as batch:
             for item in items:
                 batch.put_item(Item=dict(item))
+        if drain:  # off for tests of the stream itself
+            drain_stream(local_stack)
 
     return seed
 
@@ -113,9 +128,10 @@ def opt_out_at_sns(stack: LocalStack, *phones: str) -> None:
 
 @pytest.fixture
 def run_hours() -> RunHours:
-    """`run_hours(stack, start, hours, fires=2)`: for each hour from `start`, fire the planner `fires` times
-    with that hour's scheduled event, then drain the queue into SendRemindersFunction, all under a clock
-    frozen at the scheduled hour (the sender's "now"). Returns the planner's reports in order.
+    """`run_hours(stack, start, hours, fires=2)`: for each hour from `start`, drain LoansTable's stream (what
+    upstream wrote since reaches the ladder index), sync SNS's opt-out list, fire the planner `fires` times
+    with that hour's scheduled event, then drain the queue into SendRemindersFunction, all under a clock frozen
+    at the scheduled hour (the sender's "now"). Returns the planner's reports in order.
 
     A drain leaves the queue empty (failures are retried until the DLQ takes them), so an hour whose
     runs enqueued nothing has nothing to drain and skips it: moto calls are what make this slow."""
@@ -125,6 +141,7 @@ def run_hours() -> RunHours:
         for n in range(hours):
             at = start + dt.timedelta(hours=n)
             with time_machine.travel(at, tick=False):
+                drain_stream(stack)
                 if "SyncOptOutsFunction" in stack.logical_ids("AWS::Lambda::Function"):
                     invoke(stack, "SyncOptOutsFunction", scheduled_event(at))  # SNS's opt-out list, hourly
                 fired = [invoke(stack, "PlanRemindersFunction", scheduled_event(at)) for _ in range(fires)]

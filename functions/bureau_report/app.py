@@ -24,6 +24,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         scheduled = parse(event=event, model=ScheduledEvent)
     except ValidationError as exc:
         return rejected(FUNCTION, "scheduled_event", exc, event, context)
-    manifest = service.bureau_reporter(get_settings()).run(scheduled.time)
+    detail, reporter = scheduled.detail, service.bureau_reporter(get_settings())
+    if detail.assemble:
+        manifest = reporter.assemble(scheduled.time, shards=detail.shards)
+    else:
+        manifest = reporter.run(
+            scheduled.time,
+            shard=detail.shard,
+            shards=detail.shards,
+            cursor=detail.cursor,
+            time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+        )
     logger.info("bureau file written", extra={"manifest": manifest})
     return manifest

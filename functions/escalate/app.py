@@ -24,8 +24,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         scheduled = parse(event=event, model=ScheduledEvent)
     except ValidationError as exc:
         return rejected(FUNCTION, "scheduled_event", exc, event, context)
+    detail = scheduled.detail
     report = service.escalator(get_settings()).run(
-        scheduled.time, time_left=lambda: context.get_remaining_time_in_millis() / 1000
+        scheduled.time,
+        shard=detail.shard,
+        shards=detail.shards,
+        cursor=detail.cursor,
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
     )
     logger.info("escalation run finished", extra={"report": report.as_dict()})
     return report.as_dict()

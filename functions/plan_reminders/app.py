@@ -27,8 +27,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     planner = service.planner(get_settings())
     report = planner.run(
         scheduled.time,
-        segment=scheduled.detail.shard or 0,
-        total_segments=scheduled.detail.shards,
+        shard=scheduled.detail.shard,
+        shards=scheduled.detail.shards,
+        cursor=scheduled.detail.cursor,
         time_left=lambda: context.get_remaining_time_in_millis() / 1000,
     )
     logger.info("planning run finished", extra={"report": report.as_dict()})

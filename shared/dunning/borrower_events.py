@@ -12,6 +12,7 @@ late event changes nothing. The planner and the sender read the result through
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from dunning import ladder
 from dunning.case_closing import CaseCloser
 from dunning.compose import reference_code, render_service
+from dunning.dal.ladder import LadderRepository, ladder_due
 from dunning.dal.loans import LoansRepository
 from dunning.dal.state import StateRepository
 from dunning.erasure import Erasure
@@ -163,6 +165,20 @@ def effective_loan(loan: Loan, control: LoanControl | None) -> Loan:
     return loan.model_copy(update={"due_date": instalment.due_date, "amount_due": instalment.amount, "late_fees": fees})
 
 
+def chased_due(item: Mapping[str, Any]) -> str | None:
+    """The `ladder_due` a loan's index item should have: its due date, or under a plan the next unpaid
+    instalment's (the last one's once the plan is paid); None when the item is not in the ladder."""
+    if not item.get("ladder_bucket") or not item.get("due_date") or item.get("amount_due") is None:
+        return None
+    loan_id = str(item["loan_id"])
+    if not item.get("plan"):
+        return ladder_due(str(item["due_date"]), loan_id)
+    plan = LoanControl.model_validate(item).plan
+    instalment = plan_instalment(plan, Decimal(str(item["amount_due"])))
+    due = instalment.due_date if instalment is not None else plan[-1].due_date
+    return ladder_due(due.isoformat(), loan_id)
+
+
 # ---------------------------------------------------------------- effects
 
 
@@ -180,6 +196,7 @@ def superseded_broken_promise(control: LoanControl | None, event_day: dt.date) -
 class BorrowerEvents:
     loans: LoansRepository
     state: StateRepository
+    ladder: LadderRepository
     notices: Notices
     policy: Policy
     closer: CaseCloser | None = None  # closes collection cases of a loan a payment leaves PAID
@@ -196,14 +213,14 @@ class BorrowerEvents:
             loan_id = str(getattr(detail, "loan_id", ""))
             if isinstance(detail, PromiseToPay | GracePeriodGranted):
                 self._remember_broken_promise(loan_id, event.time)
-            if isinstance(detail, RepaymentPlanAgreed):
-                # The index first: a crash before the CONTROL write is redone by the redelivery.
-                self.state.index_plan(
-                    loan_id, [(i.due_date, self._index_expiry(i.due_date)) for i in detail.instalments]
-                )
             applied = self.state.update_control(loan_id, change.aspect, event.time, change.sets, change.removes)
-            # Also when not applied: a redelivery after a crash between the write and the poke.
-            self.state.wake_planner()  # a hold, pause or plan changed what may be due
+            # Also when not applied: a redelivery after a crash between the write and the index or the poke.
+            item = self.ladder.item(loan_id)
+            if isinstance(detail, RepaymentPlanAgreed) and item is not None:
+                chased = chased_due(item)
+                if chased is not None and chased != item.get("ladder_due"):
+                    self.ladder.follow(item, chased)  # the index chases the next unpaid instalment
+            self._poke(item)  # a hold, pause or plan changed what may be due
             metric = "LoanEventsApplied" if applied else "LoanEventsStale"
             metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
             message = "loan event applied" if applied else "loan event already applied or older: ignored"
@@ -215,8 +232,8 @@ class BorrowerEvents:
             metrics.add_metric(name="OptOuts", unit=MetricUnit.Count, value=1)
             return {"event": kind, "applied": True}
         if isinstance(detail, ContactOptIn):
+            # No poke: the planner never reads opt-outs (the sender does), so nothing it decides changes.
             self.state.opt_in(detail.phone)
-            self.state.wake_planner()
             logger.info("number opted back in by event", extra={"phone": mask_phone(detail.phone)})
             return {"event": kind, "applied": True}
         if isinstance(detail, BorrowerErasureRequested):
@@ -225,7 +242,7 @@ class BorrowerEvents:
         if isinstance(detail, PaymentReceived):
             confirmed = self.payment_received(detail, now)
             # Under a plan a payment moves the chase to the next instalment, which may be due already.
-            self.state.wake_planner()
+            self._poke(self.ladder.item(detail.loan_id))
             return {"event": kind, "loan_id": detail.loan_id, **confirmed}
         raise AssertionError(f"unhandled loan event {kind}")  # the union above is exhaustive
 
@@ -241,10 +258,11 @@ class BorrowerEvents:
             self.state.note_broken_promise(loan_id, broken)
             logger.info("broken promise remembered", extra={"loan_id": loan_id, "promised_date": broken.isoformat()})
 
-    def _index_expiry(self, due_date: dt.date) -> int:
-        """An instalment stops mattering to the planner once its ladder ends (escalation)."""
-        end = due_date + dt.timedelta(days=self.policy.ladder.escalation_day + 7)
-        return int(dt.datetime.combine(end, dt.time(0), tzinfo=dt.UTC).timestamp())
+    def _poke(self, item: Mapping[str, Any] | None) -> None:
+        """Wake the planner shard of the loan's bucket, only for a loan in the ladder (OPEN and valid)."""
+        bucket = item.get("ladder_bucket") if item is not None else None
+        if bucket:
+            self.state.wake_planner(int(str(bucket)))
 
     def payment_received(self, payment: PaymentReceived, now: dt.datetime) -> dict[str, Any]:
         """Confirm the payment by SMS once, with the balance the live loan still shows.

@@ -40,7 +40,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -51,6 +51,7 @@ from dunning import ladder
 from dunning.dal.bureau import BureauState, ReportStore
 from dunning.dal.cases import CaseRepository
 from dunning.dal.deliveries import DeliveriesRepository
+from dunning.dal.ladder import Cursor, LadderRepository
 from dunning.dal.loans import LoansRepository
 from dunning.escalation import plan_is_current
 from dunning.models.loan import InvalidLoan, IsoDate, Loan, iso_date, parse_loan
@@ -59,6 +60,7 @@ from dunning.models.policy import Policy
 from dunning.models.state import LoanControl
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import SetAside, is_loan_fault
+from dunning.sharding import bucket_of, check_shard, in_shard, partitions_of_shard
 
 SETTLING_STATUSES = frozenset({"PAID", "CLOSED"})
 
@@ -289,8 +291,51 @@ def report_keys(reporting_date: dt.date) -> tuple[str, str]:
     return f"{prefix}/delinquencies.jsonl", f"{prefix}/manifest.json"
 
 
+def part_keys(reporting_date: dt.date, shard: int, shards: int) -> tuple[str, str]:
+    """A shard's part of the day's file (its lines, sorted) and the part's counts."""
+    prefix = f"bureau/{reporting_date.isoformat()}/parts/{shard:04d}-of-{shards:04d}"
+    return f"{prefix}.jsonl", f"{prefix}.json"
+
+
+def chunk_keys(reporting_date: dt.date, shard: int, shards: int, chunk: int) -> tuple[str, str]:
+    """The lines (and counts) one invocation of a shard run wrote before it stopped near its time limit."""
+    prefix = f"bureau/{reporting_date.isoformat()}/parts/{shard:04d}-of-{shards:04d}.chunk{chunk:04d}"
+    return f"{prefix}.jsonl", f"{prefix}.json"
+
+
+def _joined(lines: list[str]) -> bytes:
+    """Lines in the file's order (loan id, then status), one a line."""
+    return "".join(line + "\n" for line in sorted(lines, key=_line_order)).encode("utf-8")
+
+
+def _line_order(text: str) -> tuple[str, str]:
+    line = json.loads(text)
+    return str(line["loan_id"]), str(line["status"])
+
+
+@dataclass
+class _Counts:
+    """What a part adds to the manifest beyond its lines (invalid items, reported loans left without a line)."""
+
+    invalid: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
+
+    def to_json(self) -> bytes:
+        body = {
+            "skipped_invalid_items": dict(sorted(self.invalid.items())),
+            "left_without_line": dict(sorted(self.dropped.items())),
+        }
+        return (json.dumps(body, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, body: bytes) -> _Counts:
+        data = json.loads(body)
+        return cls(Counter(data["skipped_invalid_items"]), Counter(data["left_without_line"]))
+
+
 @dataclass
 class BureauReporter:
+    index: LadderRepository
     loans: LoansRepository
     state: BureauState
     store: ReportStore
@@ -298,31 +343,159 @@ class BureauReporter:
     policy: Policy
     retention_days: int
 
-    def run(self, now: dt.datetime) -> dict[str, Any]:
-        """Write the file for the business date of `now`; returns the manifest."""
+    def run(
+        self,
+        now: dt.datetime,
+        *,
+        shard: int | None = None,
+        shards: int = 1,
+        cursor: str | None = None,
+        time_left: Callable[[], float] = lambda: float("inf"),
+        min_seconds_left: float = 20.0,
+    ) -> dict[str, Any]:
+        """The lines of one shard for the business date of `now` (every shard without `shard`).
+
+        Without `shard` the day's file and manifest are written directly (returns the manifest); a shard
+        run writes its part (`part_keys`) for `assemble`. Delinquent loans are the ladder index items
+        whose upstream due date is on or before the cutoff (a plan does not re-age them), read live from
+        LoansTable a page at a time. Near its time limit a shard run writes the lines so far as a chunk and
+        returns a cursor; the invocation that finishes the shard joins its chunks into the part.
+        """
+        one, of = (0, 1) if shard is None else (shard, shards)
+        check_shard(one, of)
+        partitions = partitions_of_shard(one, of)
         reporting_date = ladder.business_date(now, self.policy)
         cutoff = reporting_date - dt.timedelta(days=self.policy.ladder.bureau_day)
+        start = Cursor.decode(cursor) if cursor is not None else Cursor(partitions[0], None, {"chunks": 0})
+        if start.partition not in partitions:
+            raise ValueError(f"cursor is for partition {start.partition}, not in shard {one} of {of}")
+        chunks = int(start.extra.get("chunks", 0))
+        reported = {i: r for i, r in self._reported().items() if bucket_of(r.borrower_id) % of == one}
         set_aside = SetAside(self.deliveries, "bureau", self.retention_days)
-        invalid: Counter[str] = Counter()
+        counts = _Counts()
         delinquent: list[Loan] = []
         recorded: set[str] = set()  # loans already set aside by this run
-        for item in self.loans.open_loans_due_between(dt.date.min, cutoff):
-            try:
-                delinquent.append(parse_loan(item))
-            except InvalidLoan as exc:
-                invalid[set_aside.invalid(exc, item, now, reporting_date)] += 1
-                recorded.add(repr(item.get("loan_id")))
-            except Exception as exc:
-                if not is_loan_fault(exc):
-                    raise
-                invalid[set_aside.unprocessable_item(exc, item, now, reporting_date)] += 1
-                recorded.add(repr(item.get("loan_id")))
-        reported = self._reported()
+        # By upstream's due date, not the chased one: a repayment plan does not re-age the delinquency
+        # (a loan on a plan kept up to date is reported, with its `AC` code). So the whole partition is
+        # read, filtered on the item's `due_date`.
+        last = "\uffff"
+        for partition in partitions[partitions.index(start.partition) :]:
+            key = start.start_key if partition == start.partition else None
+            while True:
+                if shard is not None and time_left() < min_seconds_left:
+                    # Lines so far as a chunk (and their reported-set entries); the next invocation goes on.
+                    known = {d.loan_id: reported[d.loan_id] for d in delinquent if d.loan_id in reported}
+                    plan = plan_report(
+                        reporting_date,
+                        delinquent,
+                        known,
+                        {},
+                        self.policy,
+                        self._controls({d.loan_id for d in delinquent}, known),
+                    )
+                    self._record_unprocessable(plan, set_aside, now, counts)
+                    lines_key, counts_key = chunk_keys(reporting_date, one, of, chunks)
+                    self.store.put(lines_key, render(plan.lines), "application/x-ndjson")
+                    self.store.put(counts_key, counts.to_json(), "application/json")
+                    self.state.save([r.to_entry() for r in plan.save])
+                    logger.warning("bureau shard stopping early: time limit near", extra={"partition": partition})
+                    resume = Cursor(partition, key, {"chunks": chunks + 1}).encode()
+                    return {
+                        "reporting_date": reporting_date.isoformat(),
+                        "shard": shard,
+                        "shards": of,
+                        "complete": False,
+                        "cursor": resume,
+                    }
+                page = self.index.page(f"{partition:02d}", "0", last, key, 500, due_on_or_before=cutoff.isoformat())
+                mine = [str(item["loan_id"]) for item in page.items if in_shard(item["ladder_bucket"], one, of)]
+                live = self.loans.get_many(mine)
+                for item in live.values():
+                    try:
+                        delinquent.append(parse_loan(item))
+                    except InvalidLoan as exc:
+                        counts.invalid[set_aside.invalid(exc, item, now, reporting_date)] += 1
+                        recorded.add(repr(item.get("loan_id")))
+                    except Exception as exc:
+                        if not is_loan_fault(exc):
+                            raise
+                        counts.invalid[set_aside.unprocessable_item(exc, item, now, reporting_date)] += 1
+                        recorded.add(repr(item.get("loan_id")))
+                key = page.next_key
+                if key is None:
+                    break
+        earlier: list[str] = []
+        for n in range(chunks):  # lines and counts of the invocations before this one
+            lines_key, counts_key = chunk_keys(reporting_date, one, of, n)
+            earlier += self.store.get(lines_key).decode("utf-8").splitlines()
+            before = _Counts.from_json(self.store.get(counts_key))
+            counts.invalid.update(before.invalid)
+            counts.dropped.update(before.dropped)
+        seen_before = {_line_order(line)[0] for line in earlier}
+        reported = {i: r for i, r in reported.items() if i not in seen_before}
         current = {loan.loan_id for loan in delinquent}
         departed = self.loans.get_many([i for i, r in reported.items() if i not in current and r.settled_on is None])
         plan = plan_report(
             reporting_date, delinquent, reported, departed, self.policy, self._controls(current, reported)
         )
+        self._record_unprocessable(plan, set_aside, now, counts)
+        for loan_id in plan.kept_invalid:
+            # A reported loan the index no longer gives (its status or due date broken): record why.
+            live_item = departed.get(loan_id)
+            if live_item is not None and repr(loan_id) not in recorded:
+                try:
+                    parse_loan(live_item)
+                except InvalidLoan as broken:
+                    counts.invalid[set_aside.invalid(broken, live_item, now, reporting_date)] += 1
+        counts.dropped.update(plan.dropped)
+        body_bytes = _joined([*earlier, *(line.to_json() for line in plan.lines)])
+        if shard is None:
+            summary = self._write_file(reporting_date, body_bytes, counts)
+        else:
+            data_key, counts_key = part_keys(reporting_date, one, of)
+            self.store.put(data_key, body_bytes, "application/x-ndjson")
+            self.store.put(counts_key, counts.to_json(), "application/json")
+            summary = {"reporting_date": reporting_date.isoformat(), "shard": shard, "shards": of, "part": data_key}
+        # After the file: a crash here repeats the same file on the rerun, then records the set.
+        self.state.save([r.to_entry() for r in plan.save])
+        self.state.remove(plan.remove)
+        return {**summary, "complete": True, "cursor": None}
+
+    def assemble(self, now: dt.datetime, *, shards: int) -> dict[str, Any]:
+        """Join the day's parts of `shards` shard runs into the file and manifest (an unsharded run's bytes)."""
+        check_shard(0, shards)
+        reporting_date = ladder.business_date(now, self.policy)
+        lines: list[str] = []
+        counts = _Counts()
+        missing = []
+        for one in range(shards):
+            data_key, counts_key = part_keys(reporting_date, one, shards)
+            try:
+                part_counts = _Counts.from_json(self.store.get(counts_key))
+                lines += self.store.get(data_key).decode("utf-8").splitlines()
+            except FileNotFoundError:
+                missing.append(one)
+                continue
+            counts.invalid.update(part_counts.invalid)
+            counts.dropped.update(part_counts.dropped)
+        if missing:
+            raise ValueError(f"bureau {reporting_date}: shard part(s) {missing} of {shards} not written yet")
+        return {**self._write_file(reporting_date, _joined(lines), counts), "complete": True, "cursor": None}
+
+    def _write_file(self, reporting_date: dt.date, body: bytes, counts: _Counts) -> dict[str, Any]:
+        lines = [BureauLine.model_validate_json(line) for line in body.decode("utf-8").splitlines()]
+        plan = BureauPlan(reporting_date, lines, dropped=counts.dropped)
+        data_key, manifest_key = report_keys(reporting_date)
+        summary = manifest(plan, body, data_key, counts.invalid)
+        self.store.put(data_key, body, "application/x-ndjson")
+        self.store.put(
+            manifest_key, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(), "application/json"
+        )
+        metrics.add_metric(name="BureauDelinquent", unit=MetricUnit.Count, value=summary["delinquent"])
+        metrics.add_metric(name="BureauSettled", unit=MetricUnit.Count, value=summary["settled"])
+        return summary
+
+    def _record_unprocessable(self, plan: BureauPlan, set_aside: SetAside, now: dt.datetime, counts: _Counts) -> None:
         for loan, fault in plan.unprocessable:
             reason = set_aside.unprocessable(
                 fault,
@@ -330,31 +503,9 @@ class BureauReporter:
                 borrower_id=loan.borrower_id,
                 cycle=loan.cycle,
                 now=now,
-                today=reporting_date,
+                today=plan.reporting_date,
             )
-            invalid[reason] += 1
-        for loan_id in plan.kept_invalid:
-            # A reported loan the index no longer gives (its status or due date broken): record why.
-            live = departed.get(loan_id)
-            if live is not None and repr(loan_id) not in recorded:
-                try:
-                    parse_loan(live)
-                except InvalidLoan as broken:
-                    invalid[set_aside.invalid(broken, live, now, reporting_date)] += 1
-
-        body = render(plan.lines)
-        data_key, manifest_key = report_keys(reporting_date)
-        summary = manifest(plan, body, data_key, invalid)
-        self.store.put(data_key, body, "application/x-ndjson")
-        self.store.put(
-            manifest_key, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(), "application/json"
-        )
-        # After the file: a crash here repeats the same file on the rerun, then records the set.
-        self.state.save([r.to_entry() for r in plan.save])
-        self.state.remove(plan.remove)
-        metrics.add_metric(name="BureauDelinquent", unit=MetricUnit.Count, value=summary["delinquent"])
-        metrics.add_metric(name="BureauSettled", unit=MetricUnit.Count, value=summary["settled"])
-        return summary
+            counts.invalid[reason] += 1
 
     def _controls(self, delinquent: set[str], reported: Mapping[str, Reported]) -> dict[str, LoanControl]:
         """CONTROL items of the loans the file may have a line for (their disputes and plans), in batched reads."""

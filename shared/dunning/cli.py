@@ -1,5 +1,5 @@
-"""`dunning` command line: local invoke and stack, policy lint, the demo, operator reports, the quarantine replay,
-hotline verify.
+"""`dunning` command line: local invoke, stack and schedules, policy lint, the demo, operator reports, the
+quarantine replay, hotline verify.
 
 Every command validates its arguments and exits non-zero with a message naming what is wrong.
 """
@@ -67,6 +67,18 @@ def _positive(value: str) -> int:
     return number
 
 
+def _scheduled_time(value: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time with its offset (2026-11-28T02:00:00Z), got {value!r}"
+        )
+    return moment
+
+
 def _table_arguments(command: argparse.ArgumentParser, *tables: str) -> None:
     command.add_argument(
         "--stack-name", default=os.environ.get("AWS_SAM_STACK_NAME", ""), help="deployed stack (env AWS_SAM_STACK_NAME)"
@@ -119,6 +131,28 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"dunning.commands.{name}").register(commands)
+
+    schedule = commands.add_parser(
+        "schedule",
+        help="fire a schedule locally: its state machine from template.yaml runs in moto, functions in-process",
+        description=(
+            "Deploys template.yaml into moto in-process and starts the state machine the schedule starts (plan:"
+            " hourly planning; daily: escalation and the bureau file) with the Scheduler's event for --time; prints"
+            " the execution's status and every shard invocation. Exit 1 when the execution does not succeed."
+        ),
+    )
+    schedule.add_argument("schedule", choices=("plan", "daily"), help="which schedule fires")
+    schedule.add_argument("--time", type=_scheduled_time, required=True, help="scheduled time (ISO 8601 with offset)")
+    schedule.add_argument("--loans", type=_existing_file, help="JSON list of LoansTable items to seed first")
+    schedule.add_argument("--template", "-t", type=_existing_file, default=Path("template.yaml"))
+    schedule.add_argument(
+        "--parameter-overrides",
+        type=_parameter,
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters (e.g. PlanningShards=4)",
+    )
 
     policy = commands.add_parser("policy", help="policy documents")
     policy_commands = policy.add_subparsers(dest="policy_command", required=True)
@@ -203,6 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
     from dunning.simulate.command import register as register_simulate
 
     register_simulate(commands)  # commands that register themselves run through args.handler
+    backfill = commands.add_parser(
+        "backfill",
+        help="index the loans an existing LoansTable already holds (once, after the first deploy)",
+        description=(
+            "Scans LoansTable in parallel segments through LoanChangesFunction's code: every OPEN valid loan"
+            " enters the ladder index. Idempotent; never overwrites what the stream wrote."
+        ),
+    )
+    backfill.add_argument("--segments", type=int, default=4, help="parallel Scan segments (1..64)")
+    _table_arguments(backfill, "loans", "state", "deliveries")
     return parser
 
 
@@ -211,6 +255,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is not None:  # commands that register themselves
         return int(args.handler(args))
+    if args.command == "schedule":
+        from dunning.local.schedule import cli_schedule
+
+        return cli_schedule(
+            args.schedule,
+            args.time,
+            loans_path=args.loans,
+            template_path=args.template,
+            parameters=dict(args.parameter_overrides),
+        )
     if args.command == "policy":
         from dunning.policy_lint import check_policy_file
 
@@ -258,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _verify(parser, args)
     if args.command == "cases":
         return _cases(parser, args)
+    if args.command == "backfill":
+        return _backfill(parser, args)
     parser.error(f"unknown command {args.command}")
     return 2
 
@@ -331,6 +387,27 @@ def _cases(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return 2
     (write_csv if args.csv else write_json_lines)(rows, sys.stdout)
     print(f"{len(rows)} {'open ' if args.only_open else ''}case(s)", file=sys.stderr)
+    return 0
+
+
+def _backfill(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from dunning.backfill import MAX_SEGMENTS, backfill
+    from dunning.dal.deliveries import DeliveriesRepository
+    from dunning.dal.ladder import LadderRepository
+    from dunning.loan_changes import LoanChanges
+
+    if not 1 <= args.segments <= MAX_SEGMENTS:
+        parser.error(f"argument --segments: must be between 1 and {MAX_SEGMENTS}")
+    if not args.loans_table and args.stack_name:
+        from dunning.dal.audit import stack_outputs
+
+        # With ExistingLoansTableName the table is no resource of the stack: its output names it.
+        args.loans_table = stack_outputs(args.stack_name).get("LoansTableName", "")
+    tables = _resolve_tables(parser, args, "loans", "state", "deliveries")
+    changes = LoanChanges(DeliveriesRepository(tables["deliveries"]), LadderRepository(tables["state"]), 400)
+    report = backfill(tables["loans"], changes, segments=args.segments)
+    print(json.dumps(report.as_dict()))
+    print(f"{report.items} loan item(s) read, {report.outcomes['entered']} in the ladder index", file=sys.stderr)
     return 0
 
 

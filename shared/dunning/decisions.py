@@ -71,10 +71,15 @@ def evaluate(
     opted_out: bool,
     expected_cycle: str | None = None,
     expected_stage: str | None = None,
+    zones: tuple[str, ...] | None = None,
 ) -> Verdict:
-    """The verdict for the loan's current stage at `now`; expected_* are the job's (send time)."""
+    """The verdict for the loan's current stage at `now`; expected_* are the job's (send time).
+
+    `zones`: the borrower's zones when the caller knows them better than `loan` does (the planner's
+    index item holds the number's zones, not the number); else `borrower_timezones(loan)`.
+    """
     today = ladder.business_date(now, policy)
-    zones = borrower_timezones(loan, policy)
+    zones = zones or borrower_timezones(loan, policy)
     tz = zones[0]  # the borrower's local day (borrower_timezone)
     if loan.status is not LoanStatus.OPEN:
         return Suppress("written_off" if loan.status is LoanStatus.WRITTEN_OFF else "paid")

@@ -32,6 +32,7 @@ from dunning.borrower_events import effective_loan, missed_promise
 from dunning.dal.bus import EventBus
 from dunning.dal.cases import CaseRepository
 from dunning.dal.deliveries import DeliveriesRepository
+from dunning.dal.ladder import Cursor, LadderRepository
 from dunning.dal.loans import LoansRepository
 from dunning.dal.state import StateRepository
 from dunning.models.delivery import Outcome
@@ -49,12 +50,13 @@ from dunning.models.policy import Policy
 from dunning.models.state import LoanControl
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import SetAside, is_loan_fault
+from dunning.sharding import check_shard, in_shard, partitions_of_shard
 
 DETAIL_TYPE = "CollectionCaseOpened"
 BROKEN_PROMISES = 2  # broken promises in one cycle that hand it to collectors (DESIGN 4.5)
 # Outcomes of an SMS that actually went out to the carrier (UNCERTAIN ones are for people to review).
 SMS_OUTCOMES = frozenset({Outcome.SENT, Outcome.DELIVERED, Outcome.FAILED})
-BATCH = 100  # loans whose cases and controls are read in one go
+BATCH = 100  # loans whose cases and controls are read in one go: one page of the ladder index
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,8 @@ def case_detail(
 @dataclass
 class EscalationReport:
     now: str
+    shard: int | None = None
+    shards: int = 1
     loans_read: int = 0
     opened: Counter[str] = field(default_factory=Counter)
     completed: int = 0  # half-done cases of earlier runs whose event went out now
@@ -179,10 +183,13 @@ class EscalationReport:
     held: Counter[str] = field(default_factory=Counter)
     invalid: Counter[str] = field(default_factory=Counter)
     complete: bool = True
+    cursor: str | None = None  # where the next invocation resumes when not complete
 
     def as_dict(self) -> dict[str, object]:
         return {
             "now": self.now,
+            "shard": self.shard,
+            "shards": self.shards,
             "loans_read": self.loans_read,
             "opened": dict(self.opened),
             "completed": self.completed,
@@ -190,11 +197,13 @@ class EscalationReport:
             "held": dict(self.held),
             "invalid": dict(self.invalid),
             "complete": self.complete,
+            "cursor": self.cursor,
         }
 
 
 @dataclass
 class Escalator:
+    index: LadderRepository
     loans: LoansRepository
     deliveries: DeliveriesRepository
     state: StateRepository
@@ -211,36 +220,60 @@ class Escalator:
         self,
         now: dt.datetime,
         *,
+        shard: int | None = None,
+        shards: int = 1,
+        cursor: str | None = None,
         time_left: Callable[[], float] = lambda: float("inf"),
         min_seconds_left: float = 20.0,
     ) -> EscalationReport:
-        """Every OPEN overdue loan (read from the OpenLoansByDueDate index), in batches."""
-        report = EscalationReport(now=now.isoformat())
+        """Every overdue loan of the shard (ladder index items chasing a date before today), a page at a time.
+
+        Each page's loans are read live from LoansTable (the rules judge upstream's item, and the opt-out
+        check needs its number). Near the time limit the run stops between pages with a cursor; every step
+        here is safe to repeat.
+        """
+        one, of = (0, 1) if shard is None else (shard, shards)
+        check_shard(one, of)
+        partitions = partitions_of_shard(one, of)
+        start = Cursor.decode(cursor) if cursor is not None else Cursor(partitions[0])
+        if start.partition not in partitions:
+            raise ValueError(f"cursor is for partition {start.partition}, not in shard {one} of {of}")
+        report = EscalationReport(now=now.isoformat(), shard=shard, shards=of)
         today = ladder.business_date(now, self.policy)
+        overdue = f"{(today - dt.timedelta(days=1)).isoformat()}#\uffff"
+        for partition in partitions[partitions.index(start.partition) :]:
+            key = start.start_key if partition == start.partition else None
+            while True:
+                if time_left() < min_seconds_left:
+                    report.complete = False
+                    report.cursor = Cursor(partition, key).encode()
+                    logger.warning("escalation stopping early: time limit near", extra={"partition": partition})
+                    metrics.add_metric(
+                        name="CollectionCasesOpened", unit=MetricUnit.Count, value=sum(report.opened.values())
+                    )
+                    return report
+                page = self.index.page(f"{partition:02d}", "0", overdue, key, BATCH)
+                mine = [str(item["loan_id"]) for item in page.items if in_shard(item["ladder_bucket"], one, of)]
+                self._escalate_page(mine, now, today, report)
+                key = page.next_key
+                if key is None:
+                    break
+        metrics.add_metric(name="CollectionCasesOpened", unit=MetricUnit.Count, value=sum(report.opened.values()))
+        return report
+
+    def _escalate_page(self, loan_ids: list[str], now: dt.datetime, today: dt.date, report: EscalationReport) -> None:
         batch: list[Loan] = []
-        for item in self.loans.open_loans_due_between(dt.date.min, today - dt.timedelta(days=1)):
+        for item in self.loans.get_many(loan_ids).values():  # a loan deleted upstream since is gone: nothing to do
             report.loans_read += 1
             try:
                 batch.append(self._parse(item))
             except InvalidLoan as exc:
                 report.invalid[self._set_aside.invalid(exc, item, now, today)] += 1
-                continue
             except Exception as exc:
                 if not is_loan_fault(exc):
                     raise
                 report.invalid[self._set_aside.unprocessable_item(exc, item, now, today)] += 1
-                continue
-            if len(batch) == BATCH:
-                self._escalate(batch, now, today, report)
-                batch = []
-                if time_left() < min_seconds_left:
-                    # The rest is picked up by the next run: every step here is safe to repeat.
-                    report.complete = False
-                    logger.warning("escalation stopping early: time limit near")
-                    break
         self._escalate(batch, now, today, report)
-        metrics.add_metric(name="CollectionCasesOpened", unit=MetricUnit.Count, value=sum(report.opened.values()))
-        return report
 
     def _escalate(self, loans: list[Loan], now: dt.datetime, today: dt.date, report: EscalationReport) -> None:
         if not loans:

@@ -1,19 +1,22 @@
-"""Change capture on LoansTable (LoanChangesFunction): every item upstream writes is checked as it is written.
+"""Change capture on LoansTable (LoanChangesFunction): every item upstream writes is checked as it is written,
+and the ladder index (`dal.ladder`: the loans' CONTROL items in StateTable) is kept from it.
 
-The planner reads loans through the `OpenLoansByDueDate` index, so an item whose key fields escape
-it (a due date written `2026/11/16`, status `open` or none) would never be read: no record, no
-metric. The table's DynamoDB stream hands every INSERT and MODIFY to this module instead, whatever
-its keys: an item that breaks the contract (DESIGN 4.2) gets a `SUPPRESSED` record at stage
+The table's DynamoDB stream hands every INSERT, MODIFY and REMOVE to this module, whatever the
+item's keys: an item that breaks the contract (DESIGN 4.2) gets a `SUPPRESSED` record at stage
 `intake` with its reason, the metric `InvalidLoanItems` and a log line (loan id and reason only).
 
-Valid items need nothing yet; `LoanChanges.on_valid` is where a product-owned index of open loans
-(DESIGN 7: keyed by shard, kept from this stream) will be maintained, and `on_removed` where its
-entries will be dropped. REMOVE events are ignored for now: a deleted item has nothing left to
-validate or remind, and the loan's records stay as the audit trail.
+The index: an OPEN valid item enters it (or moves in it) with its upstream values and its ladder
+keys; an item that leaves OPEN, turns invalid or is deleted leaves it. The writes are ordered by
+the stream's sequence number, so a redelivered or late record never overwrites a newer one. Under
+a repayment plan the item chases the next unpaid instalment (`borrower_events.chased_due`). The
+backfill (`dunning backfill`) sends an existing table's items through the same `LoanChanges.apply`.
+A deleted item's records stay as the audit trail.
 
 An item upstream marks PAID, CLOSED or WRITTEN_OFF closes the loan's open collection cases
 (`on_ended`, `case_closing.CaseCloser`: CollectionCaseClosed once, whatever the redeliveries), also
-when its only fault is the phone (a loan the SMS could not reach has a case too).
+when its only fault is the phone (a loan the SMS could not reach has a case too). Such an OPEN
+item (`models.loan.parse_unreachable`) stays in the index flagged `unreachable`: escalation opens
+its `unreachable` case from there, the planner skips it.
 """
 
 from __future__ import annotations
@@ -26,12 +29,16 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from dunning.borrower_events import chased_due
 from dunning.case_closing import CLOSING_REASONS, CaseCloser
+from dunning.compliance import phone_timezones, region_of
 from dunning.dal.deliveries import DeliveriesRepository
+from dunning.dal.ladder import BACKFILL_SEQ, COPIED, DERIVED, LadderRepository, ladder_due, sequence
 from dunning.models.delivery import DeliveryRecord
-from dunning.models.loan import InvalidLoan, Loan, parse_loan, parse_unreachable
+from dunning.models.loan import InvalidLoan, Loan, LoanStatus, UnreachableLoan, parse_loan, parse_unreachable
 from dunning.observability import MetricUnit, logger, metrics
-from dunning.records import suppression_record
+from dunning.records import UNPROCESSABLE, is_loan_fault, suppression_record
+from dunning.sharding import bucket_key, bucket_of, partition_key
 
 INTAKE_STAGE = "intake"
 _MAX_ID_LENGTH = 128
@@ -53,7 +60,9 @@ class LoanChange(BaseModel):
     loan_id: Annotated[str, Field(min_length=1, description="the item's key (LoansTable partition key)")]
     kind: ChangeKind
     changed_at: Annotated[AwareDatetime, Field(description="ApproximateCreationDateTime of the stream record")]
-    sequence_number: Annotated[str, Field(min_length=1)]
+    sequence_number: Annotated[
+        str, Field(min_length=1, description="the stream record's SequenceNumber; BACKFILL_SEQ for the backfill")
+    ]
     item: Annotated[
         dict[str, Any] | None,
         Field(description="NewImage, deserialised; None for REMOVE or a stream without new images"),
@@ -66,10 +75,41 @@ class IntakeOutcome(StrEnum):
     IGNORED = "ignored"
 
 
+class IndexOutcome(StrEnum):
+    ENTERED = "entered"  # in the ladder index (or moved in it)
+    LEFT = "left"  # not (or no longer) in it
+    STALE = "stale"  # a newer change was applied already: nothing written
+
+
 @dataclass(frozen=True)
 class IntakeResult:
     outcome: IntakeOutcome
     reason: str | None = None
+    index: IndexOutcome | None = None
+
+
+def index_values(loan: Loan) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """What the index item takes from an OPEN valid loan (SET) and the optional attributes it drops (REMOVE).
+
+    Never the phone number or the name: the send window needs only the number's region and its zones
+    (`phone_zones`: several for +1, +7, +61 numbers; the borrower's local day and window follow them),
+    and the sender reads the live item. A loan valid but for its phone (`UnreachableLoan`) is flagged
+    `unreachable`: escalation opens its case, the planner skips it.
+    """
+    values: dict[str, Any] = {name: getattr(loan, name) for name in COPIED if getattr(loan, name) is not None}
+    values["status"] = loan.status.value
+    values["due_date"] = loan.due_date.isoformat()
+    if isinstance(loan, UnreachableLoan):
+        values["unreachable"] = True
+    else:
+        values["phone_region"] = region_of(loan.phone)
+        values["phone_zones"] = list(phone_timezones(loan.phone)) or None
+    bucket = bucket_of(loan.borrower_id)
+    values["ladder_bucket"] = bucket_key(bucket)
+    values["ladder_part"] = partition_key(bucket)
+    values["ladder_due"] = ladder_due(loan.due_date.isoformat(), loan.loan_id)
+    removes = tuple(name for name in (*COPIED, *DERIVED) if values.get(name) is None)
+    return {k: v for k, v in values.items() if v is not None}, removes
 
 
 class MissingNewImage(ValueError):
@@ -89,6 +129,11 @@ def check(change: LoanChange) -> Loan | InvalidLoan | None:
         return parse_loan(change.item)
     except InvalidLoan as exc:
         return exc
+    except Exception as exc:
+        if not is_loan_fault(exc):
+            raise
+        # Never fail the stream batch on one item's data: the records after it would wait (then be skipped).
+        return InvalidLoan(change.loan_id[:_MAX_ID_LENGTH], UNPROCESSABLE, type(exc).__name__)
 
 
 def intake_record(change: LoanChange, invalid: InvalidLoan, retention_days: int) -> DeliveryRecord:
@@ -116,10 +161,17 @@ def intake_record(change: LoanChange, invalid: InvalidLoan, retention_days: int)
 
 
 class LoanChanges:
-    """Applies LoansTable changes: records invalid items; valid ones are where a stream-kept index will go."""
+    """Applies LoansTable changes: records invalid items and keeps the ladder index."""
 
-    def __init__(self, deliveries: DeliveriesRepository, retention_days: int, closer: CaseCloser | None = None) -> None:
+    def __init__(
+        self,
+        deliveries: DeliveriesRepository,
+        ladder: LadderRepository,
+        retention_days: int,
+        closer: CaseCloser | None = None,
+    ) -> None:
         self.deliveries = deliveries
+        self.ladder = ladder
         self.retention_days = retention_days
         self.closer = closer
 
@@ -144,12 +196,38 @@ class LoanChanges:
                 "sequence_number": change.sequence_number,
             },
         )
-        self.deliveries.put(intake_record(change, invalid, self.retention_days))
-        return IntakeResult(IntakeOutcome.INVALID, invalid.reason)
+        # The backfill records nothing: it finds items, not writes (the stream recorded them when they were written).
+        if change.sequence_number != BACKFILL_SEQ:
+            self.deliveries.put(intake_record(change, invalid, self.retention_days))
+        unreachable = parse_unreachable(change.item, invalid) if change.item is not None else None
+        if unreachable is not None and unreachable.status is LoanStatus.OPEN:
+            # Its phone alone is at fault: it stays in the ladder (flagged) for escalation's `unreachable` case.
+            return IntakeResult(IntakeOutcome.INVALID, invalid.reason, self._enter(unreachable, change))
+        return IntakeResult(IntakeOutcome.INVALID, invalid.reason, self._leave(change))
 
     def on_valid(self, loan: Loan, change: LoanChange) -> IntakeResult:
-        # Nothing to do yet: the planner reads valid loans through the index.
-        return IntakeResult(IntakeOutcome.VALID)
+        if loan.status is not LoanStatus.OPEN:
+            return IntakeResult(IntakeOutcome.VALID, index=self._leave(change))
+        return IntakeResult(IntakeOutcome.VALID, index=self._enter(loan, change))
+
+    def _enter(self, loan: Loan, change: LoanChange) -> IndexOutcome:
+        """An OPEN loan into the index (or moved in it); a value the index cannot take records it and leaves."""
+        try:
+            values, removes = index_values(loan)
+            item = self.ladder.enter(loan.loan_id, values, removes, self._seq(change))
+            if item is None:
+                return IndexOutcome.STALE
+            chased = chased_due(item)
+            if chased is not None and chased != item.get("ladder_due"):
+                # Under a repayment plan: the next unpaid instalment, computed from the item just written.
+                self.ladder.follow(item, chased)
+        except Exception as exc:
+            if not is_loan_fault(exc):
+                raise
+            # A value DynamoDB refuses, a corrupt plan on the CONTROL item: recorded, out of the index.
+            result = self.on_invalid(change, InvalidLoan(loan.loan_id, UNPROCESSABLE, type(exc).__name__))
+            return result.index or IndexOutcome.LEFT
+        return IndexOutcome.ENTERED
 
     def on_ended(self, verdict: Loan | InvalidLoan, change: LoanChange) -> None:
         """A loan upstream marks PAID, CLOSED or WRITTEN_OFF closes its collection cases (once)."""
@@ -161,4 +239,14 @@ class LoanChanges:
             self.closer.close(loan, change.changed_at)
 
     def on_removed(self, change: LoanChange) -> IntakeResult:
-        return IntakeResult(IntakeOutcome.IGNORED)
+        return IntakeResult(IntakeOutcome.IGNORED, index=self._leave(change))
+
+    def _leave(self, change: LoanChange) -> IndexOutcome:
+        if len(change.loan_id) > _MAX_ID_LENGTH or change.sequence_number == BACKFILL_SEQ:
+            # Never a Loan (too long a key), or the backfill: an item only a stream write can have indexed.
+            return IndexOutcome.LEFT
+        return IndexOutcome.LEFT if self.ladder.leave(change.loan_id, self._seq(change)) else IndexOutcome.STALE
+
+    @staticmethod
+    def _seq(change: LoanChange) -> str:
+        return change.sequence_number if change.sequence_number == BACKFILL_SEQ else sequence(change.sequence_number)

@@ -1,41 +1,64 @@
 """Planning run: find loans with a reminder due, record what is held back, enqueue send jobs.
 
-The schedule fires hourly, but most hours nothing the planner read can have changed: every
-borrower is asleep or already handled. A complete run therefore leaves an agenda saying when its
-answer could first change (a window opens, a deferral or a stale plan expires, the business day
-turns, at the latest after LONGEST_SLEEP), and fires before then read only that agenda. A borrower
-event or a send-time deferral bumps the agenda's poke version, so the next fire reads again.
+A run covers one shard of the book (`sharding`: the buckets b with b % shards == shard; without a
+shard, every bucket) and reads only the ladder: per index partition holding its buckets, the ladder
+index items (`dal.ladder`: each loan's CONTROL item, carrying upstream's values and the product's
+state) whose chased due date is in the ladder's window, page by page. It decides from those items
+alone (no LoansTable, claim or CONTROL read), takes the due stages with conditional writes that also
+mark the stage on the item, and enqueues as it goes: at the end of a partition once a transaction's
+worth of stages waits (a borrower's loans are all in one bucket, hence one partition: one job each).
+Near its time limit it stops between pages and returns a cursor from which the next invocation
+(same schedule time) resumes.
 
-One loan never stops a run: an item that breaks the contract, or a loan whose handling raises
-on its own data (arithmetic on an absurd amount, a corrupt state item), is set aside with a
-SUPPRESSED record (stage `planning`, one per loan and day), a log line and a metric, and the run
-goes on (`records.SetAside`). Such a loan is looked at again at the next read of the book.
+No job twice: a claim that exists is never taken again (PLANNED: its job may still be on the queue,
+however long that takes). The mark on the CONTROL item (`planned` = `cycle#stage`, `planned_until`
+for a deferral) lets a run skip a handled stage without any write; a run after a poke (something
+changed: a send-time deferral, a borrower event) does not trust the marks and tries the claim's
+conditional write instead, which a DEFERRED claim past its time lets through. A job SQS refuses
+gets its claims back at once.
+
+The schedule fires hourly, but most hours nothing the planner read can have changed: every
+borrower is asleep or already handled. A complete run therefore leaves an agenda per shard saying
+when its answer could first change (a window opens, a deferral expires, the business day turns, at
+the latest after LONGEST_SLEEP), and fires before then read only that agenda and the shard's pokes.
+
+One loan never stops a run: a loan whose handling raises on its own data (arithmetic on an absurd
+amount, a corrupt state item) is set aside with a SUPPRESSED record (stage `planning`, one per loan
+and day), a log line and a metric, and the run goes on (`records.SetAside`). Items that break the
+contract never reach the index (LoanChangesFunction records them at intake).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+import phonenumbers
+from botocore.exceptions import BotoCoreError, ClientError
 
 from dunning import compliance, decisions, ladder
 from dunning.borrower_events import effective_loan
 from dunning.dal.deliveries import DeliveriesRepository
-from dunning.dal.loans import LoansRepository
+from dunning.dal.ladder import Cursor, LadderRepository
 from dunning.dal.queue import JobQueue
-from dunning.dal.snapshots import snapshot_of
-from dunning.dal.state import ClaimKey, StateRepository
-from dunning.models.jobs import JobLine, LineSnapshot, SendJob, utc_iso
-from dunning.models.loan import InvalidLoan, Loan, LoanStatus, outstanding, parse_loan
+from dunning.dal.state import ClaimKey, ClaimWrite, StateRepository, stage_mark
+from dunning.models.jobs import JobLine, SendJob, utc_iso
+from dunning.models.loan import Loan, LoanStatus, outstanding
 from dunning.models.money import quantize
 from dunning.models.policy import Policy
-from dunning.models.state import ClaimState, LoanControl, PlannerAgenda, SendClaim
+from dunning.models.state import ClaimState, LoanControl, PlannerAgenda
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import SetAside, is_loan_fault, suppression_record
+from dunning.sharding import check_shard, in_shard, partitions_of_shard
 
 MAX_LINES_PER_JOB = 25
-STATE_BATCH = 200  # loans whose state is read in one go
+PAGE_SIZE = 200  # index items per Query page
+GIVE_BACK_ATTEMPTS = 3  # on top of the SDK's own retries: a claim left PLANNED without a job is a lost SMS
+FLUSH_AT = 50  # due stages are claimed (a transaction takes 50) and enqueued at a partition's end from this many
+FLUSH_LINES = 2000  # ...or as soon as this many wait (a memory bound; may split a borrower's loans in two jobs)
 # The longest the planner goes without reading the book: how late, at worst, it notices a loan
 # that upstream added or changed without any event of ours (it cannot miss one: the read finds it).
 LONGEST_SLEEP = dt.timedelta(hours=6)
@@ -52,56 +75,100 @@ class _Wake:
             self.at = when
 
 
-Candidates = dict[str, list[tuple[Loan, ladder.Stage]]]  # borrower id -> their loans due now, with the stage
-
-
 @dataclass
 class PlanReport:
     now: str
-    segment: int
-    total_segments: int
+    shard: int | None
+    shards: int
     loans_read: int = 0
+    pages_read: int = 0
     jobs_enqueued: int = 0
     lines_enqueued: int = 0
     invalid: Counter[str] = field(default_factory=Counter)
     suppressed: Counter[str] = field(default_factory=Counter)
     waiting: Counter[str] = field(default_factory=Counter)
-    due_dates_done: int = 0
     complete: bool = True
+    cursor: str | None = None  # where the next invocation resumes when not complete
     asleep_until: str | None = None  # set when the agenda said nothing can have changed yet
 
     def as_dict(self) -> dict[str, object]:
         return {
             "now": self.now,
-            "segment": self.segment,
-            "total_segments": self.total_segments,
+            "shard": self.shard,
+            "shards": self.shards,
             "loans_read": self.loans_read,
+            "pages_read": self.pages_read,
             "jobs_enqueued": self.jobs_enqueued,
             "lines_enqueued": self.lines_enqueued,
             "invalid": dict(self.invalid),
             "suppressed": dict(self.suppressed),
             "waiting": dict(self.waiting),
-            "due_dates_done": self.due_dates_done,
             "complete": self.complete,
+            "cursor": self.cursor,
             "asleep_until": self.asleep_until,
         }
 
 
+def stand_in_phone(region: str | None) -> str:
+    """A number of the borrower's region: the send window depends on the region alone (the index holds no number)."""
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE) if region else None
+    if example is None:
+        example = phonenumbers.example_number_for_non_geo_entity(800)
+    if example is None:
+        raise ValueError("no stand-in number for the send window")
+    return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+
+
+def indexed_loan(item: Mapping[str, Any]) -> Loan:
+    """The loan as its index item holds it. Its phone is a stand-in of the number's region: the planner
+    only derives the send window from it and never sends; the sender reads the live item."""
+    values = {name: item.get(name) for name in Loan.model_fields if item.get(name) is not None}
+    return Loan.model_validate(
+        {**values, "phone": stand_in_phone(item.get("phone_region")), "borrower_name": "-"}  # type: ignore[arg-type]
+    )
+
+
+def indexed_timezones(loan: Loan, item: Mapping[str, Any], policy: Policy) -> tuple[str, ...]:
+    """The borrower's zones as `decisions.borrower_timezones` gives them for the real number: the item's
+    `timezone`, else the number's zones the index keeps (`phone_zones`), else those of the stand-in."""
+    if loan.timezone:
+        return (loan.timezone,)
+    zones = item.get("phone_zones")
+    if zones:
+        return tuple(str(zone) for zone in zones)
+    return decisions.borrower_timezones(loan, policy)
+
+
+@dataclass
+class _Due:
+    loan: Loan  # as collection sees it (the chased instalment under a plan)
+    stage: ladder.Stage
+
+    @property
+    def key(self) -> ClaimKey:
+        return (self.loan.loan_id, self.loan.cycle, self.stage.id)
+
+
 @dataclass
 class _Run:
-    """One planning run: its clock, what it found, and when its answer could first change."""
+    """One planning run (possibly over several invocations): its clock, what it found, when it must look again."""
 
     now: dt.datetime
     today: dt.date
     report: PlanReport
     wake: _Wake
-    candidates: Candidates = field(default_factory=lambda: defaultdict(list))
-    snapshots: dict[str, LineSnapshot] = field(default_factory=dict)  # loan id -> what the sender re-checks
+    trust_marks: bool
+    poke_version: int
+    due: dict[str, list[_Due]] = field(default_factory=lambda: defaultdict(list))  # borrower id -> stages due
+
+    @property
+    def waiting_lines(self) -> int:
+        return sum(len(lines) for lines in self.due.values())
 
 
 @dataclass
 class Planner:
-    loans: LoansRepository
+    index: LadderRepository
     state: StateRepository
     deliveries: DeliveriesRepository
     queue: JobQueue
@@ -116,240 +183,165 @@ class Planner:
         self,
         now: dt.datetime,
         *,
-        segment: int = 0,
-        total_segments: int = 1,
+        shard: int | None = None,
+        shards: int = 1,
+        cursor: str | None = None,
         time_left: Callable[[], float] = lambda: float("inf"),
         min_seconds_left: float = 20.0,
     ) -> PlanReport:
-        """Plan the due dates of this segment; stop cleanly between due dates when time runs short."""
-        if not 0 <= segment < total_segments:
-            raise ValueError(f"segment must be in 0..{total_segments - 1}, got {segment}")
-        report = PlanReport(now=now.isoformat(), segment=segment, total_segments=total_segments)
-        agenda, poke_version = self.state.planner_agenda(segment, total_segments)
-        if agenda is not None and agenda.poke_version == poke_version and agenda.read_at <= now < agenda.wake_at:
-            report.asleep_until = utc_iso(agenda.wake_at)
-            metrics.add_metric(name="PlannerRunsAsleep", unit=MetricUnit.Count, value=1)
-            return report
-        wake = _Wake(min(ladder.next_business_day(now, self.policy), now + LONGEST_SLEEP))
-        run = _Run(now, ladder.business_date(now, self.policy), report, wake)
-        earliest, latest = ladder.due_date_window(run.today, self.policy)
-        # Unsharded runs read the whole window in one query; a shard reads its own due dates.
-        days = [
-            earliest + dt.timedelta(days=n)
-            for n in range((latest - earliest).days + 1)
-            if (earliest + dt.timedelta(days=n)).toordinal() % total_segments == segment
-        ]
-        ranges = [(earliest, latest)] if total_segments == 1 else [(day, day) for day in days]
-        for first, last in ranges:
-            if time_left() < min_seconds_left:
-                report.complete = False
-                logger.warning("planner stopping early: time limit near", extra={"due_date": first.isoformat()})
-                break
-            self._decide_in_batches(self._consider_all(self.loans.open_loans_due_between(first, last), {}, run), run)
-            report.due_dates_done += (last - first).days + 1
-        if time_left() >= min_seconds_left:
-            self._plan_instalments(earliest, latest, set(days), run)
+        """Plan one shard (every bucket without `shard`), from `cursor` if given; stop between pages near the limit."""
+        one, of = (0, 1) if shard is None else (shard, shards)
+        check_shard(one, of)
+        partitions = partitions_of_shard(one, of)
+        report = PlanReport(now=now.isoformat(), shard=shard, shards=of)
+        if cursor is None:
+            agenda, poke_version = self.state.planner_agenda(one, of)
+            if agenda is not None and agenda.poke_version == poke_version and agenda.read_at <= now < agenda.wake_at:
+                report.asleep_until = utc_iso(agenda.wake_at)
+                metrics.add_metric(name="PlannerRunsAsleep", unit=MetricUnit.Count, value=1)
+                return report
+            # Marks are trusted only when nothing was poked since the last complete read of the shard.
+            trust = agenda is not None and agenda.poke_version == poke_version
+            start = Cursor(partitions[0])
+            wake_at = min(ladder.next_business_day(now, self.policy), now + LONGEST_SLEEP)
         else:
-            report.complete = False
-        self._enqueue(run)
+            start = Cursor.decode(cursor)
+            if start.partition not in partitions:
+                raise ValueError(f"cursor is for partition {start.partition}, not in shard {one} of {of}")
+            extra = start.extra
+            trust, poke_version, wake_at = bool(extra["t"]), int(extra["p"]), dt.datetime.fromisoformat(extra["w"])
+        run = _Run(now, ladder.business_date(now, self.policy), report, _Wake(wake_at), trust, poke_version)
+        earliest, latest = ladder.due_date_window(run.today, self.policy)
+        first, last = earliest.isoformat(), f"{latest.isoformat()}#\uffff"
+        read_one = False  # at least one page per invocation, whatever the time left: every resumption progresses
+        for partition in partitions[partitions.index(start.partition) :]:
+            key = start.start_key if partition == start.partition else None
+            while True:
+                if read_one and time_left() < min_seconds_left:
+                    self._flush(run)
+                    report.complete = False
+                    report.cursor = Cursor(
+                        partition, key, {"t": trust, "p": poke_version, "w": run.wake.at.isoformat()}
+                    ).encode()
+                    logger.warning("planner stopping early: time limit near", extra={"partition": partition})
+                    metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=report.jobs_enqueued)
+                    return report
+                page = self.index.page(f"{partition:02d}", first, last, key, PAGE_SIZE)
+                read_one = True
+                report.pages_read += 1
+                for item in page.items:
+                    if in_shard(item["ladder_bucket"], one, of):
+                        self._consider(item, run)
+                if run.waiting_lines >= FLUSH_LINES:
+                    self._flush(run)
+                key = page.next_key
+                if key is None:
+                    break
+            if run.waiting_lines >= FLUSH_AT:
+                self._flush(run)  # a borrower's loans are all in one partition: one job per borrower
+        self._flush(run)
         metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=report.jobs_enqueued)
-        if report.complete:
-            # An incomplete run leaves the old agenda, already due: the next fire reads again.
-            agenda = PlannerAgenda(wake_at=wake.at, read_at=now, poke_version=poke_version)
-            self.state.save_planner_agenda(segment, total_segments, agenda)
+        # An incomplete run leaves the old agenda, already due: the next fire reads again.
+        self.state.save_planner_agenda(
+            one, of, PlannerAgenda(wake_at=run.wake.at, read_at=now, poke_version=poke_version)
+        )
         return report
 
-    def _plan_instalments(self, earliest: dt.date, latest: dt.date, days: set[dt.date], run: _Run) -> None:
-        """Loans under a repayment plan with an instalment in this run's due dates (one Query).
-
-        A loan whose upstream due date is in the window was read from OpenLoansByDueDate (by
-        this run or by the shard owning that date) and is left to that read.
-        """
-        instalments = {
-            loan_id: due_date
-            for loan_id, due_date in self.state.plan_loans_due_between(earliest, latest)
-            if due_date in days
-        }
-        items = [
-            item
-            for item in self.loans.get_many(sorted(instalments)).values()
-            if item.get("status") == LoanStatus.OPEN.value
-            and not earliest.isoformat() <= str(item.get("due_date") or "") <= latest.isoformat()
-        ]
-        self._decide_in_batches(self._consider_all(items, instalments, run), run)
-
-    def _consider_all(
-        self, items: Iterable[dict[str, object]], instalments: Mapping[str, dt.date], run: _Run
-    ) -> list[tuple[Loan, ladder.Stage]]:
-        """The loans that may be due now (instalments: the plan's due date per loan id, if any)."""
-        due = []
-        for item in items:
-            considered = self._consider(item, instalments.get(str(item.get("loan_id"))), run)
-            if considered is not None:
-                due.append(considered)
-        return due
-
-    def _decide_in_batches(self, due: list[tuple[Loan, ladder.Stage]], run: _Run) -> None:
-        for start in range(0, len(due), STATE_BATCH):
-            self._decide(due[start : start + STATE_BATCH], run)
-
-    def _consider(
-        self,
-        item: dict[str, object],
-        instalment_due: dt.date | None,
-        run: _Run,
-    ) -> tuple[Loan, ladder.Stage] | None:
-        """The loan and the stage it may be due for, or None when no state need be read for it."""
+    # ---------------------------------------------------------------- one index item
+    def _consider(self, item: dict[str, Any], run: _Run) -> None:
         run.report.loans_read += 1
+        if item.get("unreachable"):
+            # Valid but for its phone: no SMS can reach it (recorded at intake); escalation opens its case.
+            run.report.waiting["unreachable"] += 1
+            return
         try:
-            loan = parse_loan(item)
-        except InvalidLoan as exc:
-            run.report.invalid[self._set_aside.invalid(exc, item, run.now, run.today)] += 1
-            return None
+            upstream = indexed_loan(item)
         except Exception as exc:
             if not is_loan_fault(exc):
                 raise
             run.report.invalid[self._set_aside.unprocessable_item(exc, item, run.now, run.today)] += 1
-            return None
-        try:
-            stage = ladder.current_stage(instalment_due or loan.due_date, run.today, self.policy)
-            if stage is None:
-                return None
-            # The sums its SMS will state: a loan whose amounts break them is set aside here, never enqueued.
-            quantize(outstanding(loan) + ladder.late_fees(loan, run.today, self.policy), loan.currency)
-            timezone = decisions.borrower_timezones(loan, self.policy)
-            if not compliance.in_send_window(run.now, timezone, loan.phone, self.policy):
-                # Cheap pure check first: most hours most borrowers are asleep; no state read for them.
-                run.report.waiting["outside_window"] += 1
-                run.wake.no_later_than(compliance.next_window_open(run.now, timezone, loan.phone, self.policy))
-                return None
-        except Exception as exc:
-            if not is_loan_fault(exc):
-                raise
-            self._unprocessable(exc, loan, run)
-            return None
-        return loan, stage
-
-    def _decide(self, due: list[tuple[Loan, ladder.Stage]], run: _Run) -> None:
-        keys: list[ClaimKey] = [(loan.loan_id, loan.cycle, stage.id) for loan, stage in due]
-        try:
-            claims, controls, opted_out = self.state.load(keys, [loan.phone for loan, _ in due])
-        except Exception as exc:
-            # A state item that cannot be read (a corrupt CONTROL or claim) fails the batched read:
-            # read loan by loan, so that only the loan it belongs to is set aside.
-            if not is_loan_fault(exc):
-                raise
-            if len(due) == 1:
-                self._unprocessable(exc, due[0][0], run)
-            else:
-                for one in due:
-                    self._decide([one], run)
             return
-        # The sender decides from what was read here and ConditionChecks it (dal/snapshots.py).
-        run.snapshots.update({u.loan_id: snapshot_of(u, controls.get(u.loan_id)) for u, _ in due})
+        try:
+            self._decide(upstream, item, run)
+        except Exception as exc:
+            if not is_loan_fault(exc):
+                raise
+            self._unprocessable(exc, upstream, run)
+
+    def _decide(self, upstream: Loan, item: dict[str, Any], run: _Run) -> None:
+        control = LoanControl.model_validate(item)
         # Under a repayment plan the loan is chased per instalment: its stage and claim follow the instalment.
-        chased: list[tuple[Loan, ClaimKey]] = []
-        for (upstream, _), guessed in zip(due, keys, strict=True):
-            try:
-                found = self._chase(upstream, guessed, controls.get(upstream.loan_id), run)
-            except Exception as exc:
-                if not is_loan_fault(exc):
-                    raise
-                self._unprocessable(exc, upstream, run)
-                continue
-            if found is not None:
-                chased.append(found)
-        read = set(keys)
-        unread = [key for _, key in chased if key not in read]
-        if unread:
-            try:
-                claims.update(self.state.load(unread, [])[0])
-            except Exception as exc:
-                if not is_loan_fault(exc):
-                    raise
-                chased = [(ln, key) for ln, key in chased if key in read or self._load_claim(ln, key, claims, run)]
-        for loan, key in chased:
-            try:
-                self._verdict(loan, key, claims.get(key), controls.get(loan.loan_id), loan.phone in opted_out, run)
-            except Exception as exc:
-                if not is_loan_fault(exc):
-                    raise
-                self._unprocessable(exc, loan, run)
-
-    def _chase(
-        self, upstream: Loan, guessed: ClaimKey, control: LoanControl | None, run: _Run
-    ) -> tuple[Loan, ClaimKey] | None:
-        """The loan as collection sees it and the claim it is chased under; None when nothing is due."""
         loan = effective_loan(upstream, control)
-        if loan is upstream:
-            return loan, guessed
-        stage = ladder.current_stage(loan.due_date, run.today, self.policy)
-        if loan.status is not LoanStatus.OPEN or stage is None:
-            run.report.waiting["plan_paid" if loan.status is not LoanStatus.OPEN else "no_stage_due"] += 1
-            return None
-        return loan, (loan.loan_id, loan.cycle, stage.id)
-
-    def _load_claim(self, loan: Loan, key: ClaimKey, claims: dict[ClaimKey, SendClaim], run: _Run) -> bool:
-        """Read one claim after a batched read failed; False (the loan set aside) when it cannot be read."""
-        try:
-            claims.update(self.state.load([key], [])[0])
-        except Exception as exc:
-            if not is_loan_fault(exc):
-                raise
-            self._unprocessable(exc, loan, run)
-            return False
-        return True
-
-    def _verdict(
-        self,
-        loan: Loan,
-        key: ClaimKey,
-        claim: SendClaim | None,
-        control: LoanControl | None,
-        opted_out: bool,
-        run: _Run,
-    ) -> None:
-        if claim is not None and decisions.claim_blocks(claim, run.now):
-            run.wake.no_later_than(decisions.replan_at(claim))
+        if loan.status is not LoanStatus.OPEN:
+            run.report.waiting["plan_paid"] += 1
             return
-        verdict = decisions.evaluate(loan, control, run.now, self.policy, opted_out=opted_out)
+        stage = ladder.current_stage(loan.due_date, run.today, self.policy)
+        if stage is None:
+            return
+        # The sums its SMS will state: a loan whose amounts break them is set aside here, never enqueued.
+        quantize(outstanding(loan) + ladder.late_fees(loan, run.today, self.policy), loan.currency)
+        zones = indexed_timezones(loan, item, self.policy)
+        if not compliance.in_send_window(run.now, zones, loan.phone, self.policy):
+            # Cheap pure check first: most hours most borrowers are asleep.
+            run.report.waiting["outside_window"] += 1
+            run.wake.no_later_than(compliance.next_window_open(run.now, zones, loan.phone, self.policy))
+            return
+        marked = item.get("planned") == stage_mark(loan.cycle, stage.id)
+        until = dt.datetime.fromisoformat(str(item["planned_until"])) if item.get("planned_until") else None
+        handled = marked and (until is None or run.now < until)
+        if handled and run.trust_marks:
+            run.report.waiting["already_handled"] += 1
+            run.wake.no_later_than(until)
+            return
+        # The product's opt-out list is the sender's to read (with SNS's) in its batch: not read here.
+        verdict = decisions.evaluate(loan, control, run.now, self.policy, opted_out=False, zones=zones)
         if isinstance(verdict, decisions.Due):
-            run.candidates[loan.borrower_id].append((loan, verdict.stage))
+            run.due[loan.borrower_id].append(_Due(loan, verdict.stage))
+        elif handled:
+            run.report.waiting["already_handled"] += 1  # handled before; only a deferral can need us again
+            run.wake.no_later_than(until)
         elif isinstance(verdict, decisions.Suppress):
-            self._suppress(loan, key, verdict, run.now, run.report)
-            run.wake.no_later_than(verdict.retry_after)
+            self._suppress(loan, stage, verdict, run)
         else:
             run.report.waiting[verdict.why] += 1
             run.wake.no_later_than(verdict.until)
 
-    def _suppress(
-        self, loan: Loan, key: ClaimKey, verdict: decisions.Suppress, now: dt.datetime, report: PlanReport
-    ) -> None:
-        state = ClaimState.DEFERRED if verdict.retry_after else ClaimState.SUPPRESSED
+    def _suppress(self, loan: Loan, stage: ladder.Stage, verdict: decisions.Suppress, run: _Run) -> None:
         record = suppression_record(
             loan_id=loan.loan_id,
             borrower_id=loan.borrower_id,
             cycle=loan.cycle,
-            stage=key[2],
+            stage=stage.id,
             reason=verdict.reason,
-            now=now,
+            now=run.now,
             retention_days=self.retention_days,
             amount_due=loan.amount_due,
             currency=loan.currency,
         )
         # Record first: a crash after it only repeats the record, never loses the decision.
         self.deliveries.put(record)
-        self.state.settle(
-            key,
-            loan.borrower_id,
-            state,
-            now,
+        write = ClaimWrite(
+            key=(loan.loan_id, loan.cycle, stage.id),
+            borrower_id=loan.borrower_id,
+            state=ClaimState.DEFERRED if verdict.retry_after else ClaimState.SUPPRESSED,
             reason=verdict.reason,
             retry_after=verdict.retry_after,
             record_id=record.record_id,
         )
-        report.suppressed[verdict.reason] += 1
+        blocking = self.state.take_claims([write], run.now)[write.key]
+        if blocking is not None:
+            self._note_blocking(write.key, blocking.state, blocking.retry_after, run)
+            return
+        run.report.suppressed[verdict.reason] += 1
+        run.wake.no_later_than(verdict.retry_after)
         metrics.add_metric(name=f"Suppressed_{verdict.reason}", unit=MetricUnit.Count, value=1)
+
+    def _note_blocking(self, key: ClaimKey, state: ClaimState, retry_after: dt.datetime | None, run: _Run) -> None:
+        """A claim that already existed: handled before, or deferred (by the sender) to a later time."""
+        run.report.waiting[f"already_{state.value.lower()}"] += 1
+        if state is ClaimState.DEFERRED and retry_after is not None:
+            run.wake.no_later_than(retry_after)
+            self.state.mark_deferred(key, retry_after)  # so that runs trusting the mark come back then
 
     def _unprocessable(self, exc: Exception, loan: Loan, run: _Run) -> None:
         reason = self._set_aside.unprocessable(
@@ -357,32 +349,67 @@ class Planner:
         )
         run.report.invalid[reason] += 1
 
-    def _enqueue(self, run: _Run) -> None:
-        now, candidates, report = run.now, run.candidates, run.report
-        stale_before = now - decisions.REPLAN_AFTER
+    # ---------------------------------------------------------------- claim and enqueue what is due
+    def _flush(self, run: _Run) -> None:
+        """Take the claims of the stages due so far, enqueue one job per borrower, give back what SQS refuses."""
+        due, run.due = run.due, defaultdict(list)
+        if not due:
+            return
+        now = run.now
+        writes = [
+            ClaimWrite(key=d.key, borrower_id=borrower_id, state=ClaimState.PLANNED)
+            for borrower_id, stages in due.items()
+            for d in stages
+        ]
+        try:
+            found = self.state.take_claims(writes, now)
+        except Exception:
+            # The claims may have been written (a lost answer): give them back, no stage waits for a job never sent.
+            self._give_back([w.key for w in writes], now)
+            raise
         jobs: list[SendJob] = []
-        for borrower_id, due in candidates.items():
-            lines = [
-                JobLine(
-                    loan_id=loan.loan_id, cycle=loan.cycle, stage=stage.id, snapshot=run.snapshots.get(loan.loan_id)
-                )
-                for loan, stage in due
-                if self.state.plan((loan.loan_id, loan.cycle, stage.id), borrower_id, now, stale_before)
-            ]
+        # The most overdue borrowers first: when the queue is slow, their SMS go out before the others'.
+        for borrower_id, stages in sorted(
+            due.items(), key=lambda entry: (min(d.loan.cycle for d in entry[1]), entry[0])
+        ):
+            lines = []
+            for d in stages:
+                blocking = found.get(d.key)
+                if blocking is None:
+                    lines.append(JobLine(loan_id=d.loan.loan_id, cycle=d.loan.cycle, stage=d.stage.id))
+                else:
+                    self._note_blocking(d.key, blocking.state, blocking.retry_after, run)
             for start in range(0, len(lines), MAX_LINES_PER_JOB):
                 jobs.append(
                     SendJob(
                         borrower_id=borrower_id, lines=tuple(lines[start : start + MAX_LINES_PER_JOB]), planned_at=now
                     )
                 )
-        failed = self.queue.send(jobs)
+        try:
+            failed = self.queue.send(jobs)
+        except Exception:
+            self._give_back([(line.loan_id, line.cycle, line.stage) for job in jobs for line in job.lines], now)
+            raise
         if failed:
-            # Their claims stay PLANNED: the next run re-enqueues them once REPLAN_AFTER has passed.
-            logger.error("some jobs were not accepted by SQS", extra={"count": len(failed)})
+            logger.error(
+                "some jobs were not accepted by SQS: their claims are given back", extra={"count": len(failed)}
+            )
             metrics.add_metric(name="EnqueueFailures", unit=MetricUnit.Count, value=len(failed))
-        if candidates:
-            # The claims just planned (by this run or a concurrent one) are replanned after
-            # REPLAN_AFTER if their job is lost or never accepted: a fire must read them then.
-            run.wake.no_later_than(now + decisions.REPLAN_AFTER)
-        report.jobs_enqueued = len(jobs) - len(failed)
-        report.lines_enqueued = sum(len(j.lines) for j in jobs if j not in failed)
+            self._give_back([(line.loan_id, line.cycle, line.stage) for job in failed for line in job.lines], now)
+            run.wake.no_later_than(now)  # the next fire plans them again
+        accepted = [job for job in jobs if job not in failed]
+        run.report.jobs_enqueued += len(accepted)
+        run.report.lines_enqueued += sum(len(job.lines) for job in accepted)
+
+    def _give_back(self, keys: list[ClaimKey], now: dt.datetime) -> None:
+        """Give back claims whose job SQS did not take; a claim left PLANNED would never get a job."""
+        for attempt in range(1, GIVE_BACK_ATTEMPTS + 1):
+            try:
+                self.state.give_back(keys, now)
+                return
+            except (ClientError, BotoCoreError, RuntimeError) as exc:
+                error = type(exc).__name__
+                logger.warning("giving claims back failed", extra={"attempt": attempt, "error": error})
+        # Left PLANNED with no job: `dunning reconcile` lists them (planned_not_sent); see docs/exactly-once.md.
+        logger.error("claims could not be given back", extra={"count": len(keys)})
+        metrics.add_metric(name="ClaimsNotGivenBack", unit=MetricUnit.Count, value=len(keys))

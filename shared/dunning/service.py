@@ -12,6 +12,7 @@ from dunning.dal.bureau import BureauState, ReportStore
 from dunning.dal.bus import EventBus
 from dunning.dal.cases import CaseRepository
 from dunning.dal.deliveries import DeliveriesRepository
+from dunning.dal.ladder import LadderRepository
 from dunning.dal.loans import LoansRepository
 from dunning.dal.phone_keys import PhoneKeys
 from dunning.dal.queue import JobQueue
@@ -41,13 +42,16 @@ def state_repository(settings: Settings) -> StateRepository:
     """StateTable with phone numbers hashed (opt-outs, notices about a number)."""
     if not settings.phone_hash_key:
         raise SettingsError("function environment is invalid: PHONE_HASH_KEY is required to key phone numbers")
-    return StateRepository(settings.state_table, PhoneKeys(settings.state_table, settings.phone_hash_key))
+    return StateRepository(
+        settings.state_table, PhoneKeys(settings.state_table, settings.phone_hash_key), settings.planning_shards
+    )
 
 
 def planner(settings: Settings) -> Planner:
     return Planner(
-        loans=LoansRepository(settings.loans_table),
-        state=state_repository(settings),
+        index=LadderRepository(settings.state_table),
+        # No phone keys: the planner reads no opt-out (the sender does), so it needs no phone-hash key.
+        state=StateRepository(settings.state_table, planning_shards=settings.planning_shards),
         deliveries=deliveries_repository(settings),
         queue=JobQueue(settings.reminder_queue_url),
         policy=current_policy(settings),
@@ -79,6 +83,7 @@ def borrower_events(settings: Settings) -> BorrowerEvents:
     return BorrowerEvents(
         loans=LoansRepository(settings.loans_table),
         state=state,
+        ladder=LadderRepository(settings.state_table),
         notices=Notices(
             state=state,
             deliveries=deliveries_repository(settings),
@@ -133,6 +138,7 @@ def escalator(settings: Settings) -> Escalator:
     if not settings.event_bus_name:
         raise SettingsError("function environment is invalid: EVENT_BUS_NAME is required to announce cases")
     return Escalator(
+        index=LadderRepository(settings.state_table),
         loans=LoansRepository(settings.loans_table),
         deliveries=deliveries_repository(settings),
         state=state_repository(settings),
@@ -148,6 +154,7 @@ def bureau_reporter(settings: Settings) -> BureauReporter:
     if not settings.reports_bucket:
         raise SettingsError("function environment is invalid: REPORTS_BUCKET is required to write the file")
     return BureauReporter(
+        index=LadderRepository(settings.state_table),
         loans=LoansRepository(settings.loans_table),
         state=BureauState(settings.state_table),
         store=ReportStore(settings.reports_bucket),
@@ -161,6 +168,7 @@ def loan_changes(settings: Settings) -> LoanChanges:
     """LoanChangesFunction: every LoansTable write checked as it happens (the table's stream)."""
     return LoanChanges(
         deliveries=deliveries_repository(settings),
+        ladder=LadderRepository(settings.state_table),
         retention_days=settings.record_retention_days,
         closer=case_closer(settings),
     )

@@ -45,6 +45,9 @@ class Settings(BaseModel):
         ),
     ]
     record_retention_days: Annotated[int, Field(default=400, ge=1, alias="RECORD_RETENTION_DAYS")]
+    planning_shards: Annotated[
+        int, Field(default=1, ge=1, le=1024, alias="PLANNING_SHARDS", description="PlanningShards: how pokes are keyed")
+    ]
     phone_hash_key: Annotated[
         str, Field(default="", alias="PHONE_HASH_KEY", description="KMS key wrapping the phone-hash key")
     ]

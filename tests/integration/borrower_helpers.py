@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +14,7 @@ import time_machine
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns import sns_backends
 
-from dunning.local import LocalStack, drain_queue, invoke
+from dunning.local import LocalStack, drain_queue, drain_stream, invoke
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -56,6 +57,7 @@ def put_loan(stack: LocalStack, **overrides: Any) -> dict[str, Any]:
         if v is not None
     }
     boto3.client("dynamodb").put_item(TableName=stack.physical_id("LoansTable"), Item=serialized)
+    drain_stream(stack)  # the ladder index is kept from LoansTable's stream
     return item
 
 
@@ -70,10 +72,23 @@ def send_reply(stack: LocalStack, sns: dict[str, Any], at: dt.datetime) -> Any:
 
 
 def plan_and_send(stack: LocalStack, at: dt.datetime) -> dict[str, Any]:
-    """One planner run at `at` (the scheduled event's time), then the queue drained at the same instant."""
+    """One planner run at `at` (the scheduled event's time), then the queue drained at the same instant.
+
+    The planner's report, with `suppressed` counting what the hour suppressed, by reason, whoever did:
+    the planner (holds, pauses) or the sender (opt-outs: the planner never reads the opt-out lists).
+    """
+    before = {(r["loan_id"], r["record_id"]) for r in records(stack)}
     report = invoke_planner_only(stack, at)
     with time_machine.travel(at, tick=False):
         drain_queue(stack)
+    new = [r for r in records(stack) if (r["loan_id"], r["record_id"]) not in before]
+    report["suppressed"] = dict(
+        Counter(
+            str(r["reason"])
+            for r in new
+            if r["outcome"] == "SUPPRESSED" and r["stage"] not in ("intake", "planning", "payment_confirmation")
+        )
+    )
     return report
 
 
@@ -85,6 +100,19 @@ def sms_sent(phone: str | None = None) -> list[str]:
 
 def table_items(stack: LocalStack, logical_id: str) -> list[dict[str, Any]]:
     return boto3.client("dynamodb").scan(TableName=stack.physical_id(logical_id))["Items"]
+
+
+def product_state(stack: LocalStack) -> list[dict[str, Any]]:
+    """StateTable's items but what the ladder index copies from LoansTable: a CONTROL item holding only
+    upstream's values and index attributes (loan_changes.index_values) is not the product's state."""
+    from dunning.dal.ladder import COPIED, DERIVED, INDEX_ATTRIBUTES
+
+    index_only = {"pk", "sk", "loan_id", "upstream_seq", *COPIED, *DERIVED, *INDEX_ATTRIBUTES}
+    return [
+        item
+        for item in table_items(stack, "StateTable")
+        if not (item["sk"]["S"] == "CONTROL" and set(item) <= index_only)
+    ]
 
 
 def records(stack: LocalStack, stage: str | None = None) -> list[dict[str, Any]]:

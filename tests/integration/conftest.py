@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from dunning.local import LocalStack, deploy_stack
+from dunning.local import EXECUTE_STATE_MACHINES, LocalStack, deploy_stack
 from tests.conftest import REGION
 
 
@@ -25,7 +25,7 @@ def module_stack() -> Iterator[LocalStack]:
         env.setenv("AWS_ACCESS_KEY_ID", "testing")
         env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         env.setenv("AWS_DEFAULT_REGION", REGION)
-        with mock_aws():
+        with mock_aws(config=EXECUTE_STATE_MACHINES):
             yield deploy_stack(parameters={"MaxPartsPerSecond": "1000"})
 
 

@@ -62,6 +62,8 @@ def test_the_file_lists_exactly_the_loans_past_the_threshold_with_their_buckets(
     assert found[0]["reporting_date"] == "2026-12-12"
     assert manifest["delinquent"] == 5 and manifest["settled"] == 0
     assert manifest["buckets"] == {"M1": 1, "M2": 1, "M3": 2, "M4+": 1}
+    # The run's result is the manifest, plus the shard contract's `complete` and `cursor`.
+    assert (manifest.pop("complete"), manifest.pop("cursor")) == (True, None)
     assert json.loads(file_bytes(local_stack, TODAY, "manifest.json")) == manifest
     assert state_item(local_stack, "BUREAU#REPORTED", "LOAN#L-030") is not None
 

@@ -34,7 +34,8 @@ def test_an_unreachable_loan_gets_one_case_on_its_first_overdue_day_and_never_ag
 
     # L-BADPHONE on its first overdue day, the next one.
     assert [r["opened"] for r in reports] == [{"unreachable": 1}, {}, {"unreachable": 1}]
-    assert reports[0]["invalid"] == {"invalid_phone": 1} and reports[2]["already_open"] == 1
+    # L-BROKEN is recorded when written (LoanChangesFunction) and never in the ladder index escalation reads.
+    assert reports[0]["invalid"] == {} and reports[2]["already_open"] == 1
     events = captured(cases_queue)
     assert sorted((e["detail"]["loan_id"], e["detail"]["reason"], e["detail"]["days_past_due"]) for e in events) == [
         ("L-BADPHONE", "unreachable", 1),
@@ -43,8 +44,13 @@ def test_an_unreachable_loan_gets_one_case_on_its_first_overdue_day_and_never_ag
     nophone = next(e["detail"] for e in events if e["detail"]["loan_id"] == "L-NOPHONE")
     assert (nophone["amount_due"], nophone["reminders_sent"], nophone["last_outcome"]) == ("3000.00", 0, None)
     # A case, not a set-aside: escalation writes no SUPPRESSED record for the unreachable loans.
-    assert records(local_stack, "L-NOPHONE") == [] and records(local_stack, "L-BADPHONE") == []
-    assert [r["reason"] for r in records(local_stack, "L-BROKEN")] == ["invalid_phone"] * 2  # one a day
+    # (LoanChangesFunction recorded each bad item once, at intake, when it was written.)
+    for loan_id, reason in (
+        ("L-NOPHONE", "missing_phone"),
+        ("L-BADPHONE", "invalid_phone"),
+        ("L-BROKEN", "invalid_phone"),
+    ):
+        assert [(r["stage"], r["reason"]) for r in records(local_stack, loan_id)] == [("intake", reason)], loan_id
 
 
 def test_two_broken_promises_in_a_cycle_open_a_case(local_stack: LocalStack, cases_queue: str) -> None:
@@ -122,7 +128,6 @@ def test_a_payment_that_leaves_the_loan_paid_closes_its_case_and_the_stream_does
 def test_an_unannounced_case_is_announced_before_it_closes(local_stack: LocalStack, cases_queue: str) -> None:
     """Escalation died after recording the case, and the loan was paid before its next run."""
     cycle = days_ago(33).isoformat()
-    put_loan(local_stack, "L-33", days_ago(33), status="PAID", amount_due="0.00")
     stored = {"loan_id": "L-33", "reason": "ladder_exhausted", "opened_at": "2026-12-11T06:30:00.000Z"}
     boto3.client("dynamodb").put_item(
         TableName=local_stack.physical_id("StateTable"),
@@ -136,7 +141,8 @@ def test_an_unannounced_case_is_announced_before_it_closes(local_stack: LocalSta
             "published": {"BOOL": False},
         },
     )
-    drain_stream(local_stack)
+    put_loan(local_stack, "L-33", days_ago(33), status="PAID", amount_due="0.00")  # LoansTable's stream drained
+    drain_stream(local_stack)  # nothing more: each change is applied once
 
     assert [(e["detail-type"], e["detail"]["reason"]) for e in captured(cases_queue)] == [
         ("CollectionCaseOpened", "ladder_exhausted"),

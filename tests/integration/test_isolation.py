@@ -1,8 +1,9 @@
 """One loan never stops a run: planner, escalation and the bureau report on the moto stack (issue 10).
 
-A loan whose item is invalid, or whose handling raises on its own data, gets a SUPPRESSED record of
-the run's stage (`planning`, `escalation`, `bureau`) with its reason; every other loan is handled as
-if it were not there. The issue's own examples (30 digits, `9E+125` on a disputed loan) are checked
+A loan whose handling raises on its own data gets a SUPPRESSED record of the run's stage (`planning`,
+`escalation`, `bureau`) with its reason; an item that breaks the contract gets one at `intake` when
+upstream writes it and never reaches the ladder index the runs read (issue 11); every other loan is
+handled as if it were not there. The issue's own examples (30 digits, `9E+125` on a disputed loan) are checked
 for that outcome only: they may be rejected at parse (`invalid_amount`) or set aside (`unprocessable`).
 Failures that pass parsing are injected as real dirty data: corrupt items in StateTable, and a
 valid-but-large amount under a tight decimal context (as arithmetic on a bigger book would break).
@@ -80,21 +81,23 @@ def test_the_planner_sets_aside_absurd_and_corrupt_loans_and_plans_everyone_else
     put_loan(local_stack, "L-OK-1", due, borrower_id="B-1", phone=phone(11))
     put_loan(local_stack, "L-OK-2", due, borrower_id="B-2", phone=phone(12))
     put_loan(local_stack, "L-30", due, borrower_id="B-3", phone=phone(13), amount_due="1" * 30)
-    put_loan(local_stack, "L-9E", due, borrower_id="B-4", phone=phone(14), amount_due="9E+125")
     put_state(local_stack, pk="LOAN#L-9E", sk="CONTROL", loan_id="L-9E", dispute_hold=True)
-    # Real dirty data in our own table: a CONTROL item no model can read, in the same batch as the others.
-    put_loan(local_stack, "L-CORRUPT", due, borrower_id="B-5", phone=phone(15))
+    put_loan(local_stack, "L-9E", due, borrower_id="B-4", phone=phone(14), amount_due="9E+125")
+    # Real dirty data in our own table: a CONTROL item no model can read, in the same page as the others
+    # (written before the loan: the index item is that CONTROL item, upstream's values added to it).
     put_state(local_stack, pk="LOAN#L-CORRUPT", sk="CONTROL", loan_id="L-CORRUPT", paused_until="banana")
+    put_loan(local_stack, "L-CORRUPT", due, borrower_id="B-5", phone=phone(15))
 
     with time_machine.travel(PLAN_AT, tick=False):
         report = invoke(local_stack, "PlanRemindersFunction", scheduled_event(PLAN_AT))
         drain_queue(local_stack)
 
     assert report["complete"] is True
-    assert set_aside(local_stack, "L-30", "planning") & SET_ASIDE
-    assert set_aside(local_stack, "L-9E", "planning") & SET_ASIDE
+    assert set_aside(local_stack, "L-30", "intake") | set_aside(local_stack, "L-30", "planning") & SET_ASIDE
+    assert set_aside(local_stack, "L-9E", "intake") | set_aside(local_stack, "L-9E", "planning") & SET_ASIDE
     assert set_aside(local_stack, "L-CORRUPT", "planning") == {UNPROCESSABLE}
-    assert report["invalid"].get(UNPROCESSABLE, 0) + report["invalid"].get("invalid_amount", 0) == 3
+    at_intake = sum(1 for loan_id in ("L-30", "L-9E") if set_aside(local_stack, loan_id, "intake"))
+    assert report["invalid"].get(UNPROCESSABLE, 0) + report["invalid"].get("invalid_amount", 0) + at_intake == 3
     for loan_id, number in (("L-OK-1", phone(11)), ("L-OK-2", phone(12))):
         assert [r["outcome"] for r in records(local_stack, loan_id)] == [Outcome.SENT.value]
         assert len(sms_to(number)) == 1
@@ -113,12 +116,13 @@ def test_escalation_sets_aside_what_it_cannot_handle_and_opens_every_other_case(
     local_stack: LocalStack, tight_decimals: None
 ) -> None:
     past_ladder = DAILY_DAY - dt.timedelta(days=35)
-    put_loan(local_stack, "L-OK", past_ladder)
-    put_loan(local_stack, "L-30", past_ladder, amount_due="1" * 30)
-    put_loan(local_stack, "L-LARGE", past_ladder, amount_due=LARGE)  # fees overflow the tight context
-    put_loan(local_stack, "L-CONTROL", past_ladder)
-    put_state(local_stack, pk="LOAN#L-CONTROL", sk="CONTROL", loan_id="L-CONTROL", plan="not a plan")
-    put_loan(local_stack, "L-CASE", past_ladder)
+    with decimal.localcontext(decimal.DefaultContext):  # the stream indexes them with the usual precision
+        put_loan(local_stack, "L-OK", past_ladder)
+        put_loan(local_stack, "L-30", past_ladder, amount_due="1" * 30)
+        put_loan(local_stack, "L-LARGE", past_ladder, amount_due=LARGE)  # fees overflow the tight context
+        put_state(local_stack, pk="LOAN#L-CONTROL", sk="CONTROL", loan_id="L-CONTROL", plan="not a plan")
+        put_loan(local_stack, "L-CONTROL", past_ladder)
+        put_loan(local_stack, "L-CASE", past_ladder)
     cycle = past_ladder.isoformat()
     put_state(local_stack, pk="LOAN#L-CASE", sk=f"CASE#{cycle}", loan_id="L-CASE", detail="{not json", published=False)
 
@@ -126,22 +130,22 @@ def test_escalation_sets_aside_what_it_cannot_handle_and_opens_every_other_case(
 
     assert report["opened"] == {"ladder_exhausted": 1}
     assert state_item(local_stack, "LOAN#L-OK", f"CASE#{cycle}") is not None
-    assert set_aside(local_stack, "L-30", "escalation") & SET_ASIDE
+    assert set_aside(local_stack, "L-30", "intake") & SET_ASIDE  # never in the ladder index
     for loan_id in ("L-LARGE", "L-CONTROL", "L-CASE"):
         assert set_aside(local_stack, loan_id, "escalation") == {UNPROCESSABLE}, loan_id
     assert state_item(local_stack, "LOAN#L-LARGE", f"CASE#{cycle}") is None  # nothing half-written
 
 
-def test_escalation_records_an_invalid_item_instead_of_only_logging_it(local_stack: LocalStack) -> None:
-    # A bad phone alone makes a loan unreachable (a case, tests/integration/test_collection_cases.py); with a bad
-    # currency too, the item is broken data: set aside.
+def test_an_invalid_item_is_recorded_when_written_and_escalation_never_reads_it(local_stack: LocalStack) -> None:
+    # A bad phone alone makes a loan unreachable (it stays in the index for its case,
+    # tests/integration/test_collection_cases.py); with a bad currency too, the item is broken data.
     put_loan(local_stack, "L-NOPHONE", DAILY_DAY - dt.timedelta(days=35), phone="12345", currency="ZZZ")
 
     report = invoke(local_stack, "EscalateFunction", scheduled("scheduled_escalate.json", DAILY_AT))
 
-    assert report["invalid"] == {"invalid_phone": 1} and report["opened"] == {}
+    assert report["invalid"] == {} and report["loans_read"] == 0 and report["opened"] == {}
     (record,) = records(local_stack, "L-NOPHONE")
-    assert (record["stage"], record["reason"], record["outcome"]) == ("escalation", "invalid_phone", "SUPPRESSED")
+    assert (record["stage"], record["reason"], record["outcome"]) == ("intake", "invalid_phone", "SUPPRESSED")
     assert "phone" not in record and "amount_due" not in record  # ids and cycle only, never the item's values
 
 
@@ -164,15 +168,16 @@ def file_lines(stack: LocalStack, day: dt.date) -> list[str]:
 
 def test_the_bureau_file_is_written_for_everyone_else(local_stack: LocalStack, tight_decimals: None) -> None:
     past = DAILY_DAY - dt.timedelta(days=40)
-    put_loan(local_stack, "L-OK", past)
-    put_loan(local_stack, "L-30", past, amount_due="1" * 30)
-    put_loan(local_stack, "L-LARGE", past, amount_due=LARGE)  # its line cannot be written in the tight context
+    with decimal.localcontext(decimal.DefaultContext):  # the stream indexes them with the usual precision
+        put_loan(local_stack, "L-OK", past)
+        put_loan(local_stack, "L-30", past, amount_due="1" * 30)
+        put_loan(local_stack, "L-LARGE", past, amount_due=LARGE)  # its line cannot be written in the tight context
 
     manifest = bureau(local_stack)
 
     assert [line.split(",")[0] for line in file_lines(local_stack, DAILY_DAY)] == ['{"loan_id":"L-OK"']
     assert manifest["delinquent"] == 1
-    assert set_aside(local_stack, "L-30", "bureau") & SET_ASIDE
+    assert set_aside(local_stack, "L-30", "intake") & SET_ASIDE  # never in the ladder index
     assert set_aside(local_stack, "L-LARGE", "bureau") == {UNPROCESSABLE}
     assert state_item(local_stack, "BUREAU#REPORTED", "LOAN#L-LARGE") is None  # not reported: not in the set
 

@@ -77,7 +77,9 @@ def _all_records(stack: LocalStack) -> list[dict[str, Any]]:
 @pytest.fixture
 def seeded(local_stack: LocalStack, seed_loans: Callable[..., None]) -> LocalStack:
     with time_machine.travel(SEEDED_AT, tick=False):
-        seed_loans(*(item for item, _ in INVALID.values()), _loan("L-ok-1"), _loan("L-ok-2", currency="USD"))
+        seed_loans(
+            *(item for item, _ in INVALID.values()), _loan("L-ok-1"), _loan("L-ok-2", currency="USD"), drain=False
+        )
     return local_stack
 
 
@@ -141,7 +143,7 @@ def test_an_item_fixed_upstream_gets_no_further_record(seeded: LocalStack, seed_
     with time_machine.travel(SEEDED_AT + dt.timedelta(minutes=1), tick=False):
         drain_stream(seeded)
     with time_machine.travel(SEEDED_AT + dt.timedelta(days=1), tick=False):
-        seed_loans(_loan("L-slashes", due_date="2026-11-16"))  # upstream corrects the date: a MODIFY
+        seed_loans(_loan("L-slashes", due_date="2026-11-16"), drain=False)  # upstream corrects the date: a MODIFY
         responses = drain_stream(seeded)
 
     assert responses == [{"batchItemFailures": []}]
@@ -154,8 +156,8 @@ def test_an_item_broken_again_the_same_day_keeps_one_record_and_a_new_reason_get
     with time_machine.travel(SEEDED_AT + dt.timedelta(minutes=1), tick=False):
         drain_stream(seeded)
     with time_machine.travel(SEEDED_AT + dt.timedelta(hours=2), tick=False):
-        seed_loans(_loan("L-lowercase", status="active"))  # still invalid_status
-        seed_loans(_loan("L-ok-1", currency="XYZ"))  # a valid loan broken later
+        seed_loans(_loan("L-lowercase", status="active"), drain=False)  # still invalid_status
+        seed_loans(_loan("L-ok-1", currency="XYZ"), drain=False)  # a valid loan broken later
         drain_stream(seeded)
 
     lowercase = _records(seeded, "L-lowercase")

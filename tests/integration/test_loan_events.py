@@ -172,7 +172,9 @@ def test_malformed_events_are_rejected_with_a_clear_error_and_change_nothing(loc
     bad_phone = event("loan_event_opt_out.json", phone="13800138000")
     assert "detail.phone" in send_event(local_stack, bad_phone, local(20, 11))["error"]
 
-    assert table_items(local_stack, "StateTable") == []
+    index = [i for i in table_items(local_stack, "StateTable") if i["sk"]["S"] == "CONTROL"]
+    assert table_items(local_stack, "StateTable") == index  # the loan's ladder index item, untouched
+    assert all("dispute_hold" not in i and "plan" not in i for i in index)
     assert table_items(local_stack, "DeliveriesTable") == []
     assert sms_sent() == []
 
@@ -187,13 +189,13 @@ def test_reminders_follow_an_agreed_repayment_plan(local_stack: LocalStack) -> N
     assert send_event(local_stack, plan, local(21, 9))["applied"] is True
 
     first = plan_and_send(local_stack, local(21))
-    assert first["waiting"] == {"no_stage_due": 1}  # the old cycle's follow_up_18 is not chased
+    assert first["loans_read"] == 0  # the index chases the first instalment (Dec 1), not the old cycle
     for day in range(22, 28):
         plan_and_send(local_stack, local(day))
     assert sms_sent() == []
 
     plan_and_send(local_stack, local(28))  # three days before the first instalment
-    for day in (1, 2):  # the upstream due date has left the ladder: found through the plan index
+    for day in (1, 2):  # the upstream due date has left the window: the index item chases the instalment
         assert plan_and_send(local_stack, dt.datetime(2026, 12, day, 10, tzinfo=SHANGHAI))["lines_enqueued"] == 1
     bodies = sms_sent(PHONE)
     assert len(bodies) == 3

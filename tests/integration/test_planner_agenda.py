@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import time_machine
 
+from dunning.dal.state import StateRepository
 from dunning.local import LocalStack, deploy_stack, drain_queue, invoke
 from dunning.planner import LONGEST_SLEEP
 from tests.conftest import RunHours, scheduled_event
@@ -108,12 +109,8 @@ def test_a_deferral_at_send_time_wakes_the_planner(local_stack: LocalStack) -> N
 
 
 def poke_version(stack: LocalStack) -> int:
-    item = (
-        boto3.client("dynamodb")
-        .get_item(TableName=stack.physical_id("StateTable"), Key={"pk": {"S": "PLANNER"}, "sk": {"S": "POKE"}})
-        .get("Item")
-    )
-    return int(item["version"]["N"]) if item else 0
+    """The pokes an unsharded planner run watches: every shard's and each of the stack's PlanningShards (64)."""
+    return StateRepository(stack.physical_id("StateTable"), planning_shards=64).planner_agenda(0, 1)[1]
 
 
 def drain_at(stack: LocalStack, at: dt.datetime) -> None:

@@ -1,6 +1,6 @@
 """The scheduled functions' event: what `sam local generate-event` prints and what the Scheduler delivers.
 
-The Scheduler's event is the `Input` of each ScheduleV2 in template.yaml, with the
+The Scheduler's event is the `Input` of each ScheduleV2 in template.yaml (on the state machines), with the
 `<aws.scheduler.…>` placeholders filled in at run time and the pseudo parameters at deploy time.
 """
 
@@ -16,15 +16,16 @@ import boto3
 import pytest
 from samtranslator.yaml_helper import yaml_parse
 
+from dunning.dal.ladder import Cursor
 from dunning.models.events import ScheduledEvent
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = REPO_ROOT / "events"
 TEMPLATE: dict[str, Any] = yaml_parse((REPO_ROOT / "template.yaml").read_text(encoding="utf-8"))
 SCHEDULES = {
-    (function, name): event["Properties"]
-    for function, resource in TEMPLATE["Resources"].items()
-    if resource["Type"] == "AWS::Serverless::Function"
+    (target, name): event["Properties"]
+    for target, resource in TEMPLATE["Resources"].items()
+    if resource["Type"] in {"AWS::Serverless::Function", "AWS::Serverless::StateMachine"}
     for name, event in resource["Properties"].get("Events", {}).items()
     if event["Type"] == "ScheduleV2"
 }
@@ -53,18 +54,14 @@ def _as_the_scheduler_delivers(input_: Any, schedule_name: str, scheduled_time: 
     return delivered
 
 
-def test_the_scheduled_functions_have_a_schedule() -> None:
-    assert {function for function, _ in SCHEDULES} == {
-        "PlanRemindersFunction",
-        "EscalateFunction",
-        "BureauReportFunction",
-        "SyncOptOutsFunction",
-    }
+def test_the_schedules_start_the_planning_and_daily_state_machines_and_the_opt_out_sync() -> None:
+    # The state machines pass the event on to every shard's invocation (tests/unit/test_state_machines.py).
+    assert {target for target, _ in SCHEDULES} == {"PlanningStateMachine", "DailyStateMachine", "SyncOptOutsFunction"}
 
 
-@pytest.mark.parametrize(("function", "name"), sorted(SCHEDULES))
-def test_each_schedules_input_is_a_scheduled_event_of_this_account_and_region(function: str, name: str) -> None:
-    schedule = SCHEDULES[(function, name)]
+@pytest.mark.parametrize(("target", "name"), sorted(SCHEDULES))
+def test_each_schedules_input_is_a_scheduled_event_of_this_account_and_region(target: str, name: str) -> None:
+    schedule = SCHEDULES[(target, name)]
     delivered = _as_the_scheduler_delivers(schedule["Input"], f"dunning-{name}", "2026-11-28T02:00:00Z")
     event = ScheduledEvent.model_validate(delivered)
 
@@ -88,3 +85,22 @@ def test_the_sam_generate_event_shape_without_version_is_accepted() -> None:
 def test_the_scheduler_shape_with_version_is_accepted(name: str) -> None:
     event = ScheduledEvent.model_validate_json((EVENTS_DIR / name).read_text(encoding="utf-8"))
     assert event.version == "0"
+
+
+RESUME_CURSOR = Cursor(5, None, {"t": False, "p": 0, "w": "2026-11-28T08:00:00+00:00"}).encode()
+
+
+@pytest.mark.parametrize(
+    ("name", "detail"),
+    [
+        ("scheduled_plan_shard.json", (5, 64, None, False)),
+        # The cursor a shard run returned (dal.ladder.Cursor: partition 5 from its start).
+        ("scheduled_plan_shard_resume.json", (5, 64, RESUME_CURSOR, False)),
+        ("scheduled_bureau_shard.json", (0, 4, None, False)),
+        ("scheduled_bureau_assemble.json", (None, 4, None, True)),
+    ],
+)
+def test_the_shard_samples_are_what_the_state_machines_send(name: str, detail: tuple[object, ...]) -> None:
+    event = ScheduledEvent.model_validate_json((EVENTS_DIR / name).read_text(encoding="utf-8"))
+    assert (event.detail.shard, event.detail.shards, event.detail.cursor, event.detail.assemble) == detail
+    assert event.resources[0].endswith(("PlanningStateMachineHourly", "DailyStateMachineDaily"))

@@ -14,8 +14,7 @@ from dunning.models.events import LOAN_EVENT_TYPES
 TEMPLATE: dict[str, Any] = yaml_parse((Path(__file__).resolve().parents[2] / "template.yaml").read_text("utf-8"))
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 # The functions that key phone numbers (opt-outs, notices about a number) and so need the key.
-HASHING = {
-    "PlanRemindersFunction",
+HASHING = {  # not the planner: it never reads opt-outs (the sender does), nor any number (the index holds none)
     "SendRemindersFunction",
     "LoanEventsFunction",
     "InboundSmsFunction",

@@ -25,6 +25,13 @@ def stack_tables(stack_name: str) -> dict[str, str]:
     return tables
 
 
+def stack_outputs(stack_name: str) -> dict[str, str]:
+    """The stack's outputs by key (`LoansTableName`, ...)."""
+    stacks = client("cloudformation").describe_stacks(StackName=stack_name).get("Stacks", [])
+    outputs = stacks[0].get("Outputs", []) if stacks else []
+    return {str(o["OutputKey"]): str(o.get("OutputValue", "")) for o in outputs}
+
+
 def _scan(table: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
     for page in client("dynamodb").get_paginator("scan").paginate(TableName=table, **kwargs):
         for item in page.get("Items", []):

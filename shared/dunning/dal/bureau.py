@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from dunning.dal.aws import client, query_items, to_item
 
 REPORTED_PK = "BUREAU#REPORTED"
@@ -52,3 +54,13 @@ class ReportStore:
 
     def put(self, key: str, body: bytes, content_type: str) -> None:
         client("s3").put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+    def get(self, key: str) -> bytes:
+        """An object's bytes; FileNotFoundError when there is none (a part not written yet)."""
+        try:
+            body: bytes = client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise FileNotFoundError(key) from None
+            raise
+        return body

@@ -6,10 +6,11 @@ Items: `LOAN#id / SEND#cycle#stage` (send claim), `LOAN#id / CONTROL` (holds and
 `LOAN#id / NOTICE#kind#id` and `PHONEHASH#h / NOTICE#kind#id` (one service SMS per event),
 `BORROWER#id / ERASED` (evidence of an erasure, no personal data), `KEY / PHONE_HASH` (the
 wrapped phone-hash key, see `phone_keys`: never delete it),
-`PLANDUE / yyyy-mm-dd#loan_id` (one per instalment of an agreed repayment plan: the planner's
-index of plan due dates; one partition is enough at the volume of plans we see),
-`PLANNER / AGENDA#segment#total` (when that planner segment must read again) and
-`PLANNER / POKE` (a version bumped whenever something the planner read may have changed).
+`PLANNER / AGENDA#shard#shards` (when that planner shard must read again),
+`PLANNER / POKE#shard#shards` (a version bumped whenever something that shard read may have
+changed; `shards` is the deployment's PlanningShards) and `PLANNER / POKE` (the same for every shard).
+The CONTROL items are also the ladder index (`dal.ladder`); the planner marks on them the stage it
+handled last (`planned` = `cycle#stage`, `planned_until`), in the same transaction as the claim.
 
 A phone number is never a key or an attribute here: items about a number are keyed by its keyed
 hash (`PHONEHASH#h`, h = `PhoneKeys.hash`). Items written before that (`PHONE#e164 / ...`) are
@@ -20,6 +21,7 @@ hashed key when the number opts out again, and removed when the number is erased
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -28,9 +30,11 @@ from dunning.dal.aws import client, from_item, query_items, to_item
 from dunning.dal.phone_keys import PhoneKeys
 from dunning.models.jobs import utc_iso
 from dunning.models.state import ClaimState, LoanControl, PlannerAgenda, SendClaim
+from dunning.sharding import LADDER_BUCKETS, buckets_of_shard
 
 ClaimKey = tuple[str, str, str]  # loan_id, cycle, stage
-PLAN_INDEX_PK = "PLANDUE"
+CLAIMS_PER_TRANSACTION = 50  # each claim is two items (claim, CONTROL mark); a transaction takes 100
+TRANSACTION_ATTEMPTS = 5  # conflicts with a concurrent write of the same items are retried this often
 LEGACY_PHONE_PREFIX = "PHONE#"  # items keyed by the raw number, before the keyed hash
 # A send claim outlives every stage of its cycle (a stage starts at most 365 days past due).
 CLAIM_RETENTION_DAYS = 400
@@ -75,16 +79,49 @@ def erasure_key(borrower_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"BORROWER#{borrower_id}"}, "sk": {"S": "ERASED"}}
 
 
-def agenda_key(segment: int, total_segments: int) -> dict[str, Any]:
-    return {"pk": {"S": "PLANNER"}, "sk": {"S": f"AGENDA#{segment}#{total_segments}"}}
+def agenda_key(shard: int, shards: int) -> dict[str, Any]:
+    return {"pk": {"S": "PLANNER"}, "sk": {"S": f"AGENDA#{shard}#{shards}"}}
 
 
-POKE_KEY = {"pk": {"S": "PLANNER"}, "sk": {"S": "POKE"}}
+POKE_KEY = {"pk": {"S": "PLANNER"}, "sk": {"S": "POKE"}}  # every shard's
 OPT_OUT_SYNC_KEY = {"pk": {"S": "OPTOUT_SYNC"}, "sk": {"S": "CURSOR"}}
+
+
+def shard_poke_key(shard: int, shards: int) -> dict[str, Any]:
+    return {"pk": {"S": "PLANNER"}, "sk": {"S": f"POKE#{shard}#{shards}"}}
+
+
+def stage_mark(cycle: str, stage: str) -> str:
+    """The CONTROL item's `planned` value for a stage."""
+    return f"{cycle}#{stage}"
+
+
+@dataclass(frozen=True)
+class ClaimWrite:
+    """A stage the planner takes: PLANNED (a job follows), DEFERRED until `retry_after`, or SUPPRESSED."""
+
+    key: ClaimKey
+    borrower_id: str
+    state: ClaimState
+    reason: str | None = None
+    retry_after: dt.datetime | None = None
+    record_id: str | None = None
 
 
 def is_conditional_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _transact(items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """One TransactWriteItems; None when it went through, else its cancellation reasons (one per item)."""
+    try:
+        client("dynamodb").transact_write_items(TransactItems=items)
+    except ClientError as exc:
+        reasons = exc.response.get("CancellationReasons") or []
+        if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException" or len(reasons) != len(items):
+            raise
+        return [dict(reason) for reason in reasons]
+    return None
 
 
 def conditional_write(operation: str, request: dict[str, Any]) -> bool:
@@ -99,9 +136,10 @@ def conditional_write(operation: str, request: dict[str, Any]) -> bool:
 
 
 class StateRepository:
-    def __init__(self, table: str, phone_keys: PhoneKeys | None = None) -> None:
+    def __init__(self, table: str, phone_keys: PhoneKeys | None = None, planning_shards: int = 1) -> None:
         self.table = table
         self.phone_keys = phone_keys
+        self.planning_shards = planning_shards  # the deployment's PlanningShards: how pokes are keyed
 
     def phone_partition(self, phone: str) -> str:
         """The partition of StateTable items about a number: its keyed hash, never the number."""
@@ -154,27 +192,139 @@ class StateRepository:
         return found_claims, controls, opted_out
 
     # ---------------------------------------------------------------- claims
-    def plan(self, key: ClaimKey, borrower_id: str, now: dt.datetime, stale_before: dt.datetime) -> bool:
-        """Take the stage for a new job; False when another run holds it (then enqueue nothing)."""
-        return conditional_write(
-            "put_item",
+    def take_claims(self, writes: list[ClaimWrite], now: dt.datetime) -> dict[ClaimKey, SendClaim | None]:
+        """Take each stage unless its claim exists (or is DEFERRED to later), marking it on the CONTROL item.
+
+        Per stage one conditional Put of the claim and one Update of the loan's CONTROL item (`planned`,
+        `planned_until`), together in one TransactWriteItems (50 stages each): the mark is what lets the
+        next run skip the stage without reading the claim. A claim that exists is never overwritten:
+        PLANNED (its job may still be on the queue, however long it takes), SENDING or final. Returns,
+        per key, None when taken now, else the claim as found (the write's own answer, no extra read).
+        """
+        found: dict[ClaimKey, SendClaim | None] = {}
+        pending = list({w.key: w for w in writes}.values())
+        for _ in range(TRANSACTION_ATTEMPTS):
+            retry: list[ClaimWrite] = []
+            for start in range(0, len(pending), CLAIMS_PER_TRANSACTION):
+                chunk = pending[start : start + CLAIMS_PER_TRANSACTION]
+                items = [entry for w in chunk for entry in (self._claim_put(w, now), self._mark_update(w))]
+                reasons = _transact(items)
+                if reasons is None:
+                    found.update((w.key, None) for w in chunk)
+                    continue
+                for i, write in enumerate(chunk):
+                    claim, mark = reasons[2 * i], reasons[2 * i + 1]
+                    if claim.get("Code") == "ConditionalCheckFailed":
+                        old = claim.get("Item")
+                        found[write.key] = SendClaim.model_validate(from_item(old)) if old else None
+                    elif {claim.get("Code"), mark.get("Code")} <= {None, "None", "TransactionConflict"}:
+                        retry.append(write)  # cancelled by another item, or a concurrent write: again
+                    else:
+                        raise RuntimeError(f"claim transaction refused: {claim.get('Code')} / {mark.get('Code')}")
+            pending = retry
+            if not pending:
+                return found
+        raise RuntimeError(f"{len(pending)} claim(s) still conflicting after {TRANSACTION_ATTEMPTS} attempts")
+
+    def give_back(self, keys: list[ClaimKey], now: dt.datetime) -> None:
+        """Undo `take_claims` for stages whose job SQS did not take: the claim (PLANNED at `now` only) and the mark go.
+
+        The next run then plans them again; a job that SQS took after all finds no claim and is dropped
+        by the sender (`SendJobLinesNotPlanned`), so the stage still goes out once.
+        """
+        pending = list(dict.fromkeys(keys))
+        for _ in range(TRANSACTION_ATTEMPTS):
+            retry: list[ClaimKey] = []
+            for start in range(0, len(pending), CLAIMS_PER_TRANSACTION):
+                chunk = pending[start : start + CLAIMS_PER_TRANSACTION]
+                items = [entry for key in chunk for entry in (self._claim_delete(key, now), self._mark_removal(key))]
+                reasons = _transact(items)
+                if reasons is None:
+                    continue
+                # A claim no longer PLANNED at `now` was taken by a sender (or by nobody): leave it. The
+                # others were cancelled with it, or by a concurrent write: give them back again.
+                retry += [key for i, key in enumerate(chunk) if reasons[2 * i].get("Code") != "ConditionalCheckFailed"]
+            pending = retry
+            if not pending:
+                return
+        raise RuntimeError(f"{len(pending)} claim(s) could not be given back")
+
+    def mark_deferred(self, key: ClaimKey, retry_after: dt.datetime) -> None:
+        """Note on the CONTROL mark that the stage was deferred (by the sender) until `retry_after`.
+
+        Runs that trust the marks then come back to the stage at that time instead of skipping it for good.
+        Only while the mark is still this stage's.
+        """
+        loan_id, cycle, stage = key
+        conditional_write(
+            "update_item",
             {
                 "TableName": self.table,
-                "Item": to_item(self._claim_values(key, borrower_id, ClaimState.PLANNED, now)),
-                "ConditionExpression": (
-                    "attribute_not_exists(pk)"
-                    " OR (#s = :planned AND updated_at < :stale)"
-                    " OR (#s = :deferred AND retry_after <= :now)"
-                ),
-                "ExpressionAttributeNames": {"#s": "state"},
+                "Key": control_key(loan_id),
+                "UpdateExpression": "SET planned_until = :until",
+                "ConditionExpression": "planned = :mark",
                 "ExpressionAttributeValues": {
-                    ":planned": {"S": ClaimState.PLANNED.value},
-                    ":deferred": {"S": ClaimState.DEFERRED.value},
-                    ":stale": {"S": utc_iso(stale_before)},
-                    ":now": {"S": utc_iso(now)},
+                    ":until": {"S": utc_iso(retry_after)},
+                    ":mark": {"S": stage_mark(cycle, stage)},
                 },
             },
         )
+
+    def _claim_put(self, write: ClaimWrite, now: dt.datetime) -> dict[str, Any]:
+        values = self._claim_values(write.key, write.borrower_id, write.state, now)
+        values.update(reason=write.reason, record_id=write.record_id)
+        values["retry_after"] = utc_iso(write.retry_after) if write.retry_after else None
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": to_item(values),
+                "ConditionExpression": "attribute_not_exists(pk) OR (#s = :deferred AND retry_after <= :now)",
+                "ExpressionAttributeNames": {"#s": "state"},
+                "ExpressionAttributeValues": {
+                    ":deferred": {"S": ClaimState.DEFERRED.value},
+                    ":now": {"S": utc_iso(now)},
+                },
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def _mark_update(self, write: ClaimWrite) -> dict[str, Any]:
+        loan_id, cycle, stage = write.key
+        values: dict[str, Any] = {":mark": {"S": stage_mark(cycle, stage)}, ":loan": {"S": loan_id}}
+        expression = "SET planned = :mark, loan_id = if_not_exists(loan_id, :loan)"
+        if write.retry_after is not None:
+            values[":until"] = {"S": utc_iso(write.retry_after)}
+            expression += ", planned_until = :until"
+        else:
+            expression += " REMOVE planned_until"
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": control_key(loan_id),
+                "UpdateExpression": expression,
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def _claim_delete(self, key: ClaimKey, now: dt.datetime) -> dict[str, Any]:
+        return {
+            "Delete": {
+                "TableName": self.table,
+                "Key": claim_key(*key),
+                "ConditionExpression": "#s = :planned AND updated_at = :now",
+                "ExpressionAttributeNames": {"#s": "state"},
+                "ExpressionAttributeValues": {":planned": {"S": ClaimState.PLANNED.value}, ":now": {"S": utc_iso(now)}},
+            }
+        }
+
+    def _mark_removal(self, key: ClaimKey) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": control_key(key[0]),
+                "UpdateExpression": "REMOVE planned, planned_until",
+            }
+        }
 
     def settle(
         self,
@@ -287,30 +437,40 @@ class StateRepository:
         )
 
     # ---------------------------------------------------------------- the planner's agenda
-    def planner_agenda(self, segment: int, total_segments: int) -> tuple[PlannerAgenda | None, int]:
-        """The segment's agenda (None before its first complete run) and the current poke version."""
-        key = agenda_key(segment, total_segments)
-        found = {str(item["sk"]): item for item in self._batch_get([key, POKE_KEY])}
-        agenda = found.get(key["sk"]["S"])
-        poke = found.get(POKE_KEY["sk"]["S"])
+    def _poke_keys(self, shard: int, shards: int) -> list[dict[str, Any]]:
+        """The poke items a shard watches: every shard's, and those of the deployment's shards its buckets are in."""
+        watched = {bucket % self.planning_shards for bucket in buckets_of_shard(shard, shards)}
+        return [POKE_KEY, *(shard_poke_key(s, self.planning_shards) for s in sorted(watched))]
+
+    def planner_agenda(self, shard: int, shards: int) -> tuple[PlannerAgenda | None, int]:
+        """The shard's agenda (None before its first complete run) and the current poke version it watches."""
+        key = agenda_key(shard, shards)
+        found = {str(item["sk"]): item for item in self._batch_get([key, *self._poke_keys(shard, shards)])}
+        agenda = found.pop(key["sk"]["S"], None)
         return (
             PlannerAgenda.model_validate(agenda) if agenda is not None else None,
-            int(poke["version"]) if poke is not None else 0,
+            sum(int(item.get("version", 0)) for item in found.values()),
         )
 
-    def save_planner_agenda(self, segment: int, total_segments: int, agenda: PlannerAgenda) -> None:
+    def save_planner_agenda(self, shard: int, shards: int, agenda: PlannerAgenda) -> None:
         item = {
             "wake_at": utc_iso(agenda.wake_at),
             "read_at": utc_iso(agenda.read_at),
             "poke_version": agenda.poke_version,
         }
-        client("dynamodb").put_item(TableName=self.table, Item={**agenda_key(segment, total_segments), **to_item(item)})
+        client("dynamodb").put_item(TableName=self.table, Item={**agenda_key(shard, shards), **to_item(item)})
 
-    def wake_planner(self) -> None:
-        """Something the planner read changed (a borrower event, a send-time deferral): read again."""
+    def wake_planner(self, bucket: int | None = None) -> None:
+        """Something a planner shard read changed (a borrower event, a send-time deferral): read again.
+
+        With the loan's bucket only the shard holding it wakes; without, every shard.
+        """
+        if bucket is not None and not 0 <= bucket < LADDER_BUCKETS:
+            raise ValueError(f"bucket must be in 0..{LADDER_BUCKETS - 1}, got {bucket}")
+        key = POKE_KEY if bucket is None else shard_poke_key(bucket % self.planning_shards, self.planning_shards)
         client("dynamodb").update_item(
             TableName=self.table,
-            Key=POKE_KEY,
+            Key=key,
             UpdateExpression="ADD #v :bump",
             ExpressionAttributeNames={"#v": "version"},
             ExpressionAttributeValues={":bump": {"N": "1"}},
@@ -325,35 +485,6 @@ class StateRepository:
             ExpressionAttributeNames={"#loan": "loan_id", "#at": "last_failed_delivery_at"},
             ExpressionAttributeValues={":loan": {"S": loan_id}, ":at": {"S": utc_iso(at)}},
         )
-
-    def index_plan(self, loan_id: str, due_dates: list[tuple[dt.date, int]]) -> None:
-        """Index each instalment's (due date, expires_at) of a loan's plan (idempotent puts).
-
-        Only a hint where to look: the planner reads the CONTROL item for what is due, so the
-        items of a superseded plan change nothing and expire on their own.
-        """
-        for due_date, expires in due_dates:
-            item = {
-                "pk": PLAN_INDEX_PK,
-                "sk": f"{due_date.isoformat()}#{loan_id}",
-                "loan_id": loan_id,
-                "due_date": due_date.isoformat(),
-                "expires_at": expires,
-            }
-            client("dynamodb").put_item(TableName=self.table, Item=to_item(item))
-
-    def plan_loans_due_between(self, first: dt.date, last: dt.date) -> list[tuple[str, dt.date]]:
-        """(loan_id, instalment due date) of plans with an instalment in first..last: one Query."""
-        items = query_items(
-            TableName=self.table,
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
-            ExpressionAttributeValues={
-                ":pk": {"S": PLAN_INDEX_PK},
-                ":first": {"S": first.isoformat()},
-                ":last": {"S": f"{last.isoformat()}#\uffff"},
-            },
-        )
-        return [(str(item["loan_id"]), dt.date.fromisoformat(str(item["due_date"]))) for item in items]
 
     def clear_promise(self, loan_id: str, promised_date: dt.date) -> bool:
         """Forget a kept promise (only the one read: a newer promise stays)."""

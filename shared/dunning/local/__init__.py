@@ -7,17 +7,43 @@ with `from dunning.local.invoke import ...`.
 
 from dunning.local.context import FakeLambdaContext
 from dunning.local.invoke import cli_invoke, drain_queue, drain_stream, invoke
-from dunning.local.stack import LocalStack, LocalStackError, StackResource, StreamMapping, deploy_stack
+from dunning.local.schedule import (
+    EXECUTE_STATE_MACHINES,
+    ExecutionFailed,
+    Invocation,
+    ScheduleRun,
+    enable_execution_over_http,
+    run_schedule,
+    run_state_machine,
+    scheduler_event,
+)
+from dunning.local.stack import (
+    LocalStack,
+    LocalStackError,
+    StackResource,
+    StateMachine,
+    StreamMapping,
+    deploy_stack,
+)
 
 __all__ = [
+    "EXECUTE_STATE_MACHINES",
+    "ExecutionFailed",
     "FakeLambdaContext",
+    "Invocation",
     "LocalStack",
     "LocalStackError",
+    "ScheduleRun",
     "StackResource",
+    "StateMachine",
     "StreamMapping",
     "cli_invoke",
     "deploy_stack",
     "drain_queue",
     "drain_stream",
+    "enable_execution_over_http",
     "invoke",
+    "run_schedule",
+    "run_state_machine",
+    "scheduler_event",
 ]

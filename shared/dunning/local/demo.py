@@ -1,10 +1,11 @@
 """`make demo`: the real template in moto, a generated loan book, 40 simulated days of schedules.
 
-Every hour the planner fires with that hour as its scheduled time and the queue is drained
-through the sender (under a clock frozen at that hour); the daily functions fire once a day
-when the template has them. LoansTable's stream goes to LoanChangesFunction after seeding and
-each simulated day (the upstream writes of that day). At the end: a per-day table, two sample
-messages, totals.
+Every hour the hourly schedule fires: the planning state machine of template.yaml runs in moto
+(a Map over the shards, PlanRemindersFunction per shard, in-process) with that hour as its
+scheduled time, and the queue is drained through the sender (under a clock frozen at that hour);
+once a day the daily state machine runs escalation and the bureau file the same way.
+LoansTable's stream goes to LoanChangesFunction after seeding and each simulated day (the
+upstream writes of that day). At the end: a per-day table, two sample messages, totals.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 DEMO_START = dt.datetime(2026, 12, 1, 0, 0, tzinfo=dt.UTC)
-PARAMETERS = {"MaxPartsPerSecond": "1000", "LogLevel": "ERROR"}
-DAILY_FUNCTIONS = ("EscalateFunction", "BureauReportFunction")
+# Two shards: the fan-out shows, and a 500-loan book needs no more.
+PARAMETERS = {"MaxPartsPerSecond": "1000", "LogLevel": "ERROR", "PlanningShards": "2"}
 
 _ZH_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 _ZH_GIVEN = ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛"]
@@ -110,12 +111,20 @@ def run_demo(loans: int = 500, days: int = 40, seed: int = 7) -> int:
     from rich.table import Table
 
     from dunning.dal.aws import from_item, reset_clients, to_item
-    from dunning.local import deploy_stack, drain_queue, drain_stream, invoke, moto_fastpath
+    from dunning.local import (
+        EXECUTE_STATE_MACHINES,
+        deploy_stack,
+        drain_queue,
+        drain_stream,
+        invoke,
+        moto_fastpath,
+        run_schedule,
+    )
 
     console = Console(width=max(Console().width, 150))
     started = time.monotonic()
     # Some 40,000 DynamoDB calls: moto's generic serialiser would be most of the run time.
-    with moto.mock_aws(), moto_fastpath.installed():
+    with moto.mock_aws(config=EXECUTE_STATE_MACHINES), moto_fastpath.installed():
         reset_clients()
         stack = deploy_stack("template.yaml", PARAMETERS, stack_name="dunning-demo")
         dynamodb = boto3.client("dynamodb")
@@ -130,7 +139,6 @@ def run_demo(loans: int = 500, days: int = 40, seed: int = 7) -> int:
             f"[bold]dunning demo[/]: stack deployed into moto from template.yaml; "
             f"{len(book.items)} loans seeded ({book.malformed} malformed); simulating {days} days hourly"
         )
-        daily = [f for f in DAILY_FUNCTIONS if f in stack.logical_ids("AWS::Lambda::Function")]
         cases_queue = _capture_cases(stack)
         rng = random.Random(seed + 1)  # which SMS the "carrier" fails to deliver
         delivered = len(_sms_messages())
@@ -138,7 +146,6 @@ def run_demo(loans: int = 500, days: int = 40, seed: int = 7) -> int:
             task = progress.add_task("simulating", total=days * 24)
             for hour in range(days * 24):
                 now = DEMO_START + dt.timedelta(hours=hour)
-                event = scheduled_event(now)
                 # The functions' EMF metrics go to stdout in Lambda; here the demo prints tables instead.
                 with time_machine.travel(now, tick=False), contextlib.redirect_stdout(io.StringIO()):
                     if hour % 24 == 0:
@@ -151,16 +158,18 @@ def run_demo(loans: int = 500, days: int = 40, seed: int = 7) -> int:
                                 ExpressionAttributeValues={":paid": {"S": "PAID"}},
                             )
                         _drain_changes(stack, drain_stream)
-                    plan = invoke(stack, "PlanRemindersFunction", event)
-                    if plan.get("jobs_enqueued"):  # each drain empties the queue: nothing else can be on it
-                        drain_queue(stack)
+                    if "SyncOptOutsFunction" in stack.logical_ids("AWS::Lambda::Function"):
+                        # Its own hourly schedule: SNS's opt-out list copied for the senders' checks.
+                        invoke(stack, "SyncOptOutsFunction", _opt_out_sync_event(stack.region, now))
+                    # The hourly schedule: the planning state machine over every shard.
+                    run_schedule(stack, "plan", now)
+                    drain_queue(stack)
                     sent = list(_sms_messages())[delivered:]
                     delivered += len(sent)
                     if sent and "RecordDeliveryFunction" in stack.logical_ids("AWS::Lambda::Function"):
                         _deliver(stack, invoke, sent, now, rng)
                     if hour % 24 == 6:
-                        for function in daily:
-                            invoke(stack, function, event)
+                        run_schedule(stack, "daily", now)  # escalation and the bureau file, every shard
                 progress.advance(task)
         records = [
             from_item(raw)
@@ -190,25 +199,25 @@ def run_demo(loans: int = 500, days: int = 40, seed: int = 7) -> int:
     return 0
 
 
+def _opt_out_sync_event(region: str, at: dt.datetime) -> dict[str, Any]:
+    """The Scheduler's event for SyncOptOutsFunction's hourly schedule at `at`."""
+    return {
+        "version": "0",
+        "id": f"demo-opt-out-sync-{at:%Y%m%d%H}",
+        "detail-type": "Scheduled Event",
+        "source": "aws.scheduler",
+        "account": "123456789012",
+        "time": at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:scheduler:{region}:123456789012:schedule/default/SyncOptOutsFunctionHourly"],
+        "detail": {},
+    }
+
+
 def _drain_changes(stack: Any, drain_stream: Any) -> None:
     """LoansTable's new stream records through LoanChangesFunction, when the template maps one."""
     if any(m.function_logical_id == "LoanChangesFunction" for m in stack.stream_mappings.values()):
         drain_stream(stack, "LoanChangesFunction")
-
-
-def scheduled_event(now: dt.datetime) -> dict[str, Any]:
-    """What EventBridge Scheduler delivers (the template's ScheduleV2 Input), with `time` = now."""
-    return {
-        "version": "0",
-        "id": f"demo-{now:%Y%m%d%H}",
-        "detail-type": "Scheduled Event",
-        "source": "aws.scheduler",
-        "account": "123456789012",
-        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": "us-east-1",
-        "resources": ["arn:aws:scheduler:us-east-1:123456789012:schedule/default/dunning-demo"],
-        "detail": {},
-    }
 
 
 def _deliver(stack: Any, invoke: Any, message_ids: list[str], now: dt.datetime, rng: random.Random) -> None:

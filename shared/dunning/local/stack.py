@@ -16,6 +16,14 @@ never changed):
     runner turns TTL on itself (`UpdateTimeToLive`) wherever the template enables it.
   * moto's CloudFormation leaves a list parameter's `Default` (e.g. `AllowedEventSources`) one
     string, so the runner passes each list parameter's Default explicitly when not given.
+  * moto's CloudFormation builds `AWS::StepFunctions::StateMachine` from `DefinitionString` alone
+    and ignores `DefinitionSubstitutions`, while SAM's translator emits the template's `Definition`
+    as a `DefinitionString` (JSON lines in `Fn::Join`) with `${...}` placeholders beside
+    `DefinitionSubstitutions`. So the runner joins that text itself, has the stack resolve each
+    substitution's value (a hidden output: a function's ARN, a parameter) and replaces the `${key}`
+    placeholders of the substitutions, and nothing else, as CloudFormation does (moto's `Fn::Sub`
+    would not do: it turns the `$$` of `$$.Map.Item.Index` into `$`). `LocalStack.state_machines`
+    holds the definition so rendered, which `dunning.local.schedule` executes.
   * moto's EventBridge cannot deliver to Lambda targets (`PutEvents` raises NotImplementedError
     for any matching rule that has one, whatever the rule's state), so Lambda targets are
     removed from `AWS::Events::Rule` resources; `LocalStack.rule_targets` remembers them.
@@ -43,6 +51,7 @@ import functools
 import io
 import json
 import os
+import re
 import time
 import warnings
 import zipfile
@@ -70,7 +79,14 @@ DEFAULT_REGION = "us-east-1"
 # Stack outputs this module adds for itself; hidden from `LocalStack.outputs`.
 _HIDDEN_OUTPUT_PREFIX = "LocalRunnerPhysicalId"
 _HIDDEN_STREAM_OUTPUT_PREFIX = "LocalRunnerStreamArn"
-_HIDDEN_OUTPUT_PREFIXES = (_HIDDEN_OUTPUT_PREFIX, _HIDDEN_STREAM_OUTPUT_PREFIX)
+_HIDDEN_SUBSTITUTION_OUTPUT_PREFIX = "LocalRunnerSubstitution"
+_HIDDEN_ROLE_OUTPUT_PREFIX = "LocalRunnerRoleArn"
+_HIDDEN_OUTPUT_PREFIXES = (
+    _HIDDEN_OUTPUT_PREFIX,
+    _HIDDEN_STREAM_OUTPUT_PREFIX,
+    _HIDDEN_SUBSTITUTION_OUTPUT_PREFIX,
+    _HIDDEN_ROLE_OUTPUT_PREFIX,
+)
 # Resource types whose moto stack resource has no physical ID, and the attribute that names them.
 _NAME_ATTRIBUTE_OF_UNNAMED = {"AWS::Events::EventBus": "Name"}
 # Folders and files never shipped in a code zip.
@@ -103,6 +119,16 @@ class StreamMapping:
 
 
 @dataclass(frozen=True)
+class StateMachine:
+    """A Step Functions state machine of the stack, with the definition as CloudFormation resolved it."""
+
+    logical_id: str
+    arn: str
+    definition: str = field(repr=False)  # the template's Definition, substitutions applied (JSON text)
+    role_arn: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class LocalStack:
     """A stack created from template.yaml in moto, and what the template says about it."""
 
@@ -118,6 +144,10 @@ class LocalStack:
     # DynamoDB stream mappings (not created in moto, see above), and where `drain_stream` stopped reading.
     stream_mappings: Mapping[str, StreamMapping] = field(default_factory=dict, repr=False)
     stream_positions: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # Step Functions state machines; `dunning.local.schedule` executes them.
+    state_machines: Mapping[str, StateMachine] = field(default_factory=dict, repr=False)
+    # State machines registered with moto's executing Step Functions backend (see dunning.local.schedule).
+    executable_state_machines: set[str] = field(default_factory=set, repr=False, compare=False)
 
     @property
     def skipped(self) -> list[str]:
@@ -251,7 +281,7 @@ def deploy_stack(
 
     parameters = dict(parameters or {})
     translation = _translate(template_file.read_text(encoding="utf-8"), _frozen(parameters), region)
-    body, template_json, code_uris, artifacts, rule_targets, stream_functions = translation
+    body, template_json, code_uris, artifacts, rule_targets, stream_functions, state_machine_definitions = translation
     session = aws_session(region)
 
     s3 = session.client("s3")
@@ -283,6 +313,19 @@ def deploy_stack(
         for logical_id, function in stream_functions.items()
         if raw_outputs.get(_HIDDEN_STREAM_OUTPUT_PREFIX + logical_id)  # its Condition may be false
     }
+    state_machines = {
+        logical_id: StateMachine(
+            logical_id,
+            resources[logical_id].physical_id,
+            _substitute(
+                text,
+                {key: raw_outputs[_HIDDEN_SUBSTITUTION_OUTPUT_PREFIX + logical_id + key] for key in keys},
+            ),
+            raw_outputs[_HIDDEN_ROLE_OUTPUT_PREFIX + logical_id],
+        )
+        for logical_id, (text, keys) in state_machine_definitions.items()
+        if logical_id in resources  # its Condition may be false
+    }
     _enable_time_to_live(session.client("dynamodb"), template, resources)
     _disable_event_source_mappings(session.client("lambda"), resources.values())
     return LocalStack(
@@ -295,6 +338,7 @@ def deploy_stack(
         code_uris=dict(code_uris),  # the cached translation stays untouched
         rule_targets=dict(rule_targets),
         stream_mappings=stream_mappings,
+        state_machines=state_machines,
     )
 
 
@@ -363,6 +407,8 @@ class _Translation(NamedTuple):
     artifacts: dict[str, str]  # S3 key -> local folder to zip
     rule_targets: dict[str, tuple[str, ...]]  # EventBridge rule -> functions it targeted
     stream_functions: dict[str, str]  # DynamoDB stream mapping -> the function it drives (not sent to moto)
+    # Step Functions state machine -> its definition text with `${key}` placeholders, and the keys.
+    state_machines: dict[str, tuple[str, tuple[str, ...]]]
 
 
 @functools.lru_cache(maxsize=8)
@@ -415,6 +461,21 @@ def _translate(template_text: str, parameters: tuple[tuple[str, str], ...], regi
             if "Condition" in resource:
                 output["Condition"] = resource["Condition"]
             outputs[_HIDDEN_OUTPUT_PREFIX + logical_id] = output
+    state_machines: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for logical_id, resource in translated.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::StepFunctions::StateMachine":
+            continue
+        properties = resource.setdefault("Properties", {})
+        text = _definition_text(logical_id, properties)
+        substitutions: dict[str, Any] = properties.get("DefinitionSubstitutions") or {}
+        state_machines[logical_id] = (text, tuple(substitutions))
+        values = {_HIDDEN_ROLE_OUTPUT_PREFIX + logical_id: properties["RoleArn"]}
+        values.update({_HIDDEN_SUBSTITUTION_OUTPUT_PREFIX + logical_id + k: v for k, v in substitutions.items()})
+        for output_id, value in values.items():
+            machine_output: dict[str, Any] = {"Value": value}
+            if "Condition" in resource:
+                machine_output["Condition"] = resource["Condition"]
+            outputs[output_id] = machine_output
     stream_functions = _stream_mappings(translated.get("Resources", {}))
     for logical_id in stream_functions:
         mapping = translated["Resources"][logical_id]
@@ -429,7 +490,29 @@ def _translate(template_text: str, parameters: tuple[tuple[str, str], ...], regi
     # moto reads the body with PyYAML's pure-Python loader (~1 s for this template): compact
     # JSON without the resources moto would skip anyway reads faster.
     body = json.dumps(_without_unsupported(sent), separators=(",", ":"))
-    return _Translation(body, json.dumps(translated), code_uris, artifacts, rule_targets, stream_functions)
+    return _Translation(
+        body, json.dumps(translated), code_uris, artifacts, rule_targets, stream_functions, state_machines
+    )
+
+
+def _definition_text(logical_id: str, properties: Mapping[str, Any]) -> str:
+    """The definition as JSON text, from `Definition` (an object) or `DefinitionString` (text or SAM's `Fn::Join`)."""
+    if "DefinitionS3Location" in properties:
+        raise LocalStackError(f"{logical_id}: a definition in S3 (DefinitionUri) is not rendered locally; inline it")
+    if "Definition" in properties:
+        return json.dumps(properties["Definition"])
+    definition = properties.get("DefinitionString")
+    if isinstance(definition, str):
+        return definition
+    joined = definition.get("Fn::Join") if isinstance(definition, dict) else None
+    if isinstance(joined, list) and len(joined) == 2 and all(isinstance(part, str) for part in joined[1]):
+        return str(joined[0]).join(joined[1])
+    raise LocalStackError(f"{logical_id}: cannot render DefinitionString {str(definition)[:80]!r} locally")
+
+
+def _substitute(text: str, values: Mapping[str, str]) -> str:
+    """DefinitionSubstitutions as CloudFormation applies them: each `${key}` given, nothing else."""
+    return re.sub(r"\$\{([^}]*)\}", lambda match: values.get(match.group(1), match.group(0)), text)
 
 
 def _stream_mappings(resources: Mapping[str, Any]) -> dict[str, str]:

@@ -1,0 +1,196 @@
+"""The ladder index: StateTable's loan CONTROL items, indexed by bucket and chased due date (GSI `LadderIndex`).
+
+A loan's CONTROL item (`LOAN#id / CONTROL`) carries the product's per-loan state (holds, pauses,
+plan, case, failure hint). LoanChangesFunction adds upstream's attributes from LoansTable's stream
+(`COPIED`, plus `DERIVED`: the number's region and zones, never the number or the name) with
+UpdateItem SET, so the product's attributes survive, and index attributes present only while the
+loan is OPEN and valid (or valid but for its phone: then flagged `unreachable`, for escalation):
+`ladder_bucket` (4 digits, `sharding.bucket_of(borrower_id)`) and `ladder_due` (`due_date#loan_id`,
+the date the planner chases: the next unpaid instalment's under a plan), and `ladder_part` (2 digits,
+`sharding.partition_key`). `LadderIndex` (HASH ladder_part, RANGE ladder_due, projection ALL) is
+sparse: only those items are in it, and no key holds more than 1/64 of the open book.
+
+Writes are ordered by the stream record's sequence number (`upstream_seq`, zero-padded to 40
+digits so that strings compare like numbers): an older or replayed record changes nothing. The
+backfill writes with the lowest sequence (`BACKFILL_SEQ`) and only where no stream write has landed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from dunning.dal.aws import client, from_item, to_item
+from dunning.dal.state import control_key, is_conditional_failure
+
+LADDER_INDEX = "LadderIndex"
+SEQ_WIDTH = 40  # DynamoDB stream sequence numbers have 21 to 40 digits
+BACKFILL_SEQ = "0" * SEQ_WIDTH  # below every stream record: any stream write wins over the backfill
+# Upstream attributes the index item carries (DESIGN 4.2), enough to decide a reminder without LoansTable.
+COPIED = ("borrower_id", "status", "due_date", "amount_due", "currency", "late_fees", "locale", "timezone")
+DERIVED = ("phone_region", "phone_zones", "unreachable")  # loan_changes.index_values
+INDEX_ATTRIBUTES = ("ladder_bucket", "ladder_part", "ladder_due")
+LEAVING = (*COPIED, *DERIVED, *INDEX_ATTRIBUTES)
+
+
+def sequence(stream_sequence_number: str) -> str:
+    """A stream SequenceNumber as a string that sorts like the number."""
+    if not stream_sequence_number.isdigit() or len(stream_sequence_number) > SEQ_WIDTH:
+        raise ValueError(f"not a DynamoDB stream sequence number: {stream_sequence_number[:50]!r}")
+    return stream_sequence_number.rjust(SEQ_WIDTH, "0")
+
+
+def ladder_due(due_date: str, loan_id: str) -> str:
+    return f"{due_date}#{loan_id}"
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a shard run resumes: the index partition it was reading, the index's LastEvaluatedKey in it
+    (None: from its start), and what the run carries over (`extra`, plain JSON). Opaque to callers."""
+
+    partition: int
+    start_key: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def encode(self) -> str:
+        body = {"p": self.partition, "k": self.start_key, "x": self.extra}
+        return base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":"), sort_keys=True).encode()).decode()
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        try:
+            body = json.loads(base64.urlsafe_b64decode(text.encode()))
+            partition, key, extra = body["p"], body["k"], body["x"]
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise ValueError("cursor is not one a shard run returned") from None
+        if not isinstance(partition, int) or not (key is None or isinstance(key, dict)) or not isinstance(extra, dict):
+            raise ValueError("cursor is not one a shard run returned")
+        return cls(partition, key, extra)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_key: dict[str, Any] | None  # None: the bucket's range is done
+
+
+class LadderRepository:
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    # ---------------------------------------------------------------- reads (planner, escalation, bureau)
+    def page(
+        self,
+        partition: str,
+        first: str,
+        last: str,
+        start_key: dict[str, Any] | None,
+        limit: int,
+        *,
+        due_on_or_before: str | None = None,
+    ) -> Page:
+        """One page of a partition's index items with first <= ladder_due <= last (`last`: up to every loan id).
+
+        `due_on_or_before`: only items whose upstream `due_date` is on or before it (a filter: the page
+        may come back empty with a next key).
+        """
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": LADDER_INDEX,
+            "KeyConditionExpression": "ladder_part = :p AND ladder_due BETWEEN :first AND :last",
+            "ExpressionAttributeValues": {":p": {"S": partition}, ":first": {"S": first}, ":last": {"S": last}},
+            "Limit": limit,
+        }
+        if due_on_or_before is not None:
+            request["FilterExpression"] = "due_date <= :due"
+            request["ExpressionAttributeValues"][":due"] = {"S": due_on_or_before}
+        if start_key:
+            request["ExclusiveStartKey"] = start_key
+        response = client("dynamodb").query(**request)
+        return Page([from_item(i) for i in response.get("Items", [])], response.get("LastEvaluatedKey") or None)
+
+    def item(self, loan_id: str) -> dict[str, Any] | None:
+        """The loan's CONTROL item as it is now (a consistent read), None when there is none."""
+        found = client("dynamodb").get_item(TableName=self.table, Key=control_key(loan_id), ConsistentRead=True)
+        return from_item(found["Item"]) if "Item" in found else None
+
+    # ---------------------------------------------------------------- writes (LoanChangesFunction, backfill)
+    def enter(self, loan_id: str, values: dict[str, Any], removes: tuple[str, ...], seq: str) -> dict[str, Any] | None:
+        """Write a loan's upstream values (SET `values`, REMOVE `removes`) if `seq` is newer than the item's.
+
+        Returns the item as it now is, or None when a newer (or the same) change was applied already.
+        """
+        return self._ordered_update(loan_id, {**values, "loan_id": loan_id}, removes, seq)
+
+    def leave(self, loan_id: str, seq: str) -> bool:
+        """The loan is no longer OPEN and valid (or was deleted): out of the index, upstream values gone."""
+        return self._ordered_update(loan_id, {"loan_id": loan_id}, LEAVING, seq) is not None
+
+    def _ordered_update(
+        self, loan_id: str, sets: dict[str, Any], removes: tuple[str, ...], seq: str
+    ) -> dict[str, Any] | None:
+        names = {"#seq": "upstream_seq"}
+        values: dict[str, Any] = {":seq": {"S": seq}}
+        assignments = ["#seq = :seq"]
+        for i, (name, value) in enumerate(sorted(sets.items())):
+            names[f"#s{i}"] = name
+            values[f":s{i}"] = to_item({"v": value})["v"]
+            assignments.append(f"#s{i} = :s{i}")
+        expression = "SET " + ", ".join(assignments)
+        gone = [name for name in removes if name not in sets]
+        if gone:
+            names.update({f"#r{i}": name for i, name in enumerate(gone)})
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(gone)))
+        # The backfill only fills what no stream record has written; a stream record only what is older.
+        condition = "attribute_not_exists(#seq)" if seq == BACKFILL_SEQ else "attribute_not_exists(#seq) OR #seq < :seq"
+        try:
+            response = client("dynamodb").update_item(
+                TableName=self.table,
+                Key=control_key(loan_id),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return None
+            raise
+        return from_item(response.get("Attributes", {}))
+
+    def follow(self, item: dict[str, Any], due: str) -> bool:
+        """Set `ladder_due` to what `item` (the CONTROL item as last written) chases, unless it changed since.
+
+        Guarded by the inputs it was computed from (the upstream sequence and the plan's event time):
+        whoever changed them since computes it again from the newer item.
+        """
+        names = {"#due": "ladder_due", "#seq": "upstream_seq", "#plan": "plan_event_at", "#b": "ladder_bucket"}
+        values: dict[str, Any] = {":due": {"S": due}}
+        conditions = ["attribute_exists(#b)"]
+        for name, placeholder in (("upstream_seq", "#seq"), ("plan_event_at", "#plan")):
+            if item.get(name) is None:
+                conditions.append(f"attribute_not_exists({placeholder})")
+            else:
+                values[f":{name}"] = {"S": str(item[name])}
+                conditions.append(f"{placeholder} = :{name}")
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table,
+                Key=control_key(str(item["loan_id"])),
+                UpdateExpression="SET #due = :due",
+                ConditionExpression=" AND ".join(conditions),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return False
+            raise
+        return True
