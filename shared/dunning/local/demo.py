@@ -118,8 +118,8 @@ def run_demo(loans: int = 500, days: int = 40, seed: int = 7) -> int:
         drain_stream,
         invoke,
         moto_fastpath,
-        run_schedule,
     )
+    from dunning.local.schedule import scheduler_event
 
     console = Console(width=max(Console().width, 150))
     started = time.monotonic()
@@ -161,15 +161,17 @@ def run_demo(loans: int = 500, days: int = 40, seed: int = 7) -> int:
                     if "SyncOptOutsFunction" in stack.logical_ids("AWS::Lambda::Function"):
                         # Its own hourly schedule: SNS's opt-out list copied for the senders' checks.
                         invoke(stack, "SyncOptOutsFunction", _opt_out_sync_event(stack.region, now))
-                    # The hourly schedule: the planning state machine over every shard.
-                    run_schedule(stack, "plan", now)
+                    # The hourly schedule: what the planning state machine's Map does, shard by shard (each
+                    # resumed with its cursor until complete). Through moto's executor the demo's runs grew
+                    # the process past 14 GB (OOM-killed) and took minutes a day; tests run the machines.
+                    _plan_every_shard(stack, invoke, scheduler_event(stack, "PlanningStateMachine", now))
                     drain_queue(stack)
                     sent = list(_sms_messages())[delivered:]
                     delivered += len(sent)
                     if sent and "RecordDeliveryFunction" in stack.logical_ids("AWS::Lambda::Function"):
                         _deliver(stack, invoke, sent, now, rng)
                     if hour % 24 == 6:
-                        run_schedule(stack, "daily", now)  # escalation and the bureau file, every shard
+                        _daily_every_shard(stack, invoke, scheduler_event(stack, "DailyStateMachine", now))
                 progress.advance(task)
         records = [
             from_item(raw)
@@ -212,6 +214,32 @@ def _opt_out_sync_event(region: str, at: dt.datetime) -> dict[str, Any]:
         "resources": [f"arn:aws:scheduler:{region}:123456789012:schedule/default/SyncOptOutsFunctionHourly"],
         "detail": {},
     }
+
+
+def _every_shard(stack: Any, invoke: Any, function: str, event: dict[str, Any]) -> None:
+    """`function` over every shard with the schedule's event, each resumed with its cursor until complete."""
+    shards = int(PARAMETERS["PlanningShards"])
+    for shard in range(shards):
+        cursor = None
+        while True:
+            detail = {"shard": shard, "shards": shards, "cursor": cursor}
+            report = invoke(stack, function, {**event, "detail": detail})
+            if report.get("complete", True):
+                break
+            cursor = report["cursor"]
+
+
+def _plan_every_shard(stack: Any, invoke: Any, event: dict[str, Any]) -> None:
+    """What PlanningStateMachine does: PlanRemindersFunction over every shard."""
+    _every_shard(stack, invoke, "PlanRemindersFunction", event)
+
+
+def _daily_every_shard(stack: Any, invoke: Any, event: dict[str, Any]) -> None:
+    """What DailyStateMachine does: escalation and the bureau report over every shard, then the bureau file."""
+    _every_shard(stack, invoke, "EscalateFunction", event)
+    _every_shard(stack, invoke, "BureauReportFunction", event)
+    assemble = {"assemble": True, "shards": int(PARAMETERS["PlanningShards"])}
+    invoke(stack, "BureauReportFunction", {**event, "detail": assemble})
 
 
 def _drain_changes(stack: Any, drain_stream: Any) -> None:
