@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dunning.commands.common import existing_file, parameter
 from dunning.handlers import QUARANTINING_FUNCTIONS
 
 FUNCTIONS = (
@@ -34,20 +35,6 @@ COMMAND_MODULES = (
     "seed",
     "loan",
 )
-
-
-def _existing_file(value: str) -> Path:
-    path = Path(value)
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"no such file: {value}")
-    return path
-
-
-def _parameter(value: str) -> tuple[str, str]:
-    key, sep, val = value.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected Key=Value, got {value!r}")
-    return key, val
 
 
 def _iso_date(value: str) -> dt.date:
@@ -143,11 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schedule.add_argument("schedule", choices=("plan", "daily"), help="which schedule fires")
     schedule.add_argument("--time", type=_scheduled_time, required=True, help="scheduled time (ISO 8601 with offset)")
-    schedule.add_argument("--loans", type=_existing_file, help="JSON list of LoansTable items to seed first")
-    schedule.add_argument("--template", "-t", type=_existing_file, default=Path("template.yaml"))
+    schedule.add_argument("--loans", type=existing_file, help="JSON list of LoansTable items to seed first")
+    schedule.add_argument("--template", "-t", type=existing_file, default=Path("template.yaml"))
     schedule.add_argument(
         "--parameter-overrides",
-        type=_parameter,
+        type=parameter,
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
@@ -222,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("code", type=_reference, metavar="CODE", help="the 6-character code, any case")
     verify.add_argument("--phone", type=_e164, help="the caller's number, E.164 (+8613800138000)")
-    verify.add_argument("--policy", type=_existing_file, help="policy YAML in force (default: the bundled one)")
+    verify.add_argument("--policy", type=existing_file, help="policy YAML in force (default: the bundled one)")
     verify.add_argument("--json", action="store_true", help="one JSON object a line")
     _table_arguments(verify, "deliveries", "loans", "state")
 
