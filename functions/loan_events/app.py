@@ -1,4 +1,4 @@
-"""LoanEventsFunction: applies loan and borrower events from LoanEventsBus (DESIGN 4.4)."""
+"""LoanEventsFunction: applies loan and borrower events from LoanEventsBus (docs/contract.md#events-in)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Delivery status: SNS SMS delivery-status logs applied to delivery records (DESIGN 4.3).
+"""Delivery status: SNS SMS delivery-status logs applied to delivery records (docs/contract.md#deliveriestable-record).
 
 SNS writes one JSON record per SMS to `sns/<region>/<account>/DirectPublishToPhoneNumber`
 (SUCCESS) or `.../Failure` (FAILURE). Each record is matched to our delivery records by the SNS

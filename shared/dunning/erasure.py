@@ -1,4 +1,4 @@
-"""BorrowerErasureRequested (DESIGN 4.4): forget a borrower's contact details, keep the evidence.
+"""BorrowerErasureRequested (docs/contract.md#events-in): forget a borrower's contact details, keep the evidence.
 
 What goes: `phone` and `body` (the text sent, which holds the name) of every DeliveriesTable
 record of the borrower (found through `BorrowerIndex`), and every StateTable item still keyed

@@ -2,7 +2,7 @@
 and the ladder index (`dal.ladder`: the loans' CONTROL items in StateTable) is kept from it.
 
 The table's DynamoDB stream hands every INSERT, MODIFY and REMOVE to this module, whatever the
-item's keys: an item that breaks the contract (DESIGN 4.2) gets a `SUPPRESSED` record at stage
+item's keys: an item that breaks the contract (docs/contract.md#loanstable-item) gets a `SUPPRESSED` record at stage
 `intake` with its reason, the metric `InvalidLoanItems` and a log line (loan id and reason only).
 
 The index: an OPEN valid item enters it (or moves in it) with its upstream values and its ladder

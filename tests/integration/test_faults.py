@@ -1,4 +1,4 @@
-"""Exactly once, nothing lost (DESIGN 6): the send path with one AWS call failing at a time.
+"""Exactly once, nothing lost (docs/exactly-once.md): the send path with one AWS call failing at a time.
 
 Faults are injected into the real botocore clients that `dunning.dal.aws.client` caches, through
 botocore's event system: `before-call.<service>.<Operation>` raises before the request leaves (as an

@@ -1,4 +1,4 @@
-"""LoanEventsBus: the product's own events out (DESIGN 4.5)."""
+"""LoanEventsBus: the product's own events out (docs/contract.md#events-out)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DeliveriesTable: one record per loan reminded per message (DESIGN 4.3)."""
+"""DeliveriesTable: one record per loan reminded per message (docs/contract.md#deliveriestable-record)."""
 
 from __future__ import annotations
 

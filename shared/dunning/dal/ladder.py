@@ -31,7 +31,8 @@ from dunning.dal.state import control_key, is_conditional_failure
 LADDER_INDEX = "LadderIndex"
 SEQ_WIDTH = 40  # DynamoDB stream sequence numbers have 21 to 40 digits
 BACKFILL_SEQ = "0" * SEQ_WIDTH  # below every stream record: any stream write wins over the backfill
-# Upstream attributes the index item carries (DESIGN 4.2), enough to decide a reminder without LoansTable.
+# Upstream attributes the index item carries, enough to decide a reminder without LoansTable
+# (docs/contract.md#loanstable-item).
 COPIED = ("borrower_id", "status", "due_date", "amount_due", "currency", "late_fees", "locale", "timezone")
 DERIVED = ("phone_region", "phone_zones", "unreachable")  # loan_changes.index_values
 INDEX_ATTRIBUTES = ("ladder_bucket", "ladder_part", "ladder_due")

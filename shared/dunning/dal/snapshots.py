@@ -21,7 +21,7 @@ from dunning.models.jobs import LineSnapshot
 from dunning.models.loan import Loan
 from dunning.models.state import LoanControl
 
-# The LoansTable attributes an SMS depends on (DESIGN 4.2; loan_id is the key).
+# The LoansTable attributes an SMS depends on (docs/contract.md#loanstable-item; loan_id is the key).
 LOAN_ATTRIBUTES = (
     "borrower_id",
     "borrower_name",
