@@ -50,7 +50,7 @@ from dunning.models.loan import Loan, LoanStatus, outstanding
 from dunning.models.money import quantize
 from dunning.models.policy import Policy
 from dunning.models.state import ClaimState, LoanControl, PlannerAgenda
-from dunning.observability import MetricUnit, logger, metrics
+from dunning.observability import MetricUnit, logger, metrics, tracer
 from dunning.records import SetAside, is_loan_fault, suppression_record
 from dunning.sharding import check_shard, in_shard, partitions_of_shard
 
@@ -179,6 +179,7 @@ class Planner:
     def _set_aside(self) -> SetAside:
         return SetAside(self.deliveries, "planning", self.retention_days)
 
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def run(
         self,
         now: dt.datetime,
