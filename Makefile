@@ -65,7 +65,10 @@ policy-check: env
 validate: env $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM_VENV)/bin/sam validate --lint --template template.yaml
-	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation --file template.yaml
+	@# checkov does not expand Fn::ForEach (it would skip those resources and SAM's Globals): it reads the expansion.
+	$(PY) -c 'import sys; from dunning.local.language_extensions import main; sys.exit(main())' \
+	  template.yaml .aws-sam/template.expanded.json
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml --file .aws-sam/template.expanded.json
 
 pytest: env
 	$(PY) -m pytest -q -n 2
@@ -82,7 +85,7 @@ build: $(SAM_VENV)/.installed
 	@py313=$$(ls -d "$$(pyenv root 2>/dev/null)"/versions/3.13*/bin 2>/dev/null | tail -1); \
 	if [ -z "$$py313" ] && ! command -v python3.13 >/dev/null; then \
 	  echo "sam build needs python3.13 for the python3.13 runtime (e.g. pyenv install 3.13)" >&2; exit 1; fi; \
-	PATH="$${py313:+$$py313:}$$PATH" $(SAM_VENV)/bin/sam build --template template.yaml
+	PATH="$${py313:+$$py313:}$$PATH" $(SAM_VENV)/bin/sam build --language-extensions --template template.yaml
 
 deploy: build
 	$(SAM_VENV)/bin/sam deploy --guided

@@ -15,7 +15,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from samtranslator.yaml_helper import yaml_parse
+
+from dunning.local.language_extensions import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAM = REPO_ROOT / ".venv-sam" / "bin" / "sam"
@@ -48,7 +49,8 @@ def _sam_build(tmp_path: Path) -> Path:
     build_dir = tmp_path / "build"
     environment = {**os.environ, "PATH": f"{python_bin}{os.pathsep}{os.environ['PATH']}", "SAM_CLI_TELEMETRY": "0"}
     template = REPO_ROOT / "template.yaml"
-    command = [str(SAM), "build", "--template", str(template), "--build-dir", str(build_dir)]
+    # --language-extensions: template.yaml's Fn::ForEach (AWS::LanguageExtensions) is expanded to find the functions.
+    command = [str(SAM), "build", "--language-extensions", "--template", str(template), "--build-dir", str(build_dir)]
     result = subprocess.run(
         command,
         cwd=tmp_path,  # sam keeps scratch folders in ./.aws-sam: not the developer's
@@ -66,7 +68,7 @@ def _sam_build(tmp_path: Path) -> Path:
 
 
 def _template() -> dict[str, object]:
-    return dict(yaml_parse((REPO_ROOT / "template.yaml").read_text(encoding="utf-8")))
+    return load_template(REPO_ROOT / "template.yaml")
 
 
 def _resources_of(template: dict[str, object], resource_type: str) -> list[str]:
@@ -102,7 +104,7 @@ def _layer_holds_the_domain_package_and_arm64_wheels_for_python313(built: Path) 
 
 
 def _built_template_points_at_the_built_code(built: Path) -> None:
-    template = dict(yaml_parse((built / "template.yaml").read_text(encoding="utf-8")))
+    template = load_template(built / "template.yaml")
     resources = template["Resources"]
     assert isinstance(resources, dict)
     for logical_id in _resources_of(template, "AWS::Serverless::Function"):
