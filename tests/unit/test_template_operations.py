@@ -101,7 +101,8 @@ def test_every_parameter_is_in_a_console_group() -> None:
 def test_samconfig_overrides_are_the_templates_defaults() -> None:
     samconfig = tomllib.loads((REPO_ROOT / "samconfig.toml").read_text(encoding="utf-8"))
     deploy = samconfig["default"]["deploy"]["parameters"]
-    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    # IAM roles, and the AWS::LanguageExtensions transform (Fn::ForEach) expanded by CloudFormation.
+    assert deploy["capabilities"].split() == ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
     assert deploy["resolve_s3"] is True
     assert deploy["confirm_changeset"] is True
     assert samconfig["default"]["global"]["parameters"]["stack_name"] == "dunning"
