@@ -76,7 +76,9 @@ validate: env $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 pytest: env
 	env -u AWS_SAM_STACK_NAME $(PY) -m pytest -q -n 2
 
+# A deployed (staging) stack; the SMS goes to DUNNING_E2E_PHONE, a number verified in the SNS SMS sandbox.
 e2e: env
+	@test -n "$$AWS_SAM_STACK_NAME" || { echo "make e2e needs AWS_SAM_STACK_NAME=<a deployed stack> (and DUNNING_E2E_PHONE)" >&2; exit 2; }
 	$(PY) -m pytest -q tests/e2e
 
 test: envs
