@@ -19,14 +19,14 @@ from dunning.observability import MetricUnit, logger, metrics, trace_run, tracer
 from dunning.settings import get_settings
 
 
-class LoanStreamChange(DynamoDBStreamChangedRecordModel):  # type: ignore[misc]
+class LoanStreamChange(DynamoDBStreamChangedRecordModel):
     # Required here: it dates the item's record, so a redelivery writes the same one.
-    ApproximateCreationDateTime: AwareDatetime  # type: ignore[assignment]
-    NewImage: dict[str, Any] | None = None  # type: ignore[assignment]
+    ApproximateCreationDateTime: AwareDatetime
+    NewImage: dict[str, Any] | None = None
 
 
-class LoanStreamRecord(DynamoDBStreamRecordModel):  # type: ignore[misc]
-    dynamodb: LoanStreamChange  # type: ignore[assignment]
+class LoanStreamRecord(DynamoDBStreamRecordModel):
+    dynamodb: LoanStreamChange
 
 
 class _Processor(BatchProcessor):

@@ -24,8 +24,8 @@ from dunning.sender import RetryLater, SendOutcome
 from dunning.settings import get_settings
 
 
-class SendJobRecord(SqsRecordModel):  # type: ignore[misc]
-    body: Json[SendJob]  # type: ignore[assignment]
+class SendJobRecord(SqsRecordModel):
+    body: Json[SendJob]
 
 
 class _Processor(BatchProcessor):

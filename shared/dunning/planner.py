@@ -123,9 +123,7 @@ def indexed_loan(item: Mapping[str, Any]) -> Loan:
     """The loan as its index item holds it. Its phone is a stand-in of the number's region: the planner
     only derives the send window from it and never sends; the sender reads the live item."""
     values = {name: item.get(name) for name in Loan.model_fields if item.get(name) is not None}
-    return Loan.model_validate(
-        {**values, "phone": stand_in_phone(item.get("phone_region")), "borrower_name": "-"}  # type: ignore[arg-type]
-    )
+    return Loan.model_validate({**values, "phone": stand_in_phone(item.get("phone_region")), "borrower_name": "-"})
 
 
 def indexed_timezones(loan: Loan, item: Mapping[str, Any], policy: Policy) -> tuple[str, ...]:

@@ -3,26 +3,32 @@
 Needs the aws-sam-cli virtualenv (`make validate` or `make build` creates `.venv-sam`), a
 CPython 3.13 (pyenv's, or `python3.13` on PATH) and PyPI for the layer's arm64 wheels; it
 skips, saying which is missing, where one of them is not there, and when DUNNING_SKIP_SAM_BUILD
-is set. Takes 25-60 s, most of it pip downloading the layer's wheels; the build goes to a temporary
-folder, so a developer's .aws-sam/ is left alone.
+is set. A package index that answers but has no such version, or a hash that does not match the
+lock, fails: only an unreachable index is a skip. Takes 10-60 s, most of it pip downloading the
+layer's wheels; the build goes to a temporary folder, so a developer's .aws-sam/ is left alone. The
+layer must hold exactly the versions of shared/requirements.txt, the lock the dev virtualenv runs.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from dunning.local.language_extensions import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAM = REPO_ROOT / ".venv-sam" / "bin" / "sam"
 BUILD_TIMEOUT_SECONDS = 600
-# What pip prints when it cannot reach the package index.
-_OFFLINE_SIGNS = ("NewConnectionError", "Temporary failure in name resolution", "No matching distribution found")
+LOCK = REPO_ROOT / "shared" / "requirements.txt"
+# What pip prints when it cannot reach the package index (not "No matching distribution found" alone:
+# that is also a pin no index has, which must fail).
+_OFFLINE_SIGNS = ("NewConnectionError", "Temporary failure in name resolution", "Network is unreachable")
 
 
 def _python313_bin() -> Path | None:
@@ -82,6 +88,7 @@ def test_sam_build_packages_every_function_and_the_layer(tmp_path: Path) -> None
     built = _sam_build(tmp_path)
     _every_function_is_built_with_its_handler(built)
     _layer_holds_the_domain_package_and_arm64_wheels_for_python313(built)
+    _layer_holds_exactly_the_locked_versions(built)
     _built_template_points_at_the_built_code(built)
 
 
@@ -101,6 +108,17 @@ def _layer_holds_the_domain_package_and_arm64_wheels_for_python313(built: Path) 
     native = [path.name for path in (site / "pydantic_core").glob("*.so")]
     assert native, "pydantic_core has no compiled module"
     assert all("cpython-313-aarch64-linux-gnu" in name for name in native), native
+
+
+def _layer_holds_exactly_the_locked_versions(built: Path) -> None:
+    locked = dict(re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", LOCK.read_text(encoding="utf-8"), flags=re.MULTILINE))
+    assert locked
+    site = built / "SharedLayer" / "python"
+    shipped = {}
+    for dist_info in site.glob("*.dist-info"):
+        name, _, shipped_version = dist_info.name.removesuffix(".dist-info").partition("-")
+        shipped[canonicalize_name(name)] = shipped_version
+    assert shipped == {canonicalize_name(name): pinned for name, pinned in locked.items()}
 
 
 def _built_template_points_at_the_built_code(built: Path) -> None:
