@@ -8,7 +8,7 @@ item's keys: an item that breaks the contract (docs/contract.md#loanstable-item)
 The index: an OPEN valid item enters it (or moves in it) with its upstream values and its ladder
 keys; an item that leaves OPEN, turns invalid or is deleted leaves it. The writes are ordered by
 the stream's sequence number, so a redelivered or late record never overwrites a newer one. Under
-a repayment plan the item chases the next unpaid instalment (`borrower_events.chased_due`). The
+a repayment plan the item chases the next unpaid instalment (`chased.chased_due`). The
 backfill (`dunning backfill`) sends an existing table's items through the same `LoanChanges.apply`.
 A deleted item's records stay as the audit trail.
 
@@ -29,8 +29,8 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from dunning.borrower_events import chased_due
 from dunning.case_closing import CLOSING_REASONS, CaseCloser
+from dunning.chased import chased_due
 from dunning.compliance import phone_timezones, region_of
 from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.ladder import BACKFILL_SEQ, COPIED, DERIVED, LadderRepository, ladder_due, sequence

@@ -11,13 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from dunning.borrower_events import (
-    control_change,
-    effective_loan,
-    missed_promise,
-    plan_instalment,
-    promise_kept,
-)
+from dunning.borrower_events import control_change, promise_kept
+from dunning.chased import effective_loan, missed_promise, plan_instalment
 from dunning.inbound import reply_locale
 from dunning.models.events import (
     DisputeResolved,

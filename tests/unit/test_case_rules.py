@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from dunning.borrower_events import effective_loan, superseded_broken_promise
+from dunning.borrower_events import superseded_broken_promise
 from dunning.bureau import Reported, plan_report
 from dunning.case_closing import closed_detail, closing_reason
 from dunning.case_report import case_row, write_csv, write_json_lines
+from dunning.chased import effective_loan
 from dunning.escalation import (
     NO_FAILURES,
     CycleHistory,
