@@ -164,42 +164,54 @@ def plan_report(
     seen: set[str] = set()
     for loan in delinquent:
         seen.add(loan.loan_id)
-        try:
-            line, new = _delinquent_line(loan, reporting_date, reported.get(loan.loan_id))
-            line = line.model_copy(update=bureau_flags(loan, controls.get(loan.loan_id), reporting_date))
-        except Exception as exc:
-            if not is_loan_fault(exc):
-                raise
-            plan.unprocessable.append((loan, exc))
-            if loan.loan_id in reported:
-                plan.kept_invalid.append(loan.loan_id)
-                plan.dropped["kept_invalid_item"] += 1
-            continue
-        plan.lines.append(line)
-        if new is not None:
-            plan.save.append(new)
+        _plan_delinquent(plan, loan, reported.get(loan.loan_id), controls.get(loan.loan_id))
     for loan_id, known in reported.items():
-        if loan_id in seen:
-            continue
-        if known.settled_on is not None:
-            if known.settled_on == reporting_date:
-                # A rerun of the settling date.
-                plan.lines.append(_settled_line(known, reporting_date, controls.get(loan_id)))
-            elif known.settled_on < reporting_date:
-                plan.remove.append(loan_id)
-            continue
-        verdict = _departure(live.get(loan_id), cutoff)
-        if verdict == "settled":
-            plan.lines.append(_settled_line(known, reporting_date, controls.get(loan_id)))
-            plan.save.append(known.model_copy(update={"settled_on": reporting_date}))
-        elif verdict == "kept_invalid_item":
-            plan.kept_invalid.append(loan_id)  # past due but unreadable: keep it, report nothing new
-            plan.dropped[verdict] += 1
-        else:
-            plan.remove.append(loan_id)
-            plan.dropped[verdict] += 1
+        if loan_id not in seen:
+            _plan_departed(plan, known, live.get(loan_id), cutoff, controls.get(loan_id))
     plan.lines.sort(key=lambda line: (line.loan_id, line.status))
     return plan
+
+
+def _plan_delinquent(plan: BureauPlan, loan: Loan, known: Reported | None, control: LoanControl | None) -> None:
+    """The DELINQUENT line of a loan read today, or (its data broke the line) the loan set aside."""
+    try:
+        line, new = _delinquent_line(loan, plan.reporting_date, known)
+        line = line.model_copy(update=bureau_flags(loan, control, plan.reporting_date))
+    except Exception as exc:
+        if not is_loan_fault(exc):
+            raise
+        plan.unprocessable.append((loan, exc))
+        if known is not None:
+            plan.kept_invalid.append(loan.loan_id)
+            plan.dropped["kept_invalid_item"] += 1
+        return
+    plan.lines.append(line)
+    if new is not None:
+        plan.save.append(new)
+
+
+def _plan_departed(
+    plan: BureauPlan, known: Reported, item: Mapping[str, Any] | None, cutoff: dt.date, control: LoanControl | None
+) -> None:
+    """A reported loan not among today's delinquent loans: settled, kept as it was, or gone from the set."""
+    loan_id = known.loan_id
+    if known.settled_on is not None:
+        if known.settled_on == plan.reporting_date:
+            # A rerun of the settling date.
+            plan.lines.append(_settled_line(known, plan.reporting_date, control))
+        elif known.settled_on < plan.reporting_date:
+            plan.remove.append(loan_id)
+        return
+    verdict = _departure(item, cutoff)
+    if verdict == "settled":
+        plan.lines.append(_settled_line(known, plan.reporting_date, control))
+        plan.save.append(known.model_copy(update={"settled_on": plan.reporting_date}))
+    elif verdict == "kept_invalid_item":
+        plan.kept_invalid.append(loan_id)  # past due but unreadable: keep it, report nothing new
+        plan.dropped[verdict] += 1
+    else:
+        plan.remove.append(loan_id)
+        plan.dropped[verdict] += 1
 
 
 def _delinquent_line(loan: Loan, reporting_date: dt.date, known: Reported | None) -> tuple[BureauLine, Reported | None]:
@@ -334,6 +346,32 @@ class _Counts:
 
 
 @dataclass
+class _ShardRun:
+    """One invocation's work on a shard of the day's file: the loans read so far and what it counted."""
+
+    now: dt.datetime
+    shard: int | None  # None: every shard, the file written directly
+    one: int
+    of: int
+    reporting_date: dt.date
+    cutoff: dt.date
+    start: Cursor
+    reported: dict[str, Reported]
+    set_aside: SetAside
+    counts: _Counts = field(default_factory=_Counts)
+    delinquent: list[Loan] = field(default_factory=list)
+    recorded: set[str] = field(default_factory=set)  # loans already set aside by this run
+
+    @property
+    def chunks(self) -> int:
+        """How many chunks the invocations before this one wrote."""
+        return int(self.start.extra.get("chunks", 0))
+
+    def summary(self) -> dict[str, Any]:
+        return {"reporting_date": self.reporting_date.isoformat(), "shard": self.shard, "shards": self.of}
+
+
+@dataclass
 class BureauReporter:
     index: LadderRepository
     loans: LoansRepository
@@ -361,105 +399,132 @@ class BureauReporter:
         LoansTable a page at a time. Near its time limit a shard run writes the lines so far as a chunk and
         returns a cursor; the invocation that finishes the shard joins its chunks into the part.
         """
+        work = self._begin(now, shard, shards, cursor)
+        resume = self._read(work, time_left, min_seconds_left)
+        if resume is not None:
+            return self._stop_early(work, resume)
+        return self._finish(work)
+
+    def _begin(self, now: dt.datetime, shard: int | None, shards: int, cursor: str | None) -> _ShardRun:
         one, of = (0, 1) if shard is None else (shard, shards)
         check_shard(one, of)
         partitions = partitions_of_shard(one, of)
         reporting_date = ladder.business_date(now, self.policy)
-        cutoff = reporting_date - dt.timedelta(days=self.policy.ladder.bureau_day)
         start = Cursor.decode(cursor) if cursor is not None else Cursor(partitions[0], None, {"chunks": 0})
         if start.partition not in partitions:
             raise ValueError(f"cursor is for partition {start.partition}, not in shard {one} of {of}")
-        chunks = int(start.extra.get("chunks", 0))
-        reported = {i: r for i, r in self._reported().items() if bucket_of(r.borrower_id) % of == one}
-        set_aside = SetAside(self.deliveries, "bureau", self.retention_days)
-        counts = _Counts()
-        delinquent: list[Loan] = []
-        recorded: set[str] = set()  # loans already set aside by this run
-        # By upstream's due date, not the chased one: a repayment plan does not re-age the delinquency
-        # (a loan on a plan kept up to date is reported, with its `AC` code). So the whole partition is
-        # read, filtered on the item's `due_date`.
-        last = "\uffff"
-        for partition in partitions[partitions.index(start.partition) :]:
-            key = start.start_key if partition == start.partition else None
+        return _ShardRun(
+            now=now,
+            shard=shard,
+            one=one,
+            of=of,
+            reporting_date=reporting_date,
+            cutoff=reporting_date - dt.timedelta(days=self.policy.ladder.bureau_day),
+            start=start,
+            reported={i: r for i, r in self._reported().items() if bucket_of(r.borrower_id) % of == one},
+            set_aside=SetAside(self.deliveries, "bureau", self.retention_days),
+        )
+
+    def _read(self, work: _ShardRun, time_left: Callable[[], float], min_seconds_left: float) -> Cursor | None:
+        """Read the shard's delinquent loans from the cursor on; the cursor to resume from if time runs short.
+
+        By upstream's due date, not the chased one: a repayment plan does not re-age the delinquency
+        (a loan on a plan kept up to date is reported, with its `AC` code). So the whole partition is
+        read, filtered on the item's `due_date`.
+        """
+        partitions = partitions_of_shard(work.one, work.of)
+        for partition in partitions[partitions.index(work.start.partition) :]:
+            key = work.start.start_key if partition == work.start.partition else None
             while True:
-                if shard is not None and time_left() < min_seconds_left:
-                    # Lines so far as a chunk (and their reported-set entries); the next invocation goes on.
-                    known = {d.loan_id: reported[d.loan_id] for d in delinquent if d.loan_id in reported}
-                    plan = plan_report(
-                        reporting_date,
-                        delinquent,
-                        known,
-                        {},
-                        self.policy,
-                        self._controls({d.loan_id for d in delinquent}, known),
-                    )
-                    self._record_unprocessable(plan, set_aside, now, counts)
-                    lines_key, counts_key = chunk_keys(reporting_date, one, of, chunks)
-                    self.store.put(lines_key, render(plan.lines), "application/x-ndjson")
-                    self.store.put(counts_key, counts.to_json(), "application/json")
-                    self.state.save([r.to_entry() for r in plan.save])
-                    logger.warning("bureau shard stopping early: time limit near", extra={"partition": partition})
-                    resume = Cursor(partition, key, {"chunks": chunks + 1}).encode()
-                    return {
-                        "reporting_date": reporting_date.isoformat(),
-                        "shard": shard,
-                        "shards": of,
-                        "complete": False,
-                        "cursor": resume,
-                    }
-                page = self.index.page(f"{partition:02d}", "0", last, key, 500, due_on_or_before=cutoff.isoformat())
-                mine = [str(item["loan_id"]) for item in page.items if in_shard(item["ladder_bucket"], one, of)]
-                live = self.loans.get_many(mine)
-                for item in live.values():
-                    try:
-                        delinquent.append(parse_loan(item))
-                    except InvalidLoan as exc:
-                        counts.invalid[set_aside.invalid(exc, item, now, reporting_date)] += 1
-                        recorded.add(repr(item.get("loan_id")))
-                    except Exception as exc:
-                        if not is_loan_fault(exc):
-                            raise
-                        counts.invalid[set_aside.unprocessable_item(exc, item, now, reporting_date)] += 1
-                        recorded.add(repr(item.get("loan_id")))
+                if work.shard is not None and time_left() < min_seconds_left:
+                    return Cursor(partition, key, {"chunks": work.chunks + 1})
+                page = self.index.page(
+                    f"{partition:02d}", "0", "\uffff", key, 500, due_on_or_before=work.cutoff.isoformat()
+                )
+                self._parse_page(
+                    work,
+                    [str(item["loan_id"]) for item in page.items if in_shard(item["ladder_bucket"], work.one, work.of)],
+                )
                 key = page.next_key
                 if key is None:
                     break
-        earlier: list[str] = []
-        for n in range(chunks):  # lines and counts of the invocations before this one
-            lines_key, counts_key = chunk_keys(reporting_date, one, of, n)
-            earlier += self.store.get(lines_key).decode("utf-8").splitlines()
-            before = _Counts.from_json(self.store.get(counts_key))
-            counts.invalid.update(before.invalid)
-            counts.dropped.update(before.dropped)
+        return None
+
+    def _parse_page(self, work: _ShardRun, loan_ids: list[str]) -> None:
+        """The live items of a page's loans, parsed; an item that breaks the contract is set aside."""
+        for item in self.loans.get_many(loan_ids).values():
+            try:
+                work.delinquent.append(parse_loan(item))
+            except InvalidLoan as exc:
+                work.counts.invalid[work.set_aside.invalid(exc, item, work.now, work.reporting_date)] += 1
+                work.recorded.add(repr(item.get("loan_id")))
+            except Exception as exc:
+                if not is_loan_fault(exc):
+                    raise
+                reason = work.set_aside.unprocessable_item(exc, item, work.now, work.reporting_date)
+                work.counts.invalid[reason] += 1
+                work.recorded.add(repr(item.get("loan_id")))
+
+    def _stop_early(self, work: _ShardRun, resume: Cursor) -> dict[str, Any]:
+        """Lines so far as a chunk (and their reported-set entries); the next invocation goes on from `resume`."""
+        known = {d.loan_id: work.reported[d.loan_id] for d in work.delinquent if d.loan_id in work.reported}
+        controls = self._controls({d.loan_id for d in work.delinquent}, known)
+        plan = plan_report(work.reporting_date, work.delinquent, known, {}, self.policy, controls)
+        self._record_unprocessable(plan, work.set_aside, work.now, work.counts)
+        lines_key, counts_key = chunk_keys(work.reporting_date, work.one, work.of, work.chunks)
+        self.store.put(lines_key, render(plan.lines), "application/x-ndjson")
+        self.store.put(counts_key, work.counts.to_json(), "application/json")
+        self.state.save([r.to_entry() for r in plan.save])
+        logger.warning("bureau shard stopping early: time limit near", extra={"partition": resume.partition})
+        return {**work.summary(), "complete": False, "cursor": resume.encode()}
+
+    def _finish(self, work: _ShardRun) -> dict[str, Any]:
+        """The shard's whole part (or, unsharded, the file), then the reported set."""
+        earlier = self._earlier_chunks(work)
         seen_before = {_line_order(line)[0] for line in earlier}
-        reported = {i: r for i, r in reported.items() if i not in seen_before}
-        current = {loan.loan_id for loan in delinquent}
+        reported = {i: r for i, r in work.reported.items() if i not in seen_before}
+        current = {loan.loan_id for loan in work.delinquent}
         departed = self.loans.get_many([i for i, r in reported.items() if i not in current and r.settled_on is None])
-        plan = plan_report(
-            reporting_date, delinquent, reported, departed, self.policy, self._controls(current, reported)
-        )
-        self._record_unprocessable(plan, set_aside, now, counts)
-        for loan_id in plan.kept_invalid:
-            # A reported loan the index no longer gives (its status or due date broken): record why.
-            live_item = departed.get(loan_id)
-            if live_item is not None and repr(loan_id) not in recorded:
-                try:
-                    parse_loan(live_item)
-                except InvalidLoan as broken:
-                    counts.invalid[set_aside.invalid(broken, live_item, now, reporting_date)] += 1
-        counts.dropped.update(plan.dropped)
+        controls = self._controls(current, reported)
+        plan = plan_report(work.reporting_date, work.delinquent, reported, departed, self.policy, controls)
+        self._record_unprocessable(plan, work.set_aside, work.now, work.counts)
+        self._record_kept_invalid(work, plan, departed)
+        work.counts.dropped.update(plan.dropped)
         body_bytes = _joined([*earlier, *(line.to_json() for line in plan.lines)])
-        if shard is None:
-            summary = self._write_file(reporting_date, body_bytes, counts)
+        if work.shard is None:
+            summary = self._write_file(work.reporting_date, body_bytes, work.counts)
         else:
-            data_key, counts_key = part_keys(reporting_date, one, of)
+            data_key, counts_key = part_keys(work.reporting_date, work.one, work.of)
             self.store.put(data_key, body_bytes, "application/x-ndjson")
-            self.store.put(counts_key, counts.to_json(), "application/json")
-            summary = {"reporting_date": reporting_date.isoformat(), "shard": shard, "shards": of, "part": data_key}
+            self.store.put(counts_key, work.counts.to_json(), "application/json")
+            summary = {**work.summary(), "part": data_key}
         # After the file: a crash here repeats the same file on the rerun, then records the set.
         self.state.save([r.to_entry() for r in plan.save])
         self.state.remove(plan.remove)
         return {**summary, "complete": True, "cursor": None}
+
+    def _earlier_chunks(self, work: _ShardRun) -> list[str]:
+        """Lines of the invocations before this one; their counts join this run's."""
+        earlier: list[str] = []
+        for n in range(work.chunks):
+            lines_key, counts_key = chunk_keys(work.reporting_date, work.one, work.of, n)
+            earlier += self.store.get(lines_key).decode("utf-8").splitlines()
+            before = _Counts.from_json(self.store.get(counts_key))
+            work.counts.invalid.update(before.invalid)
+            work.counts.dropped.update(before.dropped)
+        return earlier
+
+    def _record_kept_invalid(
+        self, work: _ShardRun, plan: BureauPlan, departed: Mapping[str, Mapping[str, Any]]
+    ) -> None:
+        """A reported loan the index no longer gives (its status or due date broken): record why."""
+        for loan_id in plan.kept_invalid:
+            live_item = departed.get(loan_id)
+            if live_item is not None and repr(loan_id) not in work.recorded:
+                try:
+                    parse_loan(live_item)
+                except InvalidLoan as broken:
+                    work.counts.invalid[work.set_aside.invalid(broken, live_item, work.now, work.reporting_date)] += 1
 
     def assemble(self, now: dt.datetime, *, shards: int) -> dict[str, Any]:
         """Join the day's parts of `shards` shard runs into the file and manifest (an unsharded run's bytes)."""

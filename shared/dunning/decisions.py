@@ -80,7 +80,6 @@ def evaluate(
     """
     today = ladder.business_date(now, policy)
     zones = zones or borrower_timezones(loan, policy)
-    tz = zones[0]  # the borrower's local day (borrower_timezone)
     if loan.status is not LoanStatus.OPEN:
         return Suppress("written_off" if loan.status is LoanStatus.WRITTEN_OFF else "paid")
     if expected_cycle is not None and loan.cycle != expected_cycle:
@@ -91,19 +90,29 @@ def evaluate(
         return Wait("no_stage_due")
     if expected_stage is not None and stage.id != expected_stage:
         return Suppress("stage_superseded")
-    if control is not None:
-        if control.case_cycle == loan.cycle:
-            return Suppress("escalated")
-        if control.dispute_hold:
-            return Suppress("hold_dispute", compliance.next_local_midnight(now, tz))
-        if control.paused_until is not None and today <= control.paused_until:
-            resume = dt.datetime.combine(control.paused_until + dt.timedelta(days=1), dt.time(0), tzinfo=ZoneInfo(tz))
-            return Suppress(control.pause_reason or "paused", max(resume, now))
+    held = _held(loan, control, now, today, zones[0]) if control is not None else None
+    if held is not None:
+        return held
     if opted_out:
         return Suppress("opted_out")
     if not compliance.in_send_window(now, zones, loan.phone, policy):
         return Wait("outside_window", compliance.next_window_open(now, zones, loan.phone, policy))
     return Due(stage)
+
+
+def _held(loan: Loan, control: LoanControl, now: dt.datetime, today: dt.date, tz: str) -> Suppress | None:
+    """What the loan's CONTROL item holds back: a case opened for the cycle, a dispute, a pause.
+
+    `tz` is the borrower's local day (borrower_timezone): a hold is looked at again at its midnight.
+    """
+    if control.case_cycle == loan.cycle:
+        return Suppress("escalated")
+    if control.dispute_hold:
+        return Suppress("hold_dispute", compliance.next_local_midnight(now, tz))
+    if control.paused_until is not None and today <= control.paused_until:
+        resume = dt.datetime.combine(control.paused_until + dt.timedelta(days=1), dt.time(0), tzinfo=ZoneInfo(tz))
+        return Suppress(control.pause_reason or "paused", max(resume, now))
+    return None
 
 
 def claim_blocks(claim: SendClaim | None, now: dt.datetime) -> str | None:
