@@ -13,7 +13,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from dunning import decisions, ladder
-from dunning.compose import reference_code, render_reminder
+from dunning.compose import ReminderContext, reference_code, render_reminder
 from dunning.models.loan import parse_loan
 from dunning.models.policy import load_policy_file
 
@@ -67,8 +67,7 @@ def main() -> None:
         for loan in loans[:5000]:
             stage = ladder.current_stage(loan.due_date, today, POLICY) or ladder.ladder_stages(POLICY.ladder)[0]
             fees = ladder.late_fees(loan, today, POLICY)
-            render_reminder(
-                POLICY,
+            reminder = ReminderContext(
                 kind=stage.kind,
                 locale=loan.locale or "zh-CN",
                 name=loan.borrower_name,
@@ -80,6 +79,7 @@ def main() -> None:
                 pay_by=ladder.pay_by(today, loan.due_date, POLICY),
                 reference=reference_code(loan.loan_id, loan.cycle, stage.id),
             )
+            render_reminder(POLICY, reminder)
 
     bench("render_reminder (compose one SMS)", 5000, compose)
 

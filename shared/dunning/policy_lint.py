@@ -17,6 +17,7 @@ from dunning.compose.formatting import format_date, format_money
 from dunning.compose.reference import reference_code
 from dunning.compose.render import (
     ComposedSms,
+    ReminderContext,
     is_reply_kind,
     is_service_kind,
     render_reminder,
@@ -138,12 +139,12 @@ def _render(
             policy, kind=kind, locale=locale, name=name, currency=currency,
             reference=_sample_reference(kind), paid=w.total, remaining=w.late_fees, fit_name=False,
         )  # fmt: skip
-    return render_reminder(
-        policy, kind=kind, locale=locale, name=name, currency=currency, total=w.total,
+    reminder = ReminderContext(
+        kind=kind, locale=locale, name=name, currency=currency, total=w.total,
         late_fees=w.late_fees, days_past_due=days_past_due, due_date=w.due_date, pay_by=w.pay_by,
         reference=_sample_reference(kind), loan_count=w.loan_count, promised_date=w.promised_date,
-        fit_name=False,
     )  # fmt: skip
+    return render_reminder(policy, reminder, fit_name=False)
 
 
 def _missing_elements(policy: Policy, kind: str, locale: Locale, body: str, overdue: bool) -> Iterator[str]:

@@ -34,7 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dunning import compliance, decisions, ladder
 from dunning.chased import effective_loan, missed_promise
-from dunning.compose import reference_code, render_reminder
+from dunning.compose import ReminderContext, ReminderMessage, reference_code, render_reminder
 from dunning.dal import snapshots
 from dunning.dal.aws import from_item
 from dunning.dal.deliveries import DeliveriesRepository
@@ -116,7 +116,7 @@ class _Sms:
 
     job: _Job
     group: list[_Line]
-    message: dict[str, Any]
+    message: ReminderMessage
     day: dt.date  # the borrower's local day (caps)
     tomorrow: dt.datetime
     roles: list[tuple[str, _Line | None]] = field(default_factory=list)  # per pre-publish entry
@@ -127,7 +127,7 @@ class _Sms:
 
     @property
     def parts(self) -> int:
-        return int(self.message["segments"])
+        return self.message.segments
 
     def keys(self) -> set[Any]:
         keys: set[Any] = {("cap", self.job.job.borrower_id), ("phone", self.phone)}
@@ -335,7 +335,7 @@ class Sender:
             out.append(self._suppress(j, other.key, "cap_daily", now, tomorrow, other.loan))
         group, composed, unprocessable = self._composable(j, group, now, local_today)
         out += unprocessable
-        if group:
+        if group and composed is not None:
             out.append(_Sms(j, group, composed, local_today, tomorrow))
         return out
 
@@ -465,7 +465,7 @@ class Sender:
         """The SMS again without the lines another attempt holds (composed anew, tried in the next round)."""
         group, composed, unprocessable = self._composable(sms.job, rest, now, sms.day)
         out: list[_Sms | _Settle] = list(unprocessable)
-        if group:
+        if group and composed is not None:
             out.append(_Sms(sms.job, group, composed, sms.day, sms.tomorrow))
         return out
 
@@ -498,7 +498,7 @@ class Sender:
     # ---------------------------------------------------------------- the SMS
     def _guarded_publish(self, sms: _Sms) -> str | Exception:
         try:
-            return self._publish(sms.phone, sms.message["body"], sms.parts)
+            return self._publish(sms.phone, sms.message.body, sms.parts)
         except (PublishUncertain, PublishRejected) as exc:
             return exc
 
@@ -637,7 +637,7 @@ class Sender:
 
     def _composable(
         self, j: _Job, group: list[_Line], now: dt.datetime, local_today: dt.date
-    ) -> tuple[list[_Line], dict[str, Any], list[_Sms | _Settle]]:
+    ) -> tuple[list[_Line], ReminderMessage | None, list[_Sms | _Settle]]:
         """The group less the loans whose data our composition cannot handle (each SUPPRESSED `unprocessable`),
         its SMS, and those suppressions.
 
@@ -651,7 +651,7 @@ class Sender:
             pass
         settles: list[_Sms | _Settle] = []
         fine: list[_Line] = []
-        message: dict[str, Any] = {}
+        message: ReminderMessage | None = None
         for e in group:
             try:
                 message = self._compose([e], now, local_today)
@@ -688,7 +688,7 @@ class Sender:
             extra={"loan_id": key[0], "cycle": key[1], "stage": key[2], "error": error},
         )
 
-    def _compose(self, group: list[_Line], now: dt.datetime, local_today: dt.date) -> dict[str, Any]:
+    def _compose(self, group: list[_Line], now: dt.datetime, local_today: dt.date) -> ReminderMessage:
         today = ladder.business_date(now, self.policy)
         first = group[0]
         fees = [ladder.late_fees(e.loan, today, self.policy) for e in group]
@@ -698,8 +698,7 @@ class Sender:
         locale = first.loan.locale or self.policy.default_locale
         # A promise whose date passed unpaid is mentioned once the pause it caused has ended.
         promised = [d for e in group if (d := missed_promise(e.control, e.loan, today)) is not None]
-        sms = render_reminder(
-            self.policy,
+        reminder = ReminderContext(
             kind="consolidated" if len(group) > 1 else first.stage.kind,
             locale=locale,
             name=first.loan.borrower_name,
@@ -714,14 +713,8 @@ class Sender:
             loan_count=len(group),
             promised_date=max(promised, default=None),
         )
-        return {
-            "body": sms.body,
-            "encoding": sms.encoding,
-            "segments": sms.segments,
-            "reference": reference,
-            "locale": locale,
-            "fees": dict(zip((e.line.loan_id for e in group), fees, strict=True)),
-        }
+        sms = render_reminder(self.policy, reminder)
+        return ReminderMessage.of(sms, reminder, dict(zip((e.line.loan_id for e in group), fees, strict=True)))
 
     def _publish(self, phone: str, body: str, segments: int) -> str:
         delay = 0.2
@@ -770,14 +763,14 @@ class Sender:
             reason=reason,
             message_id=message_id,
             phone=e.loan.phone,
-            locale=message["locale"],
-            body=message["body"],
-            encoding=message["encoding"],
-            segments=message["segments"],
+            locale=message.locale,
+            body=message.body,
+            encoding=message.encoding,
+            segments=message.segments,
             amount_due=e.loan.amount_due,
-            late_fees=message["fees"][e.line.loan_id],
+            late_fees=message.late_fees[e.line.loan_id],
             currency=e.loan.currency,
-            reference=message["reference"],
+            reference=message.reference,
             created_at=now,
             updated_at=now,
             expires_at=expires_at(now, self.retention_days),

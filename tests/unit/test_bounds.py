@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from dunning import ladder
 from dunning.bureau import money_text
-from dunning.compose import format_money, render_reminder, render_service
+from dunning.compose import ReminderContext, format_money, render_reminder, render_service
 from dunning.models.events import PaymentReceived, PromiseToPay, RepaymentPlanAgreed
 from dunning.models.loan import EARLIEST_DATE, LATEST_DATE, SUPPORTED_LOCALES, InvalidLoan, Loan, parse_loan
 from dunning.models.money import CURRENCIES, MAX_INTEGER_DIGITS, MAX_MINOR_DIGITS, quantize
@@ -90,12 +90,13 @@ def render_everything(loan: Loan, today: dt.date, loan_count: int = 1) -> None:
     for locale in SUPPORTED_LOCALES:
         shown_total = format_money(total, loan.currency, locale)
         for kind in REMINDER_KINDS:
-            sms = render_reminder(
-                POLICY, kind=kind, locale=locale, name=loan.borrower_name, currency=loan.currency,
+            reminder = ReminderContext(
+                kind=kind, locale=locale, name=loan.borrower_name, currency=loan.currency,
                 total=total, late_fees=fees * loan_count, days_past_due=dpd, due_date=loan.due_date,
                 pay_by=pay_by, reference="ABCDEF", loan_count=loan_count, promised_date=loan.due_date,
                 loan_id=loan.loan_id,
             )  # fmt: skip
+            sms = render_reminder(POLICY, reminder)
             assert shown_total in sms.body and "ABCDEF" in sms.body
             assert "evil" not in sms.body and "13800138000" not in sms.body
         render_service(

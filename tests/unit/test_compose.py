@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from dunning.compose import (
     REFERENCE_ALPHABET,
     ComposedSms,
+    ReminderContext,
     format_date,
     format_money,
     is_reference_code,
@@ -37,7 +38,7 @@ def with_template(kind: str, locale: Locale, text: str, **changes: Any) -> Polic
     return POLICY.model_copy(update={"templates": templates, **changes})
 
 
-def reminder(policy: Policy = POLICY, **overrides: Any) -> ComposedSms:
+def reminder(policy: Policy = POLICY, *, fit_name: bool = True, **overrides: Any) -> ComposedSms:
     values: dict[str, Any] = {
         "kind": "follow_up",
         "locale": "en-US",
@@ -51,7 +52,7 @@ def reminder(policy: Policy = POLICY, **overrides: Any) -> ComposedSms:
         "reference": REF,
     }
     values.update(overrides)
-    return render_reminder(policy, **values)
+    return render_reminder(policy, ReminderContext(**values), fit_name=fit_name)
 
 
 # --- money and dates ----------------------------------------------------------------------------
@@ -363,7 +364,7 @@ def loans(draw: st.DrawFn) -> dict[str, Any]:
 @settings(max_examples=300, deadline=None)
 @given(loans())
 def test_any_realistic_reminder_stays_in_budget_with_amount_and_reference(loan: dict[str, Any]) -> None:
-    sms = render_reminder(POLICY, **loan)
+    sms = render_reminder(POLICY, ReminderContext(**loan))
     assert sms.segments <= POLICY.max_segments
     assert (sms.encoding, sms.segments) == sms_encoding(sms.body)
     assert format_money(loan["total"], loan["currency"], loan["locale"]) in sms.body
@@ -375,11 +376,10 @@ def test_any_realistic_reminder_stays_in_budget_with_amount_and_reference(loan: 
 
 
 def test_en_us_reminder_to_a_name_outside_gsm7_greets_without_the_name_to_stay_within_budget() -> None:
-    from dunning.compose import render_reminder
+    from dunning.compose import ReminderContext, render_reminder
     from dunning.models.policy import load_policy_file
 
-    sms = render_reminder(
-        load_policy_file(),
+    reminder = ReminderContext(
         kind="follow_up",
         locale="en-US",
         name="王小明",
@@ -391,6 +391,7 @@ def test_en_us_reminder_to_a_name_outside_gsm7_greets_without_the_name_to_stay_w
         pay_by=dt.date(2026, 12, 1),
         reference="ABCDEF",
     )
+    sms = render_reminder(load_policy_file(), reminder)
     assert sms.encoding == "GSM-7"
     assert sms.segments <= 2
     assert "Hi there," in sms.body

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dunning import decisions, ladder
-from dunning.compose import reference_code, render_reminder
+from dunning.compose import ReminderContext, reference_code, render_reminder
 from dunning.models.loan import InvalidLoan, Loan, parse_loan
 from dunning.models.policy import load_policy_file
 from dunning.records import UNPROCESSABLE, is_loan_fault
@@ -61,8 +61,7 @@ def compose(group: list[tuple[Loan, ladder.Stage, Decimal]]) -> str:
     """The borrower's one SMS for their loans due now, as the sender consolidates it."""
     first, stage, _ = group[0]
     earliest = min(loan.due_date for loan, _, _ in group)
-    sms = render_reminder(
-        POLICY,
+    reminder = ReminderContext(
         kind="consolidated" if len(group) > 1 else stage.kind,
         locale=first.locale or POLICY.default_locale,
         name=first.borrower_name,
@@ -75,7 +74,7 @@ def compose(group: list[tuple[Loan, ladder.Stage, Decimal]]) -> str:
         reference=reference_code(first.loan_id, first.cycle, stage.id),
         loan_count=len(group),
     )
-    return sms.body
+    return render_reminder(POLICY, reminder).body
 
 
 @settings(max_examples=200, deadline=None)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dunning.compose import printable_name, render_reminder, render_service
+from dunning.compose import ReminderContext, printable_name, render_reminder, render_service
 from dunning.compose.names import MAX_NAME_LENGTH, NAME_MARKS, name_problem
 from dunning.models.loan import Locale
 from dunning.models.policy import load_policy_file
@@ -130,7 +130,7 @@ def reminder(locale: Locale, name: str, **overrides: Any) -> str:
         "loan_id": "L-PHISH",
     }
     values.update(overrides)
-    return render_reminder(POLICY, **values).body
+    return render_reminder(POLICY, ReminderContext(**values)).body
 
 
 @pytest.mark.parametrize(("raw", "reason"), [h for h in HOSTILE if h[1] != "empty"])
@@ -180,11 +180,12 @@ def test_the_policy_words_the_greeting_without_a_name() -> None:
     templates["follow_up"]["en-US"] = templates["follow_up"]["en-US"].replace("Hi {name},", "Dear {name},")
     fragments = {**POLICY.fragments, "no_name": {"zh-CN": "", "en-US": "customer"}}
     policy = POLICY.model_copy(update={"templates": templates, "fragments": fragments})
-    body = render_reminder(
-        policy, kind="follow_up", locale="en-US", name="www.x.cn", currency="USD", total=Decimal(1),
+    reminder = ReminderContext(
+        kind="follow_up", locale="en-US", name="www.x.cn", currency="USD", total=Decimal(1),
         late_fees=Decimal(0), days_past_due=6, due_date=dt.date(2026, 11, 28), pay_by=dt.date(2026, 12, 7),
         reference="ABCDEF",
-    ).body  # fmt: skip
+    )  # fmt: skip
+    body = render_reminder(policy, reminder).body
     assert body.startswith("XinFei: Dear customer, your loan")
     metrics.clear_metrics()
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dunning.compose import REPLY_KINDS, format_money, render_reminder, render_reply, render_service
+from dunning.compose import REPLY_KINDS, ReminderContext, format_money, render_reminder, render_reply, render_service
 from dunning.models.loan import Locale
 from dunning.models.policy import DEFAULT_POLICY_PATH, Policy, load_policy_file
 from dunning.policy_lint import WORST_CASE, LintProblem, check_policy_file, lint_policy
@@ -38,7 +38,7 @@ def test_default_policy_passes() -> None:
 def test_every_default_template_fits_the_budget_in_the_worst_case(kind: str, locale: Locale) -> None:
     for currency in WORST_CASE.currencies:
         common: dict[str, Any] = {"kind": kind, "locale": locale, "name": WORST_CASE.names[locale],
-                                  "currency": currency, "reference": "ABCDEF", "fit_name": False}  # fmt: skip
+                                  "currency": currency, "reference": "ABCDEF"}  # fmt: skip
         if kind in REPLY_KINDS:
             confirmed = kind == "verify_confirmed"
             sms = render_reply(
@@ -48,13 +48,16 @@ def test_every_default_template_fits_the_budget_in_the_worst_case(kind: str, loc
             if confirmed:
                 assert format_money(WORST_CASE.total, currency, locale) in sms.body
         elif kind in ("payment_confirmation", "opt_out_confirmation"):
-            sms = render_service(POLICY, paid=WORST_CASE.total, remaining=WORST_CASE.late_fees, **common)
+            sms = render_service(
+                POLICY, paid=WORST_CASE.total, remaining=WORST_CASE.late_fees, fit_name=False, **common
+            )
         else:
-            sms = render_reminder(
-                POLICY, total=WORST_CASE.total, late_fees=WORST_CASE.late_fees, days_past_due=29,
+            reminder = ReminderContext(
+                total=WORST_CASE.total, late_fees=WORST_CASE.late_fees, days_past_due=29,
                 due_date=WORST_CASE.due_date, pay_by=WORST_CASE.pay_by, loan_count=WORST_CASE.loan_count,
                 promised_date=WORST_CASE.promised_date, **common,
             )  # fmt: skip
+            sms = render_reminder(POLICY, reminder, fit_name=False)
             if kind not in ("courtesy", "due_today"):
                 assert format_money(WORST_CASE.late_fees, currency, locale) in sms.body
         if "{name}" in POLICY.templates[kind][locale]:
@@ -84,11 +87,12 @@ def test_template_that_fits_only_by_shortening_the_name_is_refused() -> None:
     text = POLICY.templates["overdue_notice"]["en-US"].replace("Reply STOP", "Thanks! Reply STOP")
     policy = with_template("overdue_notice", "en-US", text)
     w = WORST_CASE
-    sent = render_reminder(
-        policy, kind="overdue_notice", locale="en-US", name=w.names["en-US"], currency="CNY",
+    reminder = ReminderContext(
+        kind="overdue_notice", locale="en-US", name=w.names["en-US"], currency="CNY",
         total=w.total, late_fees=w.late_fees, days_past_due=29, due_date=w.due_date, pay_by=w.pay_by,
         reference="ABCDEF", promised_date=w.promised_date,
     )  # fmt: skip
+    sent = render_reminder(policy, reminder)
     assert sent.segments == 2 and w.names["en-US"] not in sent.body
     problems = problems_of(policy, "overdue_notice", "en-US")
     expected = "templates.overdue_notice.en-US: segments: renders in 3 SMS segments (max 2)"

@@ -207,63 +207,87 @@ def _check_money(label: str, amount: Decimal) -> None:
         raise ValueError(f"{label} must not be negative")
 
 
-def render_reminder(
-    policy: Policy,
-    *,
-    kind: str,
-    locale: Locale,
-    name: str,
-    currency: str,
-    total: Decimal,
-    late_fees: Decimal,
-    days_past_due: int,
-    due_date: dt.date,
-    pay_by: dt.date,
-    reference: str,
-    loan_count: int = 1,
-    promised_date: dt.date | None = None,
-    fit_name: bool = True,
-    loan_id: str | None = None,
-) -> ComposedSms:
-    """A collection reminder (any ladder stage, or `consolidated` for several loans).
+@dataclass(frozen=True)
+class ReminderContext:
+    """What a collection reminder (any ladder stage, or `consolidated` for several loans) says.
 
-    `total` is what the borrower owes now, late fees included; `late_fees` is the part of it
-    that is fees, shown through the `late_fees` fragment only when above zero.
-    `name` is upstream text: printed only when it looks like a name (compose.names), else the
-    SMS greets without it. `loan_id` only labels that log line.
+    `total` is what the borrower owes now, late fees included; `late_fees` is the part of it that
+    is fees, shown through the `late_fees` fragment only when above zero. `name` is upstream text:
+    printed only when it looks like a name (compose.names), else the SMS greets without it.
+    `loan_id` only labels the log line of a withheld name. `promised_date`: a promise that passed
+    unpaid, mentioned through the `promise` fragment.
+    """
+
+    kind: str
+    locale: Locale
+    name: str
+    currency: str
+    total: Decimal
+    late_fees: Decimal
+    days_past_due: int
+    due_date: dt.date
+    pay_by: dt.date
+    reference: str
+    loan_count: int = 1
+    promised_date: dt.date | None = None
+    loan_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if is_service_kind(self.kind):
+            raise ValueError(f"{self.kind} is a service message: use render_service")
+        _check_money("total", self.total)
+        _check_money("late_fees", self.late_fees)
+
+
+def render_reminder(policy: Policy, reminder: ReminderContext, *, fit_name: bool = True) -> ComposedSms:
+    """The reminder's SMS as `policy` words it.
+
     `fit_name=False` renders the full name even over budget (the policy lint measures that).
     """
-    if is_service_kind(kind):
-        raise ValueError(f"{kind} is a service message: use render_service")
-    _check_money("total", total)
-    _check_money("late_fees", late_fees)
-    template, where = _template(policy, kind, locale)
+    r = reminder
+    template, where = _template(policy, r.kind, r.locale)
     used = placeholders(template, where, REMINDER_PLACEHOLDERS)
     values = {
-        "brand": policy.brand[locale],
-        "methods": policy.repayment_methods[locale],
+        "brand": policy.brand[r.locale],
+        "methods": policy.repayment_methods[r.locale],
         "hotline": policy.hotline,
-        "reference": reference,
-        "total": format_money(total, currency, locale),
-        "due_date": format_date(due_date, locale),
-        "pay_by": format_date(pay_by, locale),
-        "days_past_due": str(days_past_due),
-        "loan_count": str(loan_count),
+        "reference": r.reference,
+        "total": format_money(r.total, r.currency, r.locale),
+        "due_date": format_date(r.due_date, r.locale),
+        "pay_by": format_date(r.pay_by, r.locale),
+        "days_past_due": str(r.days_past_due),
+        "loan_count": str(r.loan_count),
         "late_fees": "",
         "promise": "",
     }
-    if "late_fees" in used and late_fees > 0:
-        fees = format_money(late_fees, currency, locale)
-        values["late_fees"] = _fragment(policy, "late_fees", locale, {"fees": fees})
-    if "promise" in used and promised_date is not None:
-        promised = format_date(promised_date, locale)
-        values["promise"] = _fragment(policy, "promise", locale, {"promised_date": promised})
+    if "late_fees" in used and r.late_fees > 0:
+        fees = format_money(r.late_fees, r.currency, r.locale)
+        values["late_fees"] = _fragment(policy, "late_fees", r.locale, {"fees": fees})
+    if "promise" in used and r.promised_date is not None:
+        promised = format_date(r.promised_date, r.locale)
+        values["promise"] = _fragment(policy, "promise", r.locale, {"promised_date": promised})
 
     def render(shown: str) -> str:
         return _fill(template, where, REMINDER_PLACEHOLDERS, {**values, "name": shown})
 
-    name_shown = shown_name(name, loan_id=loan_id, reference=reference)
-    return _fit_name(render, name_shown, _no_name(policy, locale), policy.max_segments, fit_name)
+    name_shown = shown_name(r.name, loan_id=r.loan_id, reference=r.reference)
+    return _fit_name(render, name_shown, _no_name(policy, r.locale), policy.max_segments, fit_name)
+
+
+@dataclass(frozen=True)
+class ReminderMessage:
+    """A composed collection SMS as the sender publishes and records it: one SMS for one or more loans."""
+
+    body: str
+    encoding: Encoding
+    segments: int
+    reference: str
+    locale: Locale
+    late_fees: Mapping[str, Decimal]  # by loan id: the fees each loan's record states
+
+    @classmethod
+    def of(cls, sms: ComposedSms, reminder: ReminderContext, late_fees: Mapping[str, Decimal]) -> ReminderMessage:
+        return cls(sms.body, sms.encoding, sms.segments, reminder.reference, reminder.locale, dict(late_fees))
 
 
 def render_service(

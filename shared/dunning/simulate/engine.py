@@ -26,7 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dunning import compliance, decisions, ladder
-from dunning.compose import ComposedSms, reference_code, render_reminder
+from dunning.compose import ComposedSms, ReminderContext, reference_code, render_reminder
 from dunning.models.loan import InvalidLoan, Loan, LoanStatus, iso_date, outstanding, parse_loan
 from dunning.models.money import quantize
 from dunning.models.policy import Policy, PolicyError
@@ -341,8 +341,7 @@ class _Simulation:
         lead, stage = loans[0], group[0][1]
         fees = [ladder.late_fees(loan, today, self.policy) for loan in loans]
         earliest_due = min(loan.due_date for loan in loans)
-        return render_reminder(
-            self.policy,
+        reminder = ReminderContext(
             kind="consolidated" if len(group) > 1 else stage.kind,
             locale=lead.locale or self.policy.default_locale,
             name=lead.borrower_name,
@@ -356,3 +355,4 @@ class _Simulation:
             reference=reference_code(lead.loan_id, lead.cycle, stage.id),
             loan_count=len(group),
         )
+        return render_reminder(self.policy, reminder)
