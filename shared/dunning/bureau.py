@@ -514,9 +514,7 @@ class BureauReporter:
             work.counts.dropped.update(before.dropped)
         return earlier
 
-    def _record_kept_invalid(
-        self, work: _ShardRun, plan: BureauPlan, departed: Mapping[str, Mapping[str, Any]]
-    ) -> None:
+    def _record_kept_invalid(self, work: _ShardRun, plan: BureauPlan, departed: Mapping[str, dict[str, Any]]) -> None:
         """A reported loan the index no longer gives (its status or due date broken): record why."""
         for loan_id in plan.kept_invalid:
             live_item = departed.get(loan_id)

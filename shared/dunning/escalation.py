@@ -29,12 +29,8 @@ from typing import Any
 
 from dunning import ladder
 from dunning.chased import effective_loan, missed_promise
-from dunning.dal.bus import EventBus
-from dunning.dal.cases import CaseRepository
-from dunning.dal.deliveries import DeliveriesRepository
-from dunning.dal.ladder import Cursor, LadderRepository
-from dunning.dal.loans import LoansRepository
-from dunning.dal.state import StateRepository
+from dunning.dal.ladder import Cursor
+from dunning.dal.ports import CaseStore, DeliveryHistory, EscalationState, EventSink, LadderPages, LiveLoans
 from dunning.models.delivery import Outcome
 from dunning.models.jobs import utc_iso
 from dunning.models.loan import (
@@ -201,14 +197,23 @@ class EscalationReport:
         }
 
 
+@dataclass(frozen=True)
+class _Day:
+    """A run's clock and its tally, which every loan it looks at shares."""
+
+    now: dt.datetime
+    today: dt.date  # the business date of `now`
+    report: EscalationReport
+
+
 @dataclass
 class Escalator:
-    index: LadderRepository
-    loans: LoansRepository
-    deliveries: DeliveriesRepository
-    state: StateRepository
-    cases: CaseRepository
-    bus: EventBus
+    index: LadderPages
+    loans: LiveLoans
+    deliveries: DeliveryHistory
+    state: EscalationState
+    cases: CaseStore
+    bus: EventSink
     policy: Policy
     retention_days: int
 
@@ -239,8 +244,8 @@ class Escalator:
         if start.partition not in partitions:
             raise ValueError(f"cursor is for partition {start.partition}, not in shard {one} of {of}")
         report = EscalationReport(now=now.isoformat(), shard=shard, shards=of)
-        today = ladder.business_date(now, self.policy)
-        overdue = f"{(today - dt.timedelta(days=1)).isoformat()}#\uffff"
+        day = _Day(now, ladder.business_date(now, self.policy), report)
+        overdue = f"{(day.today - dt.timedelta(days=1)).isoformat()}#\uffff"
         for partition in partitions[partitions.index(start.partition) :]:
             key = start.start_key if partition == start.partition else None
             while True:
@@ -254,28 +259,28 @@ class Escalator:
                     return report
                 page = self.index.page(f"{partition:02d}", "0", overdue, key, BATCH)
                 mine = [str(item["loan_id"]) for item in page.items if in_shard(item["ladder_bucket"], one, of)]
-                self._escalate_page(mine, now, today, report)
+                self._escalate_page(mine, day)
                 key = page.next_key
                 if key is None:
                     break
         metrics.add_metric(name="CollectionCasesOpened", unit=MetricUnit.Count, value=sum(report.opened.values()))
         return report
 
-    def _escalate_page(self, loan_ids: list[str], now: dt.datetime, today: dt.date, report: EscalationReport) -> None:
+    def _escalate_page(self, loan_ids: list[str], day: _Day) -> None:
         batch: list[Loan] = []
         for item in self.loans.get_many(loan_ids).values():  # a loan deleted upstream since is gone: nothing to do
-            report.loans_read += 1
+            day.report.loans_read += 1
             try:
                 batch.append(self._parse(item))
             except InvalidLoan as exc:
-                report.invalid[self._set_aside.invalid(exc, item, now, today)] += 1
+                day.report.invalid[self._set_aside.invalid(exc, item, day.now, day.today)] += 1
             except Exception as exc:
                 if not is_loan_fault(exc):
                     raise
-                report.invalid[self._set_aside.unprocessable_item(exc, item, now, today)] += 1
-        self._escalate(batch, now, today, report)
+                day.report.invalid[self._set_aside.unprocessable_item(exc, item, day.now, day.today)] += 1
+        self._escalate(batch, day)
 
-    def _escalate(self, loans: list[Loan], now: dt.datetime, today: dt.date, report: EscalationReport) -> None:
+    def _escalate(self, loans: list[Loan], day: _Day) -> None:
         if not loans:
             return
         try:
@@ -286,31 +291,26 @@ class Escalator:
             if not is_loan_fault(exc):
                 raise
             if len(loans) == 1:
-                self._unprocessable(exc, loans[0], now, today, report)
+                self._unprocessable(exc, loans[0], day)
             else:
                 for loan in loans:
-                    self._escalate([loan], now, today, report)
+                    self._escalate([loan], day)
             return
         _, _, opted_out = self.state.load([], [loan.phone for loan in loans if loan.phone])
         for loan in loans:
             try:
                 control = controls.get(loan.loan_id)
-                self._escalate_one(loan, cases.get(loan.loan_id), control, loan.phone in opted_out, now, today, report)
+                self._escalate_one(day, loan, cases.get(loan.loan_id), control, opted_out=loan.phone in opted_out)
             except Exception as exc:
                 if not is_loan_fault(exc):
                     raise
-                self._unprocessable(exc, loan, now, today, report)
+                self._unprocessable(exc, loan, day)
 
     def _escalate_one(
-        self,
-        upstream: Loan,
-        case: dict[str, Any] | None,
-        control: LoanControl | None,
-        opted_out: bool,
-        now: dt.datetime,
-        today: dt.date,
-        report: EscalationReport,
+        self, day: _Day, upstream: Loan, case: dict[str, Any] | None, control: LoanControl | None, *, opted_out: bool
     ) -> None:
+        """One loan: finish a case an earlier run left half-done, or open one when a rule says so."""
+        now, today, report = day.now, day.today, day.report
         # The loan as the planner and sender see it: under a plan, its next unpaid instalment is the cycle.
         loan = effective_loan(upstream, control)
         if loan.cycle != upstream.cycle:
@@ -368,13 +368,11 @@ class Escalator:
         if control is not None and broken is not None and broken not in control.broken_promises:
             self.state.note_broken_promise(loan.loan_id, broken)
 
-    def _unprocessable(
-        self, exc: Exception, loan: Loan, now: dt.datetime, today: dt.date, report: EscalationReport
-    ) -> None:
+    def _unprocessable(self, exc: Exception, loan: Loan, day: _Day) -> None:
         reason = self._set_aside.unprocessable(
-            exc, loan_id=loan.loan_id, borrower_id=loan.borrower_id, cycle=loan.cycle, now=now, today=today
+            exc, loan_id=loan.loan_id, borrower_id=loan.borrower_id, cycle=loan.cycle, now=day.now, today=day.today
         )
-        report.invalid[reason] += 1
+        day.report.invalid[reason] += 1
 
     def _history(self, loan: Loan) -> CycleHistory:
         return cycle_history(self.deliveries.history(loan.loan_id), loan.cycle)

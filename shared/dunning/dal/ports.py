@@ -10,7 +10,7 @@ from dunning.dal.ladder import Page
 from dunning.dal.state import ClaimKey, ClaimWrite
 from dunning.models.delivery import DeliveryRecord
 from dunning.models.jobs import SendJob
-from dunning.models.state import PlannerAgenda, SendClaim
+from dunning.models.state import LoanControl, PlannerAgenda, SendClaim
 
 
 class LadderPages(Protocol):
@@ -52,3 +52,46 @@ class JobSink(Protocol):
     """Where send jobs go (`dal.queue.JobQueue`): returns the jobs not accepted."""
 
     def send(self, jobs: list[SendJob]) -> list[SendJob]: ...
+
+
+# ---------------------------------------------------------------- escalation: what the Escalator needs of each store
+
+
+class LiveLoans(Protocol):
+    """Upstream's LoansTable items read live, by loan id; a loan gone upstream is absent (`dal.loans`)."""
+
+    def get_many(self, loan_ids: list[str]) -> dict[str, dict[str, Any]]: ...
+
+
+class DeliveryHistory(RecordSink, Protocol):
+    """A loan's delivery records, oldest first, and where SUPPRESSED records go (`dal.deliveries`)."""
+
+    def history(self, loan_id: str) -> list[dict[str, Any]]: ...
+
+
+class CaseStore(Protocol):
+    """Collection cases, one per loan cycle ever (`dal.cases.CaseRepository`)."""
+
+    def load(self, loans: list[tuple[str, str]]) -> tuple[dict[str, dict[str, Any]], dict[str, LoanControl]]: ...
+
+    def open(self, loan_id: str, cycle: str, borrower_id: str, detail: dict[str, Any], now: dt.datetime) -> bool: ...
+
+    def stop_cycle(self, loan_id: str, cycle: str, detail: str | None = None) -> None: ...
+
+    def mark_published(self, loan_id: str, cycle: str, now: dt.datetime) -> None: ...
+
+
+class EscalationState(Protocol):
+    """Opted-out numbers and broken promises (`dal.state.StateRepository`)."""
+
+    def load(
+        self, claims: list[ClaimKey], phones: list[str]
+    ) -> tuple[dict[ClaimKey, SendClaim], dict[str, LoanControl], set[str]]: ...
+
+    def note_broken_promise(self, loan_id: str, promised_date: dt.date) -> None: ...
+
+
+class EventSink(Protocol):
+    """LoanEventsBus (`dal.bus.EventBus`): returns the event's id."""
+
+    def put(self, detail_type: str, detail: dict[str, Any], time: dt.datetime) -> str: ...
