@@ -12,11 +12,12 @@ export AWS_DEFAULT_REGION ?= us-east-1
 PIP_QUIET := --quiet --disable-pip-version-check
 
 
-.PHONY: help env envs demo test lint typecheck validate policy-check pytest e2e bench build deploy lock clean
+.PHONY: help env envs demo test unit lint typecheck validate policy-check pytest e2e bench build deploy lock clean
 
 help:
 	@echo "make demo      deploy template.yaml into in-process moto and simulate 40 days"
 	@echo "make test      lint, type-check, template checks, policy lint and every test"
+	@echo "make unit      the fast unit tier: pure core and in-memory fakes, no AWS (under 10 s)"
 	@echo "make e2e       plan -> send -> record against a deployed stack (AWS_SAM_STACK_NAME)"
 	@echo "make bench     benchmarks (composition, planning throughput, AWS calls per SMS)"
 	@echo "make build     sam build (python3.13 from pyenv)"
@@ -78,6 +79,11 @@ validate: env $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 # Never against a deployed stack: tests/e2e skips, saying so, without AWS_SAM_STACK_NAME.
 pytest: env
 	env -u AWS_SAM_STACK_NAME $(PY) -m pytest -q -n 2
+
+# The fast tier: tests/unit without the hypothesis-heavy tests and the template checks (tests/unit/conftest.py).
+# Bytecode is cached, as Python does by default: without it every run recompiles the package and rewrites asserts.
+unit: env
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest tests/unit -q -m "not slow and not template"
 
 # A deployed (staging) stack; the SMS goes to DUNNING_E2E_PHONE, a number verified in the SNS SMS sandbox.
 e2e: env

@@ -7,6 +7,7 @@ tooling, read from the paths pyproject.toml exempts from C90 (one list for both 
 from __future__ import annotations
 
 import ast
+import functools
 import tomllib
 from fnmatch import fnmatch
 from pathlib import Path
@@ -53,6 +54,7 @@ def function_lengths(path: str, root: Path = ROOT) -> dict[str, int]:
     return lengths
 
 
+@functools.cache
 def all_lengths() -> dict[str, int]:
     lengths: dict[str, int] = {}
     for path in runtime_files():

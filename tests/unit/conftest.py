@@ -1,0 +1,35 @@
+"""The unit tier's two lanes. `make unit` runs `-m "not slow and not template"` (under 10 s); `make test` runs all.
+
+- `slow`: hypothesis tests (hundreds of examples each), marked here from hypothesis's own flag.
+- `template`: the modules that read template.yaml (infrastructure checks; parsing the template is most of
+  their cost). Left out of `make unit` without being imported at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+TEMPLATE_READERS = frozenset(
+    path.name for path in HERE.glob("test_*.py") if "template.yaml" in path.read_text(encoding="utf-8")
+)
+
+
+def _excludes_templates(config: pytest.Config) -> bool:
+    return "not template" in str(config.getoption("markexpr", default="") or "")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if collection_path.parent == HERE and collection_path.name in TEMPLATE_READERS and _excludes_templates(config):
+        return True
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.slow)
+        if item.path.parent == HERE and item.path.name in TEMPLATE_READERS:
+            item.add_marker(pytest.mark.template)
