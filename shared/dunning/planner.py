@@ -123,7 +123,7 @@ def stand_in_phone(region: str | None) -> str:
 
 def indexed_loan(item: Mapping[str, Any]) -> Loan:
     """The loan as its index item holds it. Its phone is a stand-in of the number's region: the planner
-    only derives the send window from it and never sends; the sender reads the live item."""
+    only derives the send window from it (no number to validate per loan); the job carries the item's own."""
     values = {name: item.get(name) for name in Loan.model_fields if item.get(name) is not None}
     return Loan.model_validate(
         {**values, "phone": stand_in_phone(item.get("phone_region")), "borrower_name": "-"}  # type: ignore[arg-type]
