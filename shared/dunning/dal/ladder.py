@@ -2,13 +2,21 @@
 
 A loan's CONTROL item (`LOAN#id / CONTROL`) carries the product's per-loan state (holds, pauses,
 plan, case, failure hint). LoanChangesFunction adds upstream's attributes from LoansTable's stream
-(`COPIED`, plus `DERIVED`: the number's region and zones, never the number or the name) with
-UpdateItem SET, so the product's attributes survive, and index attributes present only while the
-loan is OPEN and valid (or valid but for its phone: then flagged `unreachable`, for escalation):
+(`COPIED`, plus `DERIVED`: the number's region and zones) with UpdateItem SET, so the product's
+attributes survive, and index attributes present only while the loan is OPEN and valid (or valid
+but for its phone: then flagged `unreachable`, for escalation):
 `ladder_bucket` (4 digits, `sharding.bucket_of(borrower_id)`) and `ladder_due` (`due_date#loan_id`,
 the date the planner chases: the next unpaid instalment's under a plan), and `ladder_part` (2 digits,
 `sharding.partition_key`). `LadderIndex` (HASH ladder_part, RANGE ladder_due, projection ALL) is
 sparse: only those items are in it, and no key holds more than 1/64 of the open book.
+
+Contact details (`CONTACT`: the number and the name, what the sender needs to compose) ride on the
+item while the loan is in the index and its number is valid, so that the planner's job carries the
+whole loan and the sender reads nothing; the index projects ALL, so they are in LadderIndex too
+(StateTable and its indexes are encrypted at rest; the number is never a key). `contact_of` (the
+borrower id) marks an item holding them and keys the sparse `ContactIndex` (KEYS_ONLY), which is
+how an erasure finds them (`erase_contact`). They are never copied onto the item of a borrower with
+an erasure on record (`BORROWER#id / ERASED`): an item that does not hold them yet checks that first.
 
 Writes are ordered by the stream record's sequence number (`upstream_seq`, zero-padded to 40
 digits so that strings compare like numbers): an older or replayed record changes nothing. The
@@ -26,7 +34,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from dunning.dal.aws import client, from_item, to_item
-from dunning.dal.state import control_key, is_conditional_failure
+from dunning.dal.state import control_key, erasure_key, is_conditional_failure
 
 LADDER_INDEX = "LadderIndex"
 SEQ_WIDTH = 40  # DynamoDB stream sequence numbers have 21 to 40 digits
@@ -36,7 +44,10 @@ BACKFILL_SEQ = "0" * SEQ_WIDTH  # below every stream record: any stream write wi
 COPIED = ("borrower_id", "status", "due_date", "amount_due", "currency", "late_fees", "locale", "timezone")
 DERIVED = ("phone_region", "phone_zones", "unreachable")  # loan_changes.index_values
 INDEX_ATTRIBUTES = ("ladder_bucket", "ladder_part", "ladder_due")
-LEAVING = (*COPIED, *DERIVED, *INDEX_ATTRIBUTES)
+CONTACT = ("phone", "borrower_name")  # what the sender composes with (docs/contract.md#loanstable-item)
+CONTACT_OF = "contact_of"  # the borrower id, on an item holding CONTACT: ContactIndex's key
+CONTACT_INDEX = "ContactIndex"
+LEAVING = (*COPIED, *DERIVED, *INDEX_ATTRIBUTES, *CONTACT, CONTACT_OF)
 
 
 def sequence(stream_sequence_number: str) -> str:
@@ -81,6 +92,13 @@ class Page:
     next_key: dict[str, Any] | None  # None: the bucket's range is done
 
 
+def _older(written: Any, seq: str) -> bool:
+    """Whether an item written at sequence `written` (None: never by a stream record) is older than `seq`."""
+    if seq == BACKFILL_SEQ:
+        return written is None
+    return written is None or str(written) < seq
+
+
 class LadderRepository:
     def __init__(self, table: str) -> None:
         self.table = table
@@ -122,12 +140,83 @@ class LadderRepository:
         return from_item(found["Item"]) if "Item" in found else None
 
     # ---------------------------------------------------------------- writes (LoanChangesFunction, backfill)
-    def enter(self, loan_id: str, values: dict[str, Any], removes: tuple[str, ...], seq: str) -> dict[str, Any] | None:
+    def enter(
+        self,
+        loan_id: str,
+        values: dict[str, Any],
+        removes: tuple[str, ...],
+        seq: str,
+        contact: dict[str, str] | None = None,
+        *,
+        new: bool = False,
+    ) -> dict[str, Any] | None:
         """Write a loan's upstream values (SET `values`, REMOVE `removes`) if `seq` is newer than the item's.
 
-        Returns the item as it now is, or None when a newer (or the same) change was applied already.
+        `contact` (phone and name) rides along unless the borrower's contact details were erased: an
+        item already holding this borrower's contact takes it in the one conditional write; any other
+        (a new loan, a loan back in the index, another borrower) is written once the erasure item is
+        checked (one GetItem; first, for a `new` item: an INSERT or the backfill). Without `contact` the
+        item's contact details go. Returns the item as it now is, or None when a newer (or the same) change
+        was applied already.
         """
-        return self._ordered_update(loan_id, {**values, "loan_id": loan_id}, removes, seq)
+        sets = {**values, "loan_id": loan_id}
+        plain_removes = (*removes, *CONTACT, CONTACT_OF)
+        if contact is None:
+            return self._ordered_update(loan_id, sets, plain_removes, seq)
+        borrower_id = str(values["borrower_id"])
+        with_contact = {**sets, **contact, CONTACT_OF: borrower_id}
+        if not new:
+            written, old = self._ordered_update_holding(loan_id, with_contact, removes, seq, borrower_id)
+            if written is not None:
+                return written
+            if old is not None and not _older(old.get("upstream_seq"), seq):
+                return None  # a newer (or the same) change was applied already
+        if self.erased(borrower_id):
+            return self._ordered_update(loan_id, sets, plain_removes, seq)
+        return self._ordered_update(loan_id, with_contact, removes, seq)
+
+    def erased(self, borrower_id: str) -> bool:
+        """Whether the borrower's contact details were erased (the erasure's evidence item exists)."""
+        found = client("dynamodb").get_item(
+            TableName=self.table, Key=erasure_key(borrower_id), ConsistentRead=True, ProjectionExpression="pk"
+        )
+        return "Item" in found
+
+    def holding_contact(self, borrower_id: str) -> list[str]:
+        """The loan ids whose CONTROL items hold the borrower's contact details (ContactIndex, keys only)."""
+        loan_ids: list[str] = []
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": CONTACT_INDEX,
+            "KeyConditionExpression": "#of = :b",
+            "ExpressionAttributeNames": {"#of": CONTACT_OF},
+            "ExpressionAttributeValues": {":b": {"S": borrower_id}},
+        }
+        while True:
+            response = client("dynamodb").query(**request)
+            loan_ids += [str(i["pk"]["S"]).removeprefix("LOAN#") for i in response.get("Items", [])]
+            if not response.get("LastEvaluatedKey"):
+                return loan_ids
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def erase_contact(self, loan_id: str, borrower_id: str) -> bool:
+        """Remove the borrower's contact details from the loan's CONTROL item (only if they are that borrower's)."""
+        names = {f"#c{i}": name for i, name in enumerate((*CONTACT, CONTACT_OF))}
+        names["#of"] = CONTACT_OF
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table,
+                Key=control_key(loan_id),
+                UpdateExpression="REMOVE " + ", ".join(n for n in names if n != "#of"),
+                ConditionExpression="#of = :b",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":b": {"S": borrower_id}},
+            )
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return False
+            raise
+        return True
 
     def leave(self, loan_id: str, seq: str) -> bool:
         """The loan is no longer OPEN and valid (or was deleted): out of the index, upstream values gone."""
@@ -136,6 +225,20 @@ class LadderRepository:
     def _ordered_update(
         self, loan_id: str, sets: dict[str, Any], removes: tuple[str, ...], seq: str
     ) -> dict[str, Any] | None:
+        return self._update(loan_id, sets, removes, seq, None)[0]
+
+    def _ordered_update_holding(
+        self, loan_id: str, sets: dict[str, Any], removes: tuple[str, ...], seq: str, borrower_id: str
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """`_ordered_update`, only on an item that already holds this borrower's contact details.
+
+        Returns (the item written, None), or (None, the item as found when the condition failed).
+        """
+        return self._update(loan_id, sets, removes, seq, borrower_id)
+
+    def _update(
+        self, loan_id: str, sets: dict[str, Any], removes: tuple[str, ...], seq: str, holding: str | None
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         names = {"#seq": "upstream_seq"}
         values: dict[str, Any] = {":seq": {"S": seq}}
         assignments = ["#seq = :seq"]
@@ -144,12 +247,18 @@ class LadderRepository:
             values[f":s{i}"] = to_item({"v": value})["v"]
             assignments.append(f"#s{i} = :s{i}")
         expression = "SET " + ", ".join(assignments)
-        gone = [name for name in removes if name not in sets]
+        gone = [name for name in dict.fromkeys(removes) if name not in sets]
         if gone:
             names.update({f"#r{i}": name for i, name in enumerate(gone)})
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(gone)))
-        # The backfill only fills what no stream record has written; a stream record only what is older.
-        condition = "attribute_not_exists(#seq)" if seq == BACKFILL_SEQ else "attribute_not_exists(#seq) OR #seq < :seq"
+        # The backfill only fills what no stream write has written; a stream record only what is older.
+        condition = (
+            "attribute_not_exists(#seq)" if seq == BACKFILL_SEQ else "(attribute_not_exists(#seq) OR #seq < :seq)"
+        )
+        if holding is not None:
+            names["#holder"] = CONTACT_OF
+            values[":holder"] = {"S": holding}
+            condition += " AND #holder = :holder"
         try:
             response = client("dynamodb").update_item(
                 TableName=self.table,
@@ -159,12 +268,14 @@ class LadderRepository:
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if is_conditional_failure(exc):
-                return None
+                old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+                return None, from_item(old) if old else None
             raise
-        return from_item(response.get("Attributes", {}))
+        return from_item(response.get("Attributes", {})), None
 
     def follow(self, item: dict[str, Any], due: str) -> bool:
         """Set `ladder_due` to what `item` (the CONTROL item as last written) chases, unless it changed since.

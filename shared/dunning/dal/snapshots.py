@@ -1,6 +1,7 @@
 """A loan as the planner read it, and the ConditionChecks that prove it is still so when the SMS leaves.
 
-The planner puts the loan's LoansTable attributes and its CONTROL state into the job line
+The planner puts the loan's LoansTable attributes (as LoanChangesFunction copied them onto the
+loan's CONTROL item, contact details included) and its CONTROL state into the job line
 (`LineSnapshot`); the sender decides from them without reading, and its pre-publish
 TransactWriteItems checks, in the same atomic write that takes the claims, that the live LoansTable
 item still holds exactly those attributes and that the CONTROL item's collection state (holds,
@@ -53,6 +54,15 @@ def _plain(value: Any) -> Any:
 def snapshot_of(loan: Loan, control: LoanControl | None) -> LineSnapshot:
     """The job line's snapshot of a validated loan (upstream's, never the plan's instalment) and its control."""
     values = {name: _plain(getattr(loan, name)) for name in LOAN_ATTRIBUTES if getattr(loan, name) is not None}
+    return LineSnapshot(loan=to_item(values), control=control_values(control))
+
+
+def snapshot_from_index(item: Mapping[str, Any], control: LoanControl | None) -> LineSnapshot | None:
+    """The snapshot of a ladder index item (its loan's CONTROL item, `dal.ladder`), None when it holds no
+    contact details (an erased borrower's, or one written before they were kept): the sender reads that loan."""
+    if not all(item.get(name) for name in ("phone", "borrower_name")):
+        return None
+    values = {name: item[name] for name in LOAN_ATTRIBUTES if item.get(name) is not None}
     return LineSnapshot(loan=to_item(values), control=control_values(control))
 
 

@@ -2,7 +2,8 @@
 
 Items: `LOAN#id / SEND#cycle#stage` (send claim), `LOAN#id / CONTROL` (holds and pauses),
 `BORROWER#id / CAP` (the local days of the borrower's latest SMS: the daily and weekly caps),
-`MSG#message_id / MSG` (the delivery records of one SNS message), `PHONEHASH#h / OPTOUT`,
+`MSG#message_id / MSG` (the delivery records of one SNS message, and its carrier outcome once
+known), `PHONEHASH#h / OPTOUT`,
 `LOAN#id / NOTICE#kind#id` and `PHONEHASH#h / NOTICE#kind#id` (one service SMS per event),
 `BORROWER#id / ERASED` (evidence of an erasure, no personal data), `KEY / PHONE_HASH` (the
 wrapped phone-hash key, see `phone_keys`: never delete it),
@@ -12,8 +13,9 @@ changed; `shards` is the deployment's PlanningShards) and `PLANNER / POKE` (the 
 The CONTROL items are also the ladder index (`dal.ladder`); the planner marks on them the stage it
 handled last (`planned` = `cycle#stage`, `planned_until`), in the same transaction as the claim.
 
-A phone number is never a key or an attribute here: items about a number are keyed by its keyed
-hash (`PHONEHASH#h`, h = `PhoneKeys.hash`). Items written before that (`PHONE#e164 / ...`) are
+A phone number is never a key here, and an attribute only on an open loan's CONTROL item (with the
+name: what the sender composes with, `dal.ladder.CONTACT`, removed by an erasure): items about a number
+are keyed by its keyed hash (`PHONEHASH#h`, h = `PhoneKeys.hash`). Items written before that (`PHONE#e164 / ...`) are
 still read for opt-outs (a dual read, so no opt-out is missed after the upgrade), moved to the
 hashed key when the number opts out again, and removed when the number is erased.
 """
@@ -106,6 +108,10 @@ class ClaimWrite:
     reason: str | None = None
     retry_after: dt.datetime | None = None
     record_id: str | None = None
+
+
+def _pointer_records(pointer: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(str(r["loan_id"]), str(r["record_id"])) for r in pointer.get("records") or []]
 
 
 def is_conditional_failure(exc: ClientError) -> bool:
@@ -768,13 +774,35 @@ class StateRepository:
         item = {"records": [{"loan_id": loan, "record_id": rid} for loan, rid in records], "expires_at": expires_at}
         return {"Put": {"TableName": self.table, "Item": {**message_key(message_id), **to_item(item)}}}
 
-    def message_records(self, message_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
-        """The records of each SNS message that has a pointer (BatchGetItem, 100 a call)."""
-        found: dict[str, list[tuple[str, str]]] = {}
-        for item in self._batch_get([message_key(m) for m in message_ids]):
-            records = item.get("records") or []
-            found[str(item["pk"]).removeprefix("MSG#")] = [(str(r["loan_id"]), str(r["record_id"])) for r in records]
-        return found
+    def message_outcome(
+        self, message_id: str, outcome: str, now: dt.datetime
+    ) -> tuple[list[tuple[str, str]] | None, str | None]:
+        """Note a carrier outcome on the message's pointer (first final outcome wins) and learn its records: no read.
+
+        One UpdateItem: SET `outcome` unless the pointer holds another one, returning the pointer (ALL_NEW,
+        or ALL_OLD when the condition fails). Returns (records, None) when the outcome is the pointer's now
+        (first time or a replay: apply it to the records), (records, the other outcome) when the pointer
+        already holds another, and (None, None) when the message has no pointer.
+        """
+        try:
+            response = client("dynamodb").update_item(
+                TableName=self.table,
+                Key=message_key(message_id),
+                UpdateExpression="SET outcome = :o, outcome_at = if_not_exists(outcome_at, :now)",
+                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(outcome) OR outcome = :o)",
+                ExpressionAttributeValues={":o": {"S": outcome}, ":now": {"S": utc_iso(now)}},
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
+            old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+            if not old:
+                return None, None
+            pointer = from_item(old)
+            return _pointer_records(pointer), str(pointer.get("outcome"))
+        return _pointer_records(from_item(response.get("Attributes", {}))), None
 
     def handled_update(
         self,
