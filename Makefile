@@ -14,7 +14,7 @@ PIP_QUIET := --quiet --disable-pip-version-check
 .PHONY: help env envs demo test lint typecheck validate policy-check pytest bench build deploy clean
 
 help:
-	@echo "make demo      deploy template.yaml into in-process moto and simulate 40 days"
+	@echo "make demo      deploy template.yaml into in-process moto and simulate 5 days of a 200-loan book"
 	@echo "make test      lint, type-check, template checks, policy lint and every test"
 	@echo "make bench     benchmarks (composition, planning throughput, AWS calls per SMS)"
 	@echo "make build     sam build (python3.13 from pyenv)"

@@ -315,10 +315,9 @@ def test_fast_and_stock_serialisation_give_the_same_responses(credentials: None)
 
 
 def test_install_is_idempotent_and_uninstall_restores_moto() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoResult
-
-    from moto.dynamodb.models import DynamoDBBackend
 
     original, original_query = DynamoResult.execute_result, Table.query
     original_transact = DynamoDBBackend.transact_write_items

@@ -100,7 +100,7 @@ def _transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) ->
         TransactionCanceledException,
         TransactWriteSingleOpException,
     )
-    from moto.dynamodb.models import get_filter_expression
+    from moto.dynamodb.comparisons import get_filter_expression
 
     if len(transact_items) > 100:
         raise TooManyTransactionsException()
