@@ -94,13 +94,13 @@ def install() -> bool:
 
 def _transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
     """TransactWriteItems as DynamoDB documents it, without copying whole tables."""
+    from moto.dynamodb.comparisons import get_filter_expression
     from moto.dynamodb.exceptions import (
         MultipleTransactionsException,
         TooManyTransactionsException,
         TransactionCanceledException,
         TransactWriteSingleOpException,
     )
-    from moto.dynamodb.comparisons import get_filter_expression
 
     if len(transact_items) > 100:
         raise TooManyTransactionsException()
