@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -31,6 +31,9 @@ from dunning.dal.transact import Refused, Unit, item_key, write_units
 from dunning.handlers import describe
 from dunning.models.delivery import FINAL_OUTCOMES, Outcome
 from dunning.observability import MetricUnit, logger, metrics
+
+if TYPE_CHECKING:
+    from dunning.dal.aws import Write
 
 # Only a record still waiting for its carrier outcome may take one.
 AWAITING_OUTCOME = frozenset({Outcome.SENT})
@@ -192,7 +195,7 @@ class DeliveryStatusRecorder:
                 found[message_id] = self.deliveries.records_for_message(message_id)
         return found
 
-    def _items(self, log: SmsDeliveryLog, loan_id: str, record_id: str, now: dt.datetime) -> list[dict[str, Any]]:
+    def _items(self, log: SmsDeliveryLog, loan_id: str, record_id: str, now: dt.datetime) -> list[Write]:
         outcome = log.outcome
         items = [
             self.deliveries.outcome_update(

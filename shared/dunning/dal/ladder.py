@@ -21,12 +21,13 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from dunning.dal.aws import conditional_write, dynamodb, from_item, to_item
+from dunning.dal.state import control_key
 
-from dunning.dal.aws import client, from_item, to_item
-from dunning.dal.state import control_key, is_conditional_failure
+if TYPE_CHECKING:
+    from dunning.dal.aws import RawItem
 
 LADDER_INDEX = "LadderIndex"
 SEQ_WIDTH = 40  # DynamoDB stream sequence numbers have 21 to 40 digits
@@ -113,12 +114,12 @@ class LadderRepository:
             request["ExpressionAttributeValues"][":due"] = {"S": due_on_or_before}
         if start_key:
             request["ExclusiveStartKey"] = start_key
-        response = client("dynamodb").query(**request)
+        response = dynamodb().query(**request)
         return Page([from_item(i) for i in response.get("Items", [])], response.get("LastEvaluatedKey") or None)
 
     def item(self, loan_id: str) -> dict[str, Any] | None:
         """The loan's CONTROL item as it is now (a consistent read), None when there is none."""
-        found = client("dynamodb").get_item(TableName=self.table, Key=control_key(loan_id), ConsistentRead=True)
+        found = dynamodb().get_item(TableName=self.table, Key=control_key(loan_id), ConsistentRead=True)
         return from_item(found["Item"]) if "Item" in found else None
 
     # ---------------------------------------------------------------- writes (LoanChangesFunction, backfill)
@@ -137,7 +138,7 @@ class LadderRepository:
         self, loan_id: str, sets: dict[str, Any], removes: tuple[str, ...], seq: str
     ) -> dict[str, Any] | None:
         names = {"#seq": "upstream_seq"}
-        values: dict[str, Any] = {":seq": {"S": seq}}
+        values: RawItem = {":seq": {"S": seq}}
         assignments = ["#seq = :seq"]
         for i, (name, value) in enumerate(sorted(sets.items())):
             names[f"#s{i}"] = name
@@ -150,21 +151,20 @@ class LadderRepository:
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(gone)))
         # The backfill only fills what no stream record has written; a stream record only what is older.
         condition = "attribute_not_exists(#seq)" if seq == BACKFILL_SEQ else "attribute_not_exists(#seq) OR #seq < :seq"
-        try:
-            response = client("dynamodb").update_item(
-                TableName=self.table,
-                Key=control_key(loan_id),
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                return None
-            raise
-        return from_item(response.get("Attributes", {}))
+        written = conditional_write(
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": control_key(loan_id),
+                    "UpdateExpression": expression,
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            },
+            return_new=True,
+        )
+        return written.item if written.ok else None
 
     def follow(self, item: dict[str, Any], due: str) -> bool:
         """Set `ladder_due` to what `item` (the CONTROL item as last written) chases, unless it changed since.
@@ -173,7 +173,7 @@ class LadderRepository:
         whoever changed them since computes it again from the newer item.
         """
         names = {"#due": "ladder_due", "#seq": "upstream_seq", "#plan": "plan_event_at", "#b": "ladder_bucket"}
-        values: dict[str, Any] = {":due": {"S": due}}
+        values: RawItem = {":due": {"S": due}}
         conditions = ["attribute_exists(#b)"]
         for name, placeholder in (("upstream_seq", "#seq"), ("plan_event_at", "#plan")):
             if item.get(name) is None:
@@ -181,17 +181,15 @@ class LadderRepository:
             else:
                 values[f":{name}"] = {"S": str(item[name])}
                 conditions.append(f"{placeholder} = :{name}")
-        try:
-            client("dynamodb").update_item(
-                TableName=self.table,
-                Key=control_key(str(item["loan_id"])),
-                UpdateExpression="SET #due = :due",
-                ConditionExpression=" AND ".join(conditions),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": control_key(str(item["loan_id"])),
+                    "UpdateExpression": "SET #due = :due",
+                    "ConditionExpression": " AND ".join(conditions),
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            }
+        ).ok

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dunning.dal.aws import client
+from dunning.dal.aws import sqs
 from dunning.models.jobs import SendJob
 
 
@@ -15,7 +15,7 @@ class JobQueue:
         failed: list[SendJob] = []
         for start in range(0, len(jobs), 10):
             batch = jobs[start : start + 10]
-            response = client("sqs").send_message_batch(
+            response = sqs().send_message_batch(
                 QueueUrl=self.url,
                 Entries=[{"Id": str(i), "MessageBody": job.model_dump_json()} for i, job in enumerate(batch)],
             )
