@@ -73,6 +73,14 @@ class Notice:
         return f"{self.claim_kind or self.kind}#{self.event_id}"
 
 
+def _sending_at(claim: dict[str, Any], default: dt.datetime) -> dt.datetime:
+    """When the attempt that left a SENDING claim took it (its `updated_at`)."""
+    try:
+        return dt.datetime.fromisoformat(str(claim["updated_at"]))
+    except (KeyError, ValueError):
+        return default
+
+
 @dataclass
 class Notices:
     state: StateRepository
@@ -132,10 +140,11 @@ class Notices:
         """The notice was taken before: a redelivery, a replay, or a concurrent delivery of the same event."""
         if claim is None or claim.get("state") != ClaimState.SENDING.value:
             return NoticeResult.DUPLICATE
-        # An attempt stopped between taking it and recording it: nobody can know whether its SMS left.
+        # An attempt stopped between taking it and recording it: nobody can know whether its SMS left. Its
+        # record gets that attempt's id (its SENDING time), so an attempt still alive overwrites it with SENT.
         logger.error("notice found mid-send on redelivery; recorded UNCERTAIN", extra={"kind": notice.kind})
         uncertain = (ClaimState.SENDING, ClaimState.UNCERTAIN, Outcome.UNCERTAIN, "unknown_after_retry")
-        if self._settle(notice, now, *uncertain) is not None:
+        if self._settle(notice, now, *uncertain, record_at=_sending_at(claim, now)) is not None:
             return NoticeResult.DUPLICATE  # that attempt settled it meanwhile
         metrics.add_metric(name="SmsUncertain", unit=MetricUnit.Count, value=1)
         return NoticeResult.UNCERTAIN
@@ -162,11 +171,12 @@ class Notices:
         outcome: Outcome,
         reason: str | None,
         message_id: str | None = None,
+        record_at: dt.datetime | None = None,
     ) -> Refused | None:
-        """Claim (from `from_state`; None: not taken yet) and record in one transaction; the refusal if its
-        condition failed (nothing written)."""
+        """Claim (from `from_state`; None: not taken yet) and record (of the attempt at `record_at`, default
+        `now`) in one transaction; the refusal if its condition failed (nothing written)."""
         extra: dict[str, Any] = {"kind": notice.kind, "reason": reason, "message_id": message_id}
-        record = self._record(notice, now, outcome, reason, message_id)
+        record = self._record(notice, record_at or now, outcome, reason, message_id)
         if record is not None:
             extra["record_id"] = record.record_id
         extra = {name: value for name, value in extra.items() if value is not None}
