@@ -537,12 +537,6 @@ class StateRepository:
         dynamodb().delete_item(TableName=self.table, Key=optout_key(self.phone_partition(phone)))
         dynamodb().delete_item(TableName=self.table, Key=optout_key(LEGACY_PHONE_PREFIX + phone))
 
-    def is_opted_out(self, phone: str) -> bool:
-        item = dynamodb().get_item(
-            TableName=self.table, Key=optout_key(self.phone_partition(phone)), ConsistentRead=True
-        )
-        return "Item" in item or self._legacy_optout(phone) is not None
-
     def opted_out_among(self, phones: list[str]) -> set[str]:
         """Which of these numbers already have a (hashed) opt-out item: keys only, 100 a BatchGetItem."""
         by_partition = {self.phone_partition(phone): phone for phone in phones}
