@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -32,6 +32,9 @@ from dunning.dal.transact import Refused, Unit, item_key, write_units
 from dunning.handlers import describe
 from dunning.models.delivery import FINAL_OUTCOMES, Outcome
 from dunning.observability import MetricUnit, logger, metrics
+
+if TYPE_CHECKING:
+    from dunning.dal.aws import Write
 
 # Only a record still waiting for its carrier outcome may take one.
 AWAITING_OUTCOME = frozenset({Outcome.SENT})
@@ -189,7 +192,7 @@ class DeliveryStatusRecorder:
             pending = later
         return report
 
-    def _items(self, log: SmsDeliveryLog, loan_id: str, record_id: str, now: dt.datetime) -> list[dict[str, Any]]:
+    def _items(self, log: SmsDeliveryLog, loan_id: str, record_id: str, now: dt.datetime) -> list[Write]:
         outcome = log.outcome
         items = [
             self.deliveries.outcome_update(

@@ -29,12 +29,13 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from dunning.dal.aws import conditional_write, dynamodb, from_item, to_item
+from dunning.dal.state import control_key, erasure_key
 
-from dunning.dal.aws import client, from_item, to_item
-from dunning.dal.state import control_key, erasure_key, is_conditional_failure
+if TYPE_CHECKING:
+    from dunning.dal.aws import RawItem
 
 LADDER_INDEX = "LadderIndex"
 SEQ_WIDTH = 40  # DynamoDB stream sequence numbers have 21 to 40 digits
@@ -131,12 +132,12 @@ class LadderRepository:
             request["ExpressionAttributeValues"][":due"] = {"S": due_on_or_before}
         if start_key:
             request["ExclusiveStartKey"] = start_key
-        response = client("dynamodb").query(**request)
+        response = dynamodb().query(**request)
         return Page([from_item(i) for i in response.get("Items", [])], response.get("LastEvaluatedKey") or None)
 
     def item(self, loan_id: str) -> dict[str, Any] | None:
         """The loan's CONTROL item as it is now (a consistent read), None when there is none."""
-        found = client("dynamodb").get_item(TableName=self.table, Key=control_key(loan_id), ConsistentRead=True)
+        found = dynamodb().get_item(TableName=self.table, Key=control_key(loan_id), ConsistentRead=True)
         return from_item(found["Item"]) if "Item" in found else None
 
     # ---------------------------------------------------------------- writes (LoanChangesFunction, backfill)
@@ -177,7 +178,7 @@ class LadderRepository:
 
     def erased(self, borrower_id: str) -> bool:
         """Whether the borrower's contact details were erased (the erasure's evidence item exists)."""
-        found = client("dynamodb").get_item(
+        found = dynamodb().get_item(
             TableName=self.table, Key=erasure_key(borrower_id), ConsistentRead=True, ProjectionExpression="pk"
         )
         return "Item" in found
@@ -193,7 +194,7 @@ class LadderRepository:
             "ExpressionAttributeValues": {":b": {"S": borrower_id}},
         }
         while True:
-            response = client("dynamodb").query(**request)
+            response = dynamodb().query(**request)
             loan_ids += [str(i["pk"]["S"]).removeprefix("LOAN#") for i in response.get("Items", [])]
             if not response.get("LastEvaluatedKey"):
                 return loan_ids
@@ -203,20 +204,19 @@ class LadderRepository:
         """Remove the borrower's contact details from the loan's CONTROL item (only if they are that borrower's)."""
         names = {f"#c{i}": name for i, name in enumerate((*CONTACT, CONTACT_OF))}
         names["#of"] = CONTACT_OF
-        try:
-            client("dynamodb").update_item(
-                TableName=self.table,
-                Key=control_key(loan_id),
-                UpdateExpression="REMOVE " + ", ".join(n for n in names if n != "#of"),
-                ConditionExpression="#of = :b",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={":b": {"S": borrower_id}},
-            )
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                return False
-            raise
-        return True
+        written = conditional_write(
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": control_key(loan_id),
+                    "UpdateExpression": "REMOVE " + ", ".join(n for n in names if n != "#of"),
+                    "ConditionExpression": "#of = :b",
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": {":b": {"S": borrower_id}},
+                }
+            }
+        )
+        return written.ok
 
     def leave(self, loan_id: str, seq: str) -> bool:
         """The loan is no longer OPEN and valid (or was deleted): out of the index, upstream values gone."""
@@ -240,7 +240,7 @@ class LadderRepository:
         self, loan_id: str, sets: dict[str, Any], removes: tuple[str, ...], seq: str, holding: str | None
     ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         names = {"#seq": "upstream_seq"}
-        values: dict[str, Any] = {":seq": {"S": seq}}
+        values: RawItem = {":seq": {"S": seq}}
         assignments = ["#seq = :seq"]
         for i, (name, value) in enumerate(sorted(sets.items())):
             names[f"#s{i}"] = name
@@ -259,23 +259,20 @@ class LadderRepository:
             names["#holder"] = CONTACT_OF
             values[":holder"] = {"S": holding}
             condition += " AND #holder = :holder"
-        try:
-            response = client("dynamodb").update_item(
-                TableName=self.table,
-                Key=control_key(loan_id),
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-                return None, from_item(old) if old else None
-            raise
-        return from_item(response.get("Attributes", {})), None
+        written = conditional_write(
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": control_key(loan_id),
+                    "UpdateExpression": expression,
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            },
+            return_new=True,
+        )
+        return (written.item, None) if written.ok else (None, written.item)
 
     def follow(self, item: dict[str, Any], due: str) -> bool:
         """Set `ladder_due` to what `item` (the CONTROL item as last written) chases, unless it changed since.
@@ -284,7 +281,7 @@ class LadderRepository:
         whoever changed them since computes it again from the newer item.
         """
         names = {"#due": "ladder_due", "#seq": "upstream_seq", "#plan": "plan_event_at", "#b": "ladder_bucket"}
-        values: dict[str, Any] = {":due": {"S": due}}
+        values: RawItem = {":due": {"S": due}}
         conditions = ["attribute_exists(#b)"]
         for name, placeholder in (("upstream_seq", "#seq"), ("plan_event_at", "#plan")):
             if item.get(name) is None:
@@ -292,17 +289,15 @@ class LadderRepository:
             else:
                 values[f":{name}"] = {"S": str(item[name])}
                 conditions.append(f"{placeholder} = :{name}")
-        try:
-            client("dynamodb").update_item(
-                TableName=self.table,
-                Key=control_key(str(item["loan_id"])),
-                UpdateExpression="SET #due = :due",
-                ConditionExpression=" AND ".join(conditions),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": control_key(str(item["loan_id"])),
+                    "UpdateExpression": "SET #due = :due",
+                    "ConditionExpression": " AND ".join(conditions),
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            }
+        ).ok

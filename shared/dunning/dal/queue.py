@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dunning.dal.aws import client
+from dunning.dal.aws import sqs
 from dunning.models.jobs import SendJob
 
 BATCH_BYTES = 262_144  # SendMessageBatch: the bodies of one call together (and one message) at most 256 KiB
@@ -16,7 +16,7 @@ class JobQueue:
         """Enqueue in batches of 10 (fewer past BATCH_BYTES); returns the jobs SQS did not accept."""
         failed: list[SendJob] = []
         for batch in _batches([(job, job.model_dump_json()) for job in jobs]):
-            response = client("sqs").send_message_batch(
+            response = sqs().send_message_batch(
                 QueueUrl=self.url,
                 Entries=[{"Id": str(i), "MessageBody": body} for i, (_, body) in enumerate(batch)],
             )
