@@ -47,7 +47,7 @@ def test_make_env_installs_the_dunning_command(tmp_path: Path) -> None:
         assert subcommand in helped.stdout
     # Editable: the command runs the clone's own package (shared/dunning), whatever the working directory.
     where = subprocess.run(
-        [str(clone / ".venv" / "bin" / "python"), "-c", "import dunning.cli; print(dunning.cli.__file__)"],
+        [str(clone / ".venv" / "bin" / "python"), "-c", "import dunning_tools.cli; print(dunning_tools.cli.__file__)"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

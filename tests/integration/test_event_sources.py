@@ -15,7 +15,7 @@ import boto3
 import pytest
 from samtranslator.yaml_helper import yaml_parse
 
-from dunning.local import LocalStack, deploy_stack
+from dunning_tools.local import LocalStack, deploy_stack
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SAMPLES = sorted(EVENTS.glob("loan_event_*.json"))

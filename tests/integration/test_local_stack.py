@@ -15,7 +15,7 @@ import pytest
 import time_machine
 from aws_lambda_powertools.utilities.parser.models import SqsModel
 
-from dunning.local import (
+from dunning_tools.local import (
     FakeLambdaContext,
     LocalStack,
     LocalStackError,

@@ -24,8 +24,8 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 from samtranslator.yaml_helper import yaml_parse
 
-from dunning import cli
-from dunning.local import (
+from dunning_tools import cli
+from dunning_tools.local import (
     EXECUTE_STATE_MACHINES,
     ExecutionFailed,
     LocalStack,

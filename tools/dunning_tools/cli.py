@@ -15,8 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dunning.commands.common import existing_file, parameter
 from dunning.handlers import QUARANTINING_FUNCTIONS
+from dunning_tools.commands.common import existing_file, parameter
 
 FUNCTIONS = (
     "PlanRemindersFunction",
@@ -28,7 +28,7 @@ FUNCTIONS = (
     "BureauReportFunction",
     "LoanChangesFunction",
 )
-# Commands in modules of their own (`dunning.commands.<name>`, each with `register(subcommands)`).
+# Commands in modules of their own (`dunning_tools.commands.<name>`, each with `register(subcommands)`).
 COMMAND_MODULES = (
     "invoke",
     "local",
@@ -85,7 +85,7 @@ def _resolve_tables(parser: argparse.ArgumentParser, args: argparse.Namespace, *
         flags = ", ".join(f"--{table}-table" for table in missing)
         parser.error(f"name the tables: --stack-name (or AWS_SAM_STACK_NAME), or {flags}")
     if missing:
-        from dunning.dal.audit import stack_tables
+        from dunning_tools.dal.audit import stack_tables
 
         found = stack_tables(args.stack_name)
         for table in missing:
@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dunning", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
-        importlib.import_module(f"dunning.commands.{name}").register(commands)
+        importlib.import_module(f"dunning_tools.commands.{name}").register(commands)
 
     schedule = commands.add_parser(
         "schedule",
@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     cases.add_argument("--open", action="store_true", dest="only_open", help="only cases not closed yet")
     cases.add_argument("--csv", action="store_true", help="CSV with a header row instead of JSON lines")
     _table_arguments(cases, "state")
-    from dunning.simulate.command import register as register_simulate
+    from dunning_tools.simulate.command import register as register_simulate
 
     register_simulate(commands)  # commands that register themselves run through args.handler
     backfill = commands.add_parser(
@@ -243,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "handler", None) is not None:  # commands that register themselves
         return int(args.handler(args))
     if args.command == "schedule":
-        from dunning.local.schedule import cli_schedule
+        from dunning_tools.local.schedule import cli_schedule
 
         return cli_schedule(
             args.schedule,
@@ -253,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parameters=dict(args.parameter_overrides),
         )
     if args.command == "policy":
-        from dunning.policy_lint import check_policy_file
+        from dunning_tools.policy_lint import check_policy_file
 
         problems = check_policy_file(args.file)
         for problem in problems:
@@ -268,11 +268,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--loans must be between 50 and 20000")
         if not 1 <= args.days <= 120:
             parser.error("--days must be between 1 and 120")
-        from dunning.local.demo import run_demo
+        from dunning_tools.local.demo import run_demo
 
         return run_demo(loans=args.loans, days=args.days, seed=args.seed)
     if args.command == "uncertain":
-        from dunning.reports import uncertain
+        from dunning_tools.reports import uncertain
 
         rows = uncertain(_resolve_tables(parser, args, "deliveries")["deliveries"], args.since)
         for row in rows:
@@ -282,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "reconcile":
         from zoneinfo import available_timezones
 
-        from dunning.reports import PROBLEMS, reconcile
+        from dunning_tools.reports import PROBLEMS, reconcile
 
         timezone = args.timezone or _bundled_business_timezone()
         if timezone not in available_timezones():
@@ -308,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _replay(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if not args.stack_name:
         parser.error("name the stack: --stack-name (or AWS_SAM_STACK_NAME)")
-    from dunning.local.replay import DeployedStack, ReplayError, replay
+    from dunning_tools.local.replay import DeployedStack, ReplayError, replay
 
     try:
         target = DeployedStack(args.stack_name)
@@ -331,9 +331,9 @@ def _verify(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from dunning.dal.deliveries import DeliveriesRepository
     from dunning.dal.loans import LoansRepository
     from dunning.dal.state import StateRepository
-    from dunning.hotline import verify_code
     from dunning.models.policy import PolicyError, load_policy_file
     from dunning.observability import mask_phone
+    from dunning_tools.hotline import verify_code
 
     try:
         policy = load_policy_file(args.policy) if args.policy else load_policy_file()
@@ -365,7 +365,7 @@ def _verify(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 def _cases(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from dunning.case_report import list_cases, write_csv, write_json_lines
+    from dunning_tools.case_report import list_cases, write_csv, write_json_lines
 
     try:
         rows = list_cases(_resolve_tables(parser, args, "state")["state"], only_open=args.only_open)
@@ -378,15 +378,15 @@ def _cases(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _backfill(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from dunning.backfill import MAX_SEGMENTS, backfill
     from dunning.dal.deliveries import DeliveriesRepository
     from dunning.dal.ladder import LadderRepository
     from dunning.loan_changes import LoanChanges
+    from dunning_tools.backfill import MAX_SEGMENTS, backfill
 
     if not 1 <= args.segments <= MAX_SEGMENTS:
         parser.error(f"argument --segments: must be between 1 and {MAX_SEGMENTS}")
     if not args.loans_table and args.stack_name:
-        from dunning.dal.audit import stack_outputs
+        from dunning_tools.dal.audit import stack_outputs
 
         # With ExistingLoansTableName the table is no resource of the stack: its output names it.
         args.loans_table = stack_outputs(args.stack_name).get("LoansTableName", "")

@@ -10,12 +10,12 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 from zoneinfo import ZoneInfo
 
-from dunning.dal import audit
 from dunning.decisions import REPLAN_AFTER
 from dunning.models.delivery import Outcome
 from dunning.models.jobs import utc_iso
 from dunning.models.state import FINAL_CLAIM_STATES, ClaimState
 from dunning.observability import mask_phone
+from dunning_tools.dal import audit
 
 
 @dataclass(frozen=True)

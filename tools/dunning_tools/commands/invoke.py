@@ -10,11 +10,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from dunning.commands.common import parameter, state_dir_argument
+from dunning_tools.commands.common import parameter, state_dir_argument
 
 
 def register(subcommands: Any) -> None:
-    from dunning.cli import FUNCTIONS
+    from dunning_tools.cli import FUNCTIONS
 
     invoke = subcommands.add_parser(
         "invoke",
@@ -67,12 +67,12 @@ def read_event(parser: argparse.ArgumentParser, source: str) -> dict[str, Any]:
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from dunning.local.server import running_stack, state_dir
+    from dunning_tools.local.server import running_stack, state_dir
 
     event = read_event(parser, args.event)
     running = running_stack(state_dir(args.state_dir))
     if running is None:
-        from dunning.local import cli_invoke
+        from dunning_tools.local import cli_invoke
 
         template = args.template or Path("template.yaml")
         if args.template is not None and not template.is_file():
@@ -88,8 +88,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             "--template and --parameter-overrides apply to a throwaway stack; the running local stack keeps its own"
             " (`dunning local stop`, then `dunning local start --parameter-overrides ...`)"
         )
-    from dunning.local import invoke
-    from dunning.local.invoke import output_to_stderr
+    from dunning_tools.local import invoke
+    from dunning_tools.local.invoke import output_to_stderr
 
     stack = running.stack
     print(f"dunning invoke: {args.function} on the local stack {stack.name} ({running.info.endpoint})", file=sys.stderr)

@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Any
 
-from dunning.commands.common import state_dir_argument
+from dunning_tools.commands.common import state_dir_argument
 
 
 def register(subcommands: Any) -> None:
@@ -49,7 +49,7 @@ def _days(value: str) -> int:
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from dunning.loan_timeline import LoanTimelineError, check_loan_id, loan_timeline, stack_names
+    from dunning_tools.loan_timeline import LoanTimelineError, check_loan_id, loan_timeline, stack_names
 
     try:
         check_loan_id(args.loan_id)
@@ -59,7 +59,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if args.stack_name:
             names = stack_names(args.stack_name)
         else:
-            from dunning.local.server import state_dir, use_running_server
+            from dunning_tools.local.server import state_dir, use_running_server
 
             running = use_running_server(state_dir(args.state_dir))
             if running is not None:  # the local stack's names, from moto's CloudFormation as from AWS's

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dunning.commands.common import existing_file, parameter, state_dir_argument
+from dunning_tools.commands.common import existing_file, parameter, state_dir_argument
 
 
 def register(subcommands: Any) -> None:
@@ -69,7 +69,7 @@ def _port(value: str) -> int:
 
 
 def _start(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from dunning.local.server import LocalServerError, read_info, start, state_dir
+    from dunning_tools.local.server import LocalServerError, read_info, start, state_dir
 
     state = state_dir(args.state_dir)
     if args.fresh and read_info(state) is None:  # a running stack's snapshot is refused below anyway
@@ -88,7 +88,7 @@ def _start(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _stop(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from dunning.local.server import LocalServerError, state_dir, stop
+    from dunning_tools.local.server import LocalServerError, state_dir, stop
 
     try:
         answer = stop(state_dir(args.state_dir))
@@ -104,7 +104,7 @@ def _stop(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _status(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from dunning.local.server import LocalServerError, read_info, saved_identity, state_dir
+    from dunning_tools.local.server import LocalServerError, read_info, saved_identity, state_dir
 
     state = state_dir(args.state_dir)
     try:
@@ -125,9 +125,9 @@ def _status(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _drain(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from dunning.local import drain_queue, drain_stream
-    from dunning.local.invoke import output_to_stderr
-    from dunning.local.server import running_stack, state_dir
+    from dunning_tools.local import drain_queue, drain_stream
+    from dunning_tools.local.invoke import output_to_stderr
+    from dunning_tools.local.server import running_stack, state_dir
 
     running = running_stack(state_dir(args.state_dir))
     if running is None:

@@ -7,7 +7,7 @@ import datetime as dt
 import functools
 from typing import Any
 
-from dunning.commands.common import state_dir_argument
+from dunning_tools.commands.common import state_dir_argument
 
 MAX_LOANS = 20000
 
@@ -52,16 +52,16 @@ def _date(value: str) -> dt.date:
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from dunning.local.server import running_stack, state_dir
+    from dunning_tools.local.server import running_stack, state_dir
 
     running = running_stack(state_dir(args.state_dir))
     if running is None:
         parser.error("no local stack is running: `dunning local start` first")
     import boto3
 
-    from dunning.local import drain_stream
-    from dunning.local.demo import generate_book
-    from dunning.local.invoke import output_to_stderr
+    from dunning_tools.local import drain_stream
+    from dunning_tools.local.demo import generate_book
+    from dunning_tools.local.invoke import output_to_stderr
 
     stack = running.stack
     start = args.start or dt.datetime.now(dt.UTC).date()

@@ -1,13 +1,13 @@
 """Docker-free local runner: template.yaml as a moto stack, functions invoked in-process.
 
 A dev tool, not part of the Lambda runtime path: it needs moto and aws-sam-translator.
-Note that `dunning.local.invoke` is the function here; import the module's other names
-with `from dunning.local.invoke import ...`.
+Note that `dunning_tools.local.invoke` is the function here; import the module's other names
+with `from dunning_tools.local.invoke import ...`.
 """
 
-from dunning.local.context import FakeLambdaContext
-from dunning.local.invoke import cli_invoke, drain_queue, drain_stream, invoke
-from dunning.local.schedule import (
+from dunning_tools.local.context import FakeLambdaContext
+from dunning_tools.local.invoke import cli_invoke, drain_queue, drain_stream, invoke
+from dunning_tools.local.schedule import (
     EXECUTE_STATE_MACHINES,
     ExecutionFailed,
     Invocation,
@@ -17,7 +17,7 @@ from dunning.local.schedule import (
     run_state_machine,
     scheduler_event,
 )
-from dunning.local.stack import (
+from dunning_tools.local.stack import (
     LocalStack,
     LocalStackError,
     StackResource,

@@ -111,7 +111,7 @@ def run_demo(loans: int = 500, days: int = 40, seed: int = 7) -> int:
     from rich.table import Table
 
     from dunning.dal.aws import from_item, reset_clients, to_item
-    from dunning.local import (
+    from dunning_tools.local import (
         EXECUTE_STATE_MACHINES,
         deploy_stack,
         drain_queue,
@@ -119,7 +119,7 @@ def run_demo(loans: int = 500, days: int = 40, seed: int = 7) -> int:
         invoke,
         moto_fastpath,
     )
-    from dunning.local.schedule import scheduler_event
+    from dunning_tools.local.schedule import scheduler_event
 
     console = Console(width=max(Console().width, 150))
     started = time.monotonic()
@@ -250,7 +250,7 @@ def _drain_changes(stack: Any, drain_stream: Any) -> None:
 
 def _deliver(stack: Any, invoke: Any, message_ids: list[str], now: dt.datetime, rng: random.Random) -> None:
     """SNS delivery-status logs for the SMS just sent: most delivered, ~4 % failed by the carrier."""
-    from dunning.local.sample_events import FAILURE_GROUP, SUCCESS_GROUP, cloudwatch_logs_event, sms_delivery_log
+    from dunning_tools.local.sample_events import FAILURE_GROUP, SUCCESS_GROUP, cloudwatch_logs_event, sms_delivery_log
 
     outcomes: dict[bool, list[str]] = {True: [], False: []}
     for message_id in message_ids:

@@ -22,8 +22,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dunning.local.context import FakeLambdaContext
-from dunning.local.stack import (
+from dunning_tools.local.context import FakeLambdaContext
+from dunning_tools.local.stack import (
     LocalStack,
     LocalStackError,
     StreamMapping,
@@ -261,7 +261,7 @@ def cli_invoke(
 ) -> int:
     """Deploy the template into an in-process moto, invoke one function with an event file (or
     the event itself), print the result as JSON on stdout. Returns the exit code (1 when the handler raised)."""
-    import moto  # dev-only dependency; imported here so `dunning.local` stays cheap to import
+    import moto  # dev-only dependency; imported here so `dunning_tools.local` stays cheap to import
 
     if isinstance(event_path, Mapping):
         event = dict(event_path)

@@ -7,7 +7,7 @@ a second rejection is not quarantined twice), and deletes the message only when 
 accepts it. Everything else stays, visible again when the run ends.
 
 Targets: a deployed stack (physical names from CloudFormation, Lambda `Invoke` RequestResponse)
-or the local moto stack (`dunning.local.invoke`, in-process).
+or the local moto stack (`dunning_tools.local.invoke`, in-process).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from botocore.exceptions import ClientError
 
 from dunning.dal.aws import client
 from dunning.handlers import QUARANTINING_FUNCTIONS, REPLAY_MARKER
-from dunning.local.invoke import _release, invoke
-from dunning.local.stack import LocalStack
+from dunning_tools.local.invoke import _release, invoke
+from dunning_tools.local.stack import LocalStack
 
 # Received messages stay hidden this long while the run decides on them (a replay may take a
 # function's whole timeout); whatever is left is made visible again at the end.

@@ -1,6 +1,6 @@
 """Events in the shapes AWS sends, for `events/*.json`, tests and the demo.
 
-`python -m dunning.local.sample_events [FOLDER]` rewrites the CloudWatch Logs samples in
+`python -m dunning_tools.local.sample_events [FOLDER]` rewrites the CloudWatch Logs samples in
 `events/` (their `awslogs.data` is base64 of gzip, which nobody should edit by hand).
 """
 

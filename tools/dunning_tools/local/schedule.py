@@ -13,7 +13,7 @@ shards and invoke the functions (template.yaml). Here the same definitions run i
     refused with a clear error rather than a run that silently does nothing.
   * moto's Lambda tasks call `lambda:Invoke` through a boto3 client of boto3's default session.
     A `before-call.lambda.Invoke` handler on that session (botocore's public event hooks) answers
-    an invocation of one of the stack's functions by running it in-process (`dunning.local.invoke`)
+    an invocation of one of the stack's functions by running it in-process (`dunning_tools.local.invoke`)
     and hands back the Invoke response, `FunctionError` included when the handler raises. The Map
     state's iterations run in moto's threads; the invocations are serialised, since an in-process
     invocation swaps the process environment for the function's.
@@ -48,8 +48,8 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
-from dunning.local.invoke import _environment, drain_stream, invoke
-from dunning.local.stack import LocalStack, LocalStackError, StateMachine, aws_session, deploy_stack
+from dunning_tools.local.invoke import _environment, drain_stream, invoke
+from dunning_tools.local.stack import LocalStack, LocalStackError, StateMachine, aws_session, deploy_stack
 
 if TYPE_CHECKING:
     from moto.core.config import DefaultConfig
@@ -207,7 +207,7 @@ def cli_schedule(
     Prints the execution (status, output, each invocation's detail and result) as JSON on stdout;
     the functions' logs go to stderr. Returns 0 when the execution succeeded, else 1.
     """
-    import moto  # dev-only dependency; imported here so `dunning.local` stays cheap to import
+    import moto  # dev-only dependency; imported here so `dunning_tools.local` stays cheap to import
 
     loans = json.loads(Path(loans_path).read_text(encoding="utf-8"), parse_float=Decimal) if loans_path else []
     if not isinstance(loans, list) or not all(isinstance(item, dict) for item in loans):
@@ -330,7 +330,7 @@ def _make_executable(stack: LocalStack, machine: StateMachine, client: Any) -> N
     else:
         raise LocalStackError(
             f"moto does not execute state machines here: start it with mock_aws(config={EXECUTE_STATE_MACHINES}) "
-            "(dunning.local.EXECUTE_STATE_MACHINES), or POST that to <endpoint>/moto-api/config over HTTP"
+            "(dunning_tools.local.EXECUTE_STATE_MACHINES), or POST that to <endpoint>/moto-api/config over HTTP"
         )
     name = machine.arn.rsplit(":", 1)[1]
     created = client.create_state_machine(name=name, definition=machine.definition, roleArn=machine.role_arn)

@@ -1,6 +1,6 @@
 """`dunning local start|stop|status`: a moto server with template.yaml deployed, kept between commands.
 
-`start` spawns a daemon (`python -m dunning.local.server`, its own session, output in
+`start` spawns a daemon (`python -m dunning_tools.local.server`, its own session, output in
 `<state>/server.log`) and returns once the stack is up. The daemon runs moto's
 `ThreadedMotoServer` on 127.0.0.1, deploys template.yaml into it over HTTP (`AWS_ENDPOINT_URL`),
 restores the last snapshot if the state folder has one, writes its pid file and its details
@@ -10,12 +10,12 @@ and `stop` (snapshot, then shut down). SIGTERM and SIGINT stop it the same way.
 
 moto keeps everything in memory and has no persistence of its own (its recorder replays raw
 requests, which cannot reproduce KMS key material or SQS receipts, and its backends do not
-pickle), so `dunning.local.snapshot` saves what the product needs and restores it into a fresh
+pickle), so `dunning_tools.local.snapshot` saves what the product needs and restores it into a fresh
 deploy of the same template: see there.
 
 The CLI finds the running stack with `running_stack()`: it points this process's AWS clients at
 the server and rebuilds the `LocalStack` handle from the template and the stack's description
-(the functions then run in the CLI's process, as `dunning.local.invoke` does everywhere).
+(the functions then run in the CLI's process, as `dunning_tools.local.invoke` does everywhere).
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dunning.local.stack import (
+import dunning
+from dunning_tools.local.stack import (
     _HIDDEN_OUTPUT_PREFIX,
     _HIDDEN_OUTPUT_PREFIXES,
     _HIDDEN_STREAM_OUTPUT_PREFIX,
@@ -141,7 +142,7 @@ def read_info(state: StateDir) -> ServerInfo | None:
 
 def saved_identity(state: StateDir) -> dict[str, Any] | None:
     """The stack identity of the last snapshot (name, template, parameters, saved_at), if any."""
-    from dunning.local.snapshot import read_identity
+    from dunning_tools.local.snapshot import read_identity
 
     return read_identity(state.snapshot)
 
@@ -176,7 +177,7 @@ def start(
     command = [
         sys.executable,
         "-m",
-        "dunning.local.server",
+        "dunning_tools.local.server",
         "--state-dir",
         str(state.root),
         "--port",
@@ -190,10 +191,10 @@ def start(
     ]
     read_end, write_end = os.pipe()
     environment = dict(os.environ)
-    # The daemon imports `dunning` as this process did, whether installed or on PYTHONPATH.
-    package_root = str(Path(__file__).resolve().parents[2])
+    # The daemon imports `dunning_tools` and `dunning` as this process did, whether installed or on PYTHONPATH.
+    package_roots = (str(Path(__file__).resolve().parents[2]), str(Path(dunning.__file__).resolve().parents[1]))
     environment["PYTHONPATH"] = os.pathsep.join(
-        p for p in (package_root, str(REPO_ROOT), environment.get("PYTHONPATH", "")) if p
+        p for p in (*package_roots, str(REPO_ROOT), environment.get("PYTHONPATH", "")) if p
     )
     with state.log_file.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
@@ -354,8 +355,8 @@ def serve(
     """The daemon's life: server up, stack deployed and restored, then serve until stopped."""
     from moto.server import ThreadedMotoServer
 
-    from dunning.local import moto_fastpath, snapshot
-    from dunning.local.stack import deploy_stack
+    from dunning_tools.local import moto_fastpath, snapshot
+    from dunning_tools.local.stack import deploy_stack
 
     region = os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     # moto's fake credentials: botocore refuses to sign without some.
@@ -439,7 +440,7 @@ class _Daemon:
         self.final: dict[str, Any] = {}
 
     def snapshot(self) -> dict[str, Any]:
-        from dunning.local import snapshot
+        from dunning_tools.local import snapshot
 
         with self.lock:
             return snapshot.save(
@@ -568,7 +569,9 @@ def _now() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dunning.local.server", description="the local stack's daemon")
+    parser = argparse.ArgumentParser(
+        prog="python -m dunning_tools.local.server", description="the local stack's daemon"
+    )
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--template", required=True)

@@ -32,7 +32,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from dunning.local.stack import LocalStack, aws_session
+from dunning_tools.local.stack import LocalStack, aws_session
 
 IDENTITY_FILE = "stack.json"
 KEY_FILE = "phone_hash_key.json"
@@ -134,7 +134,7 @@ def _queue_messages(stack: LocalStack, logical_id: str) -> list[dict[str, Any]]:
     """Every message of the queue, in flight or not, from moto's own queue object (a read, no receive)."""
     from moto.sqs.models import sqs_backends
 
-    from dunning.local.context import DEFAULT_ACCOUNT_ID
+    from dunning_tools.local.context import DEFAULT_ACCOUNT_ID
 
     name = stack.queue_url(logical_id).rstrip("/").rsplit("/", 1)[-1]
     queue = sqs_backends[DEFAULT_ACCOUNT_ID][stack.region].queues.get(name)
@@ -342,13 +342,13 @@ def _write_positions(path: Path, positions: Mapping[str, str]) -> None:
 
 # ---------------------------------------------------------------- streams and files
 def _streams(stack: LocalStack) -> Any:
-    from dunning.local.stack import dynamodbstreams_client
+    from dunning_tools.local.stack import dynamodbstreams_client
 
     return dynamodbstreams_client(stack.region)
 
 
 def _shard_ids(streams: Any, stream_arn: str) -> list[str]:
-    from dunning.local.invoke import _shard_ids as shard_ids
+    from dunning_tools.local.invoke import _shard_ids as shard_ids
 
     return shard_ids(streams, stream_arn)
 

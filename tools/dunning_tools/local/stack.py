@@ -23,7 +23,7 @@ never changed):
     substitution's value (a hidden output: a function's ARN, a parameter) and replaces the `${key}`
     placeholders of the substitutions, and nothing else, as CloudFormation does (moto's `Fn::Sub`
     would not do: it turns the `$$` of `$$.Map.Item.Index` into `$`). `LocalStack.state_machines`
-    holds the definition so rendered, which `dunning.local.schedule` executes.
+    holds the definition so rendered, which `dunning_tools.local.schedule` executes.
   * moto's EventBridge cannot deliver to Lambda targets (`PutEvents` raises NotImplementedError
     for any matching rule that has one, whatever the rule's state), so Lambda targets are
     removed from `AWS::Events::Rule` resources; `LocalStack.rule_targets` remembers them.
@@ -144,9 +144,9 @@ class LocalStack:
     # DynamoDB stream mappings (not created in moto, see above), and where `drain_stream` stopped reading.
     stream_mappings: Mapping[str, StreamMapping] = field(default_factory=dict, repr=False)
     stream_positions: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
-    # Step Functions state machines; `dunning.local.schedule` executes them.
+    # Step Functions state machines; `dunning_tools.local.schedule` executes them.
     state_machines: Mapping[str, StateMachine] = field(default_factory=dict, repr=False)
-    # State machines registered with moto's executing Step Functions backend (see dunning.local.schedule).
+    # State machines registered with moto's executing Step Functions backend (see dunning_tools.local.schedule).
     executable_state_machines: set[str] = field(default_factory=set, repr=False, compare=False)
 
     @property

@@ -5,9 +5,9 @@ compliance, compose) run over a JSON Lines book, hour by hour, as the planner an
 Never imported by a handler.
 """
 
-from dunning.simulate.book import BookItem, InputError, read_book
-from dunning.simulate.engine import DayResult, SimulationResult, simulate
-from dunning.simulate.prices import PriceTable, load_prices
+from dunning_tools.simulate.book import BookItem, InputError, read_book
+from dunning_tools.simulate.engine import DayResult, SimulationResult, simulate
+from dunning_tools.simulate.prices import PriceTable, load_prices
 
 __all__ = [
     "BookItem",

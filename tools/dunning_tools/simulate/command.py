@@ -16,10 +16,10 @@ from typing import Any
 
 from dunning.models.loan import iso_date
 from dunning.models.policy import DEFAULT_POLICY_PATH, Policy, PolicyError, load_policy_file
-from dunning.simulate.book import InputError, read_book
-from dunning.simulate.engine import simulate
-from dunning.simulate.prices import load_prices
-from dunning.simulate.report import Run, as_json, as_text
+from dunning_tools.simulate.book import InputError, read_book
+from dunning_tools.simulate.engine import simulate
+from dunning_tools.simulate.prices import load_prices
+from dunning_tools.simulate.report import Run, as_json, as_text
 
 MAX_DAYS = 366
 EXIT_BAD_INPUT = 2
@@ -69,7 +69,7 @@ def register(commands: Any) -> None:
 
 def _policy(path: Path | None) -> tuple[Policy, str]:
     """The policy and its label (file, version, content hash); InputError when it does not load or lint."""
-    from dunning.policy_lint import lint_policy
+    from dunning_tools.policy_lint import lint_policy
 
     source = path or DEFAULT_POLICY_PATH
     try:

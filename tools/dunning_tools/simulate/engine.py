@@ -32,7 +32,7 @@ from dunning.models.money import quantize
 from dunning.models.policy import Policy, PolicyError
 from dunning.observability import logger, metrics
 from dunning.records import UNPROCESSABLE, is_loan_fault
-from dunning.simulate.book import BookItem
+from dunning_tools.simulate.book import BookItem
 
 # As dunning.planner: a borrower's due loans go in jobs of at most this many lines.
 MAX_LINES_PER_JOB = 25

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dunning.models.money import ExactDecimal
-from dunning.simulate.book import InputError
+from dunning_tools.simulate.book import InputError
 
 BUNDLED_PRICES = Path(__file__).resolve().parent / "sms_prices.json"
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from dunning.simulate.engine import DayResult, SimulationResult
-from dunning.simulate.prices import PriceTable
+from dunning_tools.simulate.engine import DayResult, SimulationResult
+from dunning_tools.simulate.prices import PriceTable
 
 CENT = Decimal("0.01")
 OUT_OF_SCOPE = (
