@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from samtranslator.yaml_helper import yaml_parse
 
-from dunning.handlers import QUARANTINING_FUNCTIONS
+from dunning_tools.commands.common import QUARANTINING_FUNCTIONS
 
 TEMPLATE: dict[str, Any] = yaml_parse((Path(__file__).resolve().parents[2] / "template.yaml").read_text("utf-8"))
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]

@@ -3,7 +3,7 @@
 One row per case (`LOAN#id / CASE#cycle` in StateTable): when it opened, loan, borrower, cycle,
 reason, days past due and amount when it opened (from its CollectionCaseOpened detail), status
 (`open` or `closed`) and, once closed, why and when. Oldest first. Reads StateTable with a
-filtered scan (`dal.cases.scan_cases`): fine for an occasional operator command, never used by
+filtered scan (`dunning_tools.dal.audit.scan_cases`): fine for an occasional operator command, never used by
 the functions. No phone number or name is ever in a case item, so none can be printed.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TextIO
 
-from dunning.dal.cases import scan_cases
+from dunning_tools.dal.audit import scan_cases
 
 
 @dataclass(frozen=True)

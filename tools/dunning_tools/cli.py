@@ -15,8 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dunning.handlers import QUARANTINING_FUNCTIONS
-from dunning_tools.commands.common import existing_file, parameter
+from dunning_tools.commands.common import QUARANTINING_FUNCTIONS, existing_file, parameter
 
 FUNCTIONS = (
     "PlanRemindersFunction",

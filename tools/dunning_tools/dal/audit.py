@@ -1,4 +1,4 @@
-"""Operator reads for `dunning uncertain` and `dunning reconcile`: paginated scans, never on a Lambda path.
+"""Operator reads for `dunning uncertain`, `reconcile` and `cases`: paginated scans, never on a Lambda path.
 
 Scanning DeliveriesTable and StateTable is acceptable for these occasional operator tools (they read
 every item once, filtered server-side); the functions themselves only ever use keys and indexes.
@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dunning.dal.aws import client, from_item
+from dunning.dal.cases import CASE_PREFIX
 
 CLAIM_PREFIX = "SEND#"
 
@@ -36,6 +37,15 @@ def _scan(table: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
     for page in client("dynamodb").get_paginator("scan").paginate(TableName=table, **kwargs):
         for item in page.get("Items", []):
             yield from_item(item)
+
+
+def scan_cases(state_table: str) -> Iterator[dict[str, Any]]:
+    """Every case item of StateTable (`LOAN#id / CASE#cycle`), for `dunning cases`."""
+    return _scan(
+        state_table,
+        FilterExpression="begins_with(sk, :case)",
+        ExpressionAttributeValues={":case": {"S": CASE_PREFIX}},
+    )
 
 
 def records_with_outcome(deliveries_table: str, outcome: str, since: str = "") -> Iterator[dict[str, Any]]:

@@ -24,7 +24,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from dunning.dal.aws import client
-from dunning.handlers import QUARANTINING_FUNCTIONS, REPLAY_MARKER
+from dunning.handlers import REPLAY_MARKER
+from dunning_tools.commands.common import QUARANTINING_FUNCTIONS
 from dunning_tools.local.invoke import _release, invoke
 from dunning_tools.local.stack import LocalStack
 
