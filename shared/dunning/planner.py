@@ -50,7 +50,7 @@ from dunning.models.loan import Loan, LoanStatus, outstanding
 from dunning.models.money import quantize
 from dunning.models.policy import Policy
 from dunning.models.state import ClaimState, LoanControl, PlannerAgenda
-from dunning.observability import MetricUnit, logger, metrics
+from dunning.observability import MetricUnit, logger, metrics, tracer
 from dunning.records import SetAside, is_loan_fault, suppression_record
 from dunning.sharding import check_shard, in_shard, partitions_of_shard
 
@@ -123,9 +123,7 @@ def indexed_loan(item: Mapping[str, Any]) -> Loan:
     """The loan as its index item holds it. Its phone is a stand-in of the number's region: the planner
     only derives the send window from it and never sends; the sender reads the live item."""
     values = {name: item.get(name) for name in Loan.model_fields if item.get(name) is not None}
-    return Loan.model_validate(
-        {**values, "phone": stand_in_phone(item.get("phone_region")), "borrower_name": "-"}  # type: ignore[arg-type]
-    )
+    return Loan.model_validate({**values, "phone": stand_in_phone(item.get("phone_region")), "borrower_name": "-"})
 
 
 def indexed_timezones(loan: Loan, item: Mapping[str, Any], policy: Policy) -> tuple[str, ...]:
@@ -179,6 +177,7 @@ class Planner:
     def _set_aside(self) -> SetAside:
         return SetAside(self.deliveries, "planning", self.retention_days)
 
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def run(
         self,
         now: dt.datetime,

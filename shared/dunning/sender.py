@@ -47,7 +47,7 @@ from dunning.models.jobs import JobLine, LineSnapshot, SendJob
 from dunning.models.loan import InvalidLoan, Loan, parse_loan
 from dunning.models.policy import Policy, PolicyError
 from dunning.models.state import ClaimState, LoanControl, SendClaim
-from dunning.observability import MetricUnit, logger, mask_phone, metrics
+from dunning.observability import MetricUnit, logger, mask_phone, metrics, tracer
 from dunning.records import suppression_record
 
 _T = TypeVar("_T")
@@ -172,6 +172,7 @@ class Sender:
             raise result
         return result
 
+    @tracer.capture_method(capture_response=False, capture_error=False)  # its outcomes are traced by the handler
     def send_batch(
         self, jobs: Sequence[SendJob], now: dt.datetime, time_left: Callable[[], float] = lambda: math.inf
     ) -> list[SendOutcome | Exception]:

@@ -16,6 +16,7 @@ from botocore.exceptions import (
 )
 
 from dunning.dal.aws import NO_RETRY, client
+from dunning.observability import tracer
 
 THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException"})
 
@@ -44,6 +45,7 @@ class SmsGateway:
     def __init__(self, settings: SmsSettings) -> None:
         self.settings = settings
 
+    @tracer.capture_method(capture_response=False, capture_error=False)  # never the number, the body or the error
     def publish(self, phone: str, body: str) -> str:
         """The SNS message id; PublishRejected when SNS refused, PublishUncertain when unknown."""
         attributes: dict[str, Any] = {

@@ -38,7 +38,7 @@ class ShardDetail(BaseModel):
         return self
 
 
-class ScheduledEvent(EventBridgeModel):  # type: ignore[misc]
+class ScheduledEvent(EventBridgeModel):
     """An EventBridge Scheduler event; `time` (the scheduled time) is the run's clock.
 
     `version` is optional: the Scheduler's Input (template.yaml) carries it, but the event
@@ -144,7 +144,7 @@ LoanEventDetail = (
 )
 
 
-class _LoanEvent(EventBridgeModel):  # type: ignore[misc]
+class _LoanEvent(EventBridgeModel):
     """The EventBridge envelope; `time` orders events of one kind for one loan or phone."""
 
     time: AwareDatetime
