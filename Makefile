@@ -15,7 +15,7 @@ PIP_QUIET := --quiet --disable-pip-version-check
 .PHONY: help env envs demo test lint typecheck validate policy-check pytest e2e bench build deploy lock clean
 
 help:
-	@echo "make demo      deploy template.yaml into in-process moto and simulate 40 days"
+	@echo "make demo      deploy template.yaml into in-process moto and simulate 5 days of a 200-loan book"
 	@echo "make test      lint, type-check, template checks, policy lint and every test"
 	@echo "make e2e       plan -> send -> record against a deployed stack (AWS_SAM_STACK_NAME)"
 	@echo "make bench     benchmarks (composition, planning throughput, AWS calls per SMS)"
