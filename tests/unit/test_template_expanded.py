@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from dunning.local.language_extensions import load_template
+from dunning_tools.local.language_extensions import load_template
 
 # The local stack's own transform (Fn::ForEach, then aws-sam-translator): what moto is given.
-from dunning.local.stack import _translate
+from dunning_tools.local.stack import _translate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_TEXT = (REPO_ROOT / "template.yaml").read_text(encoding="utf-8")
@@ -56,8 +56,8 @@ FUNCTIONS = {
     "BureauReportFunction": (300, 1024, 9, 2),
     "EscalateFunction": (300, 512, 10, 2),
     "InboundSmsFunction": (60, 512, 9, 2),
-    "LoanChangesFunction": (60, 512, 6, 3),
-    "LoanEventsFunction": (60, 512, 12, 2),
+    "LoanChangesFunction": (60, 512, 7, 3),
+    "LoanEventsFunction": (60, 512, 13, 2),
     "PlanRemindersFunction": (300, 512, 7, 2),
     "RecordDeliveryFunction": (60, 512, 5, 2),
     "SendRemindersFunction": (60, 512, 7, 3),
