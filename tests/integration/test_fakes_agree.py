@@ -11,7 +11,7 @@ from typing import Any
 
 from dunning.dal.cases import CaseRepository
 from dunning.dal.state import StateRepository
-from dunning.local import LocalStack
+from dunning_tools.local import LocalStack
 from tests.fakes import FakeStateTable
 from tests.fakes_escalation import FakeCases, FakeEscalationState
 
