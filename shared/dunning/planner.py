@@ -41,10 +41,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dunning import compliance, decisions, ladder
 from dunning.borrower_events import effective_loan
-from dunning.dal.deliveries import DeliveriesRepository
-from dunning.dal.ladder import Cursor, LadderRepository
-from dunning.dal.queue import JobQueue
-from dunning.dal.state import ClaimKey, ClaimWrite, StateRepository, stage_mark
+from dunning.dal.ladder import Cursor
+from dunning.dal.ports import JobSink, LadderPages, PlannerState, RecordSink
+from dunning.dal.state import ClaimKey, ClaimWrite, stage_mark
 from dunning.models.jobs import JobLine, SendJob, utc_iso
 from dunning.models.loan import Loan, LoanStatus, outstanding
 from dunning.models.money import quantize
@@ -168,10 +167,10 @@ class _Run:
 
 @dataclass
 class Planner:
-    index: LadderRepository
-    state: StateRepository
-    deliveries: DeliveriesRepository
-    queue: JobQueue
+    index: LadderPages
+    state: PlannerState
+    deliveries: RecordSink
+    queue: JobSink
     policy: Policy
     retention_days: int
 
