@@ -41,7 +41,7 @@ import phonenumbers
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dunning import compliance, decisions, ladder
-from dunning.borrower_events import effective_loan
+from dunning.chased import effective_loan
 from dunning.dal.ladder import Cursor
 from dunning.dal.ports import JobSink, LadderPages, PlannerState, RecordSink
 from dunning.dal.state import ClaimKey, ClaimWrite, stage_mark
