@@ -16,7 +16,7 @@ PIP_QUIET := --quiet --disable-pip-version-check
 help:
 	@echo "make demo      deploy template.yaml into in-process moto and simulate 40 days"
 	@echo "make test      lint, type-check, template checks, policy lint and every test"
-	@echo "make bench     benchmarks (composition, planning throughput, AWS calls per SMS)"
+	@echo "make bench     benchmarks (composition, planning at scale, cold init, AWS calls per SMS)"
 	@echo "make build     sam build (python3.13 from pyenv)"
 	@echo "make deploy    sam deploy --guided"
 
@@ -75,6 +75,7 @@ test: envs
 
 bench: env
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/scale.py
 	$(PY) benchmarks/send_path.py
 	$(PY) benchmarks/simulate.py
 
