@@ -13,8 +13,13 @@ lender's (`BR` + 9 digits). Prints:
 - shard skew max/mean over PlanningShards (template.yaml's default) with `sharding.bucket_of`;
 - a projected wall time for a 10M-loan book (500k in the ladder) at the template's PlanningShards and
   PlanningConcurrency, from the measured per-page CPU and calls and AWS's documented limits;
-- cold init of every function (import + module init, fresh process, best of 5) against a fresh
-  process that imports boto3 and builds three bare clients.
+- cold init of every function (import + module init, then the service its handler builds on the
+  first event; CPU seconds in a fresh process, best of 5) against a fresh process that imports boto3
+  and builds three bare clients.
+
+CPU figures are process CPU time, not wall time: on a shared machine the wall clock measures the
+neighbours. They still vary by ±10-20 % with the machine's load (caches, SMT): the report prints the
+load average next to the machine.
 
 Items read per overdue loan and AWS calls per SMS are `benchmarks/send_path.py`'s (the next line of
 `make bench`; the README shows its table): not measured twice.
@@ -453,6 +458,9 @@ def sdk_costs(items: list[dict[str, Any]], policy: Policy, calls: int = 40) -> S
 PAGE_LIMIT_BYTES = 1_000_000
 PARTITION_RCU, PARTITION_WCU = 3_000, 1_000
 TABLE_UNITS = 40_000
+# A stage taken: its claim Put and the CONTROL mark, transactional (2 units per KB each, both under 1 KB),
+# and the index's copy of the mark (1 unit).
+WCU_PER_STAGE = 2 + 2 + 1
 MAX_TRANSACT_ACTIONS = 100
 SQS_BATCH_MAX = 10
 INLINE_MAP_MAX = 40
@@ -477,7 +485,7 @@ class Projection:
     pages: int
     cpu_s: float  # one shard's CPU on Lambda (planner + SDK, scaled to the function's share of a vCPU)
     io_s: float  # one shard's sequential round trips
-    bound_s: float  # one shard's floor from the index partition's write units
+    bound_s: float  # one shard's floor from write and read units (its index key, the table)
     invocations: int  # per shard: a run resumes in a new invocation near its timeout
     init_s: float  # cold init per invocation, on Lambda
     shard_s: float
@@ -520,12 +528,16 @@ def project(
     io_s = pages * sum(calls[name] * LATENCY_S[name] for name in LATENCY_S)
     # Each mark is one write of the shard's index key; each page a read of ~per_page x item size.
     page_rcu = math.ceil(per_page * sdk.item_bytes / 4096) / 2
-    bound_s = max(loans * lines_per_loan / PARTITION_WCU, pages * page_rcu / PARTITION_RCU)
+    shard_wcu = loans * lines_per_loan * WCU_PER_STAGE
+    waves = math.ceil(shards / concurrency)
+    bound_s = max(
+        loans * lines_per_loan / PARTITION_WCU,  # the shard's index key
+        pages * page_rcu / PARTITION_RCU,
+        min(shards, concurrency) * shard_wcu / TABLE_UNITS,  # the table, with a wave's shards writing at once
+    )
     invocations = math.ceil((cpu_s + io_s) / max(timeout_s - 20, 1))
     shard_s = max(cpu_s + io_s, bound_s) + invocations * init_s / vcpu
-    waves = math.ceil(shards / concurrency)
-    # Claim put + CONTROL update, transactional (2 units a KB each), plus the index's copy of the mark.
-    table_wcu = concurrency * loans * lines_per_loan * (2 + 2 + 1) / shard_s
+    table_wcu = min(shards, concurrency) * shard_wcu / shard_s
     return Projection(
         ladder_loans, shards, concurrency, loans, pages, cpu_s, io_s, bound_s, invocations, init_s / vcpu,
         shard_s, waves, waves * shard_s, table_wcu,
@@ -707,7 +719,7 @@ def main() -> int:
             f"10M-loan book, {ladder_loans:,} in the ladder: {p.total_s:.0f} s of planning ({label})\n"
             f"  per shard: {p.loans_per_shard:,} loans (mean × skew {shape_.skew_window:.3f}) = {p.pages} pages; "
             f"CPU {p.cpu_s:.1f} s (÷ {min(1.0, defaults['memory_mb'] / FULL_VCPU_MB):.2f} vCPU at "
-            f"{defaults['memory_mb']} MB) + round trips {p.io_s:.1f} s; partition floor {p.bound_s:.1f} s; "
+            f"{defaults['memory_mb']} MB) + round trips {p.io_s:.1f} s; throughput floor {p.bound_s:.1f} s; "
             f"{p.invocations} invocation(s) × init {p.init_s:.1f} s → {p.shard_s:.1f} s\n"
             f"  total = ceil({shards} shards / {concurrency} at once) = {p.waves} waves × {p.shard_s:.1f} s; "
             f"table writes ~{p.table_wcu_per_s:,.0f} WCU/s (quota {TABLE_UNITS:,}); "
@@ -715,7 +727,8 @@ def main() -> int:
         )
     print(
         "  shard time = max(pages × (CPU per page ÷ vCPU share + Σ calls per page × round trip), "
-        "marks ÷ 1,000 WCU/s) + invocations × init; round trips assumed "
+        "marks ÷ 1,000 WCU/s per index key, a wave's stage writes × 5 WCU ÷ 40,000 WCU/s per table) "
+        "+ invocations × init; round trips assumed "
         + ", ".join(f"{name} {seconds * 1e3:.0f} ms" for name, seconds in LATENCY_S.items())
     )
     print()

@@ -125,13 +125,13 @@ def test_a_claim_taken_is_never_taken_again_and_a_give_back_undoes_only_its_own(
     stores.table.put_control({"loan_id": "LN1"})
     write = ClaimWrite(key, "BR1", ClaimState.PLANNED)
     assert stores.state.take_claims([write], now) == {key: None}
-    assert stores.table.controls["LN1"]["planned"] == "2026-11-15#follow_up_3"
+    assert (stores.table.control("LN1") or {})["planned"] == "2026-11-15#follow_up_3"
     again = stores.state.take_claims([write], now + dt.timedelta(hours=6))[key]
     assert again is not None and again.state is ClaimState.PLANNED
     stores.state.give_back([key], now + dt.timedelta(hours=1))  # not the run that took it: nothing changes
     assert key in stores.table.claims
     stores.state.give_back([key], now)
-    assert key not in stores.table.claims and "planned" not in stores.table.controls["LN1"]
+    assert key not in stores.table.claims and "planned" not in (stores.table.control("LN1") or {})
 
 
 def test_the_planner_on_the_fakes_plans_a_stage_once_however_often_it_runs(policy: Policy) -> None:
