@@ -8,6 +8,13 @@ RecordDeliveryFunction. Every call the functions make goes through the cached bo
 `after-call` handler counts the DynamoDB items each read returned (GetItem, BatchGetItem, Query,
 Scan). Prints calls per SMS and items read per overdue loan, split by function.
 
+What the send path reads: the planner its ladder index items (one per loan in the ladder window);
+the sender nothing in the usual case (the planner's job carries the loan, contact details included,
+re-checked by ConditionChecks inside its claim transaction: those are not reads); delivery status
+nothing (the UpdateItem that notes a message's outcome on its `MSG#` pointer returns the pointer:
+a write's answer, billed as a write, one call per SMS). Not metered: LoansTable's stream
+(LoanChangesFunction follows upstream's writes, not the SMS sent).
+
     PYTHONPATH=.:shared .venv/bin/python benchmarks/send_path.py [--loans 3000] [--overdue 150] [--seed 11]
 """
 

@@ -1,8 +1,8 @@
 """Hypothesis strategies for what reaches the product from outside: LoansTable items, loan events, inbound replies.
 
-Each has a valid form and hostile ones (the values of DESIGN 4.2 and issue 10: a missing phone, `12345`,
-`abc`, `9E+125`, 30 digits, `2026/11/16`, `2026-02-30`, unknown status or currency, names carrying links,
-digits or invisible characters, huge strings, and wrong types: lists, maps, bools, bytes). Hostile values
+Each has a valid form and hostile ones (the values of docs/contract.md#loanstable-item and issue 10: a missing
+phone, `12345`, `abc`, `9E+125`, 30 digits, `2026/11/16`, `2026-02-30`, unknown status or currency, names carrying
+links, digits or invisible characters, huge strings, and wrong types: lists, maps, bools, bytes). Hostile values
 come labelled with the reason `parse_loan` must give, so a test can tell "rejected as it should be" from
 "junk silently accepted".
 """
@@ -114,7 +114,7 @@ ABSURD_AMOUNTS = (Decimal("9E+125"), Decimal("1" * 30))
 
 
 def valid_item(loan_id: str, borrower: int, due_offset: int, amount: Decimal, **changes: Any) -> dict[str, Any]:
-    """A LoansTable item that follows DESIGN 4.2, as upstream writes it (amounts as Decimal: DynamoDB N)."""
+    """A LoansTable item as upstream writes it (docs/contract.md#loanstable-item; amounts as Decimal: DynamoDB N)."""
     item: dict[str, Any] = {
         "loan_id": loan_id,
         "borrower_id": f"B-{borrower}",
@@ -166,7 +166,7 @@ def hostile_items(draw: st.DrawFn, loan_id: str = "L-HOSTILE", borrower: int | N
     return item
 
 
-# ---------------------------------------------------------------- loan events (DESIGN 4.4)
+# ---------------------------------------------------------------- loan events (docs/contract.md#events-in)
 
 LOAN_ID = "L-FUZZ-1"
 

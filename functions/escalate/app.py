@@ -11,13 +11,14 @@ from pydantic import ValidationError
 from dunning import service
 from dunning.handlers import rejected
 from dunning.models.events import ScheduledEvent
-from dunning.observability import logger, metrics
+from dunning.observability import logger, metrics, trace_outcome, trace_run, tracer
 from dunning.settings import get_settings
 
 FUNCTION = "EscalateFunction"  # template.yaml logical ID, named on what it quarantines
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
@@ -25,6 +26,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except ValidationError as exc:
         return rejected(FUNCTION, "scheduled_event", exc, event, context)
     detail = scheduled.detail
+    trace_run("escalate", shard=detail.shard, shards=detail.shards, resumed=detail.cursor is not None)
     report = service.escalator(get_settings()).run(
         scheduled.time,
         shard=detail.shard,
@@ -32,5 +34,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         cursor=detail.cursor,
         time_left=lambda: context.get_remaining_time_in_millis() / 1000,
     )
+    trace_outcome(report.as_dict(), complete=report.complete, cases_opened=sum(report.opened.values()))
     logger.info("escalation run finished", extra={"report": report.as_dict()})
     return report.as_dict()

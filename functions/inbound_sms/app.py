@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser import parse
@@ -13,19 +14,21 @@ from pydantic import ValidationError
 from dunning import service
 from dunning.handlers import Rejection, describe, note_rejected, quarantine, rejected
 from dunning.models.events import InboundSms
-from dunning.observability import logger, metrics
+from dunning.observability import logger, metrics, trace_outcome, trace_run, tracer
 from dunning.settings import get_settings
 
 FUNCTION = "InboundSmsFunction"  # template.yaml logical ID, named on what it quarantines
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         notifications = parse(event=event, model=SnsModel)
     except ValidationError as exc:
         return rejected(FUNCTION, "sns_event", exc, event, context)
+    trace_run("inbound_sms", records=len(notifications.Records))
     # Each record on its own: one malformed message does not hold back the others.
     messages: list[InboundSms | None] = []
     rejections: list[Rejection] = []
@@ -44,5 +47,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "rejected" if message is None else handler.handle(message, now, record.Sns.Timestamp)
         for message, record in zip(messages, notifications.Records, strict=True)
     ]
+    trace_outcome({"results": Counter(results), "rejected": len(rejections)})
     logger.info("inbound sms handled", extra={"results": results})
     return {"results": results, "rejected": len(rejections)}

@@ -15,18 +15,18 @@ from pydantic import AwareDatetime, ValidationError
 from dunning import service
 from dunning.handlers import describe
 from dunning.loan_changes import LoanChange
-from dunning.observability import MetricUnit, logger, metrics
+from dunning.observability import MetricUnit, logger, metrics, trace_run, tracer
 from dunning.settings import get_settings
 
 
-class LoanStreamChange(DynamoDBStreamChangedRecordModel):  # type: ignore[misc]
+class LoanStreamChange(DynamoDBStreamChangedRecordModel):
     # Required here: it dates the item's record, so a redelivery writes the same one.
-    ApproximateCreationDateTime: AwareDatetime  # type: ignore[assignment]
-    NewImage: dict[str, Any] | None = None  # type: ignore[assignment]
+    ApproximateCreationDateTime: AwareDatetime
+    NewImage: dict[str, Any] | None = None
 
 
-class LoanStreamRecord(DynamoDBStreamRecordModel):  # type: ignore[misc]
-    dynamodb: LoanStreamChange  # type: ignore[assignment]
+class LoanStreamRecord(DynamoDBStreamRecordModel):
+    dynamodb: LoanStreamChange
 
 
 class _Processor(BatchProcessor):
@@ -64,6 +64,8 @@ def record_handler(record: LoanStreamRecord) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    trace_run("loan_change", records=len(event.get("Records") or []))
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

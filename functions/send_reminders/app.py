@@ -7,6 +7,8 @@ job); Powertools' BatchProcessor then reports each job that failed, so only thos
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -17,13 +19,13 @@ from pydantic import Json, ValidationError
 from dunning import service
 from dunning.handlers import describe
 from dunning.models.jobs import SendJob
-from dunning.observability import MetricUnit, logger, metrics
+from dunning.observability import MetricUnit, logger, metrics, trace_outcome, trace_run, tracer
 from dunning.sender import RetryLater, SendOutcome
 from dunning.settings import get_settings
 
 
-class SendJobRecord(SqsRecordModel):  # type: ignore[misc]
-    body: Json[SendJob]  # type: ignore[assignment]
+class SendJobRecord(SqsRecordModel):
+    body: Json[SendJob]
 
 
 class _Processor(BatchProcessor):
@@ -60,10 +62,37 @@ def _jobs(event: dict[str, Any]) -> dict[str, SendJob]:
     return jobs
 
 
+def _trace_batch(done: Sequence[SendOutcome | Exception]) -> None:
+    """The batch's outcomes, summed, on its trace: SMS sent as an annotation, the rest as figures."""
+    outcomes = [result for result in done if isinstance(result, SendOutcome)]
+    suppressed: Counter[str] = Counter()
+    deferred: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    for outcome in outcomes:
+        suppressed.update(outcome.suppressed)
+        deferred.update(outcome.deferred)
+        skipped.update(outcome.skipped)
+    sms_sent = sum(outcome.messages for outcome in outcomes)
+    figures: dict[str, object] = {
+        "jobs_done": len(outcomes),
+        "jobs_retried_later": sum(isinstance(result, RetryLater) for result in done),
+        "jobs_failed": sum(isinstance(result, Exception) and not isinstance(result, RetryLater) for result in done),
+        "sms_sent": sms_sent,
+        "loans_reminded": sum(outcome.sent for outcome in outcomes),
+        "uncertain": sum(outcome.uncertain for outcome in outcomes),
+        "suppressed": suppressed,
+        "deferred": deferred,
+        "skipped": skipped,
+    }
+    trace_outcome(figures, sms_sent=sms_sent)
+
+
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
     jobs = _jobs(event)
+    trace_run("send", records=len(event.get("Records") or []), jobs=len(jobs))
     sender = service.sender(get_settings()) if jobs else None
     results: dict[str, SendOutcome | Exception] = {}
     if sender is not None:
@@ -73,6 +102,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
             time_left=lambda: context.get_remaining_time_in_millis() / 1000,
         )
         results = dict(zip(jobs, done, strict=True))
+        _trace_batch(done)
 
     def record_handler(record: SendJobRecord) -> dict[str, Any]:
         result = results[record.messageId]

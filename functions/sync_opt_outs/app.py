@@ -11,20 +11,23 @@ from pydantic import ValidationError
 from dunning import service
 from dunning.handlers import rejected
 from dunning.models.events import ScheduledEvent
-from dunning.observability import logger, metrics
+from dunning.observability import logger, metrics, trace_outcome, trace_run, tracer
 from dunning.settings import get_settings
 
 FUNCTION = "SyncOptOutsFunction"  # template.yaml logical ID, named on what it quarantines
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         scheduled = parse(event=event, model=ScheduledEvent)
     except ValidationError as exc:
         return rejected(FUNCTION, "scheduled_event", exc, event, context)
+    trace_run("opt_out_sync")
     report = service.opt_out_sync(get_settings()).run(
         scheduled.time, time_left=lambda: context.get_remaining_time_in_millis() / 1000
     )
+    trace_outcome(report.as_dict(), complete=report.complete)
     return report.as_dict()

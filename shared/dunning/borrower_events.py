@@ -1,4 +1,6 @@
-"""Borrower events (DESIGN 4.4): what they change, and the service SMS they cause (inbound SMS: `inbound`).
+"""Borrower events (docs/contract.md#events-in): what they change, and the service SMS they cause.
+
+Replies to our SMS are `inbound`'s.
 
 The decisions are pure functions (`control_change`, `promise_kept`; and in `chased`, re-exported
 here: `missed_promise`, `plan_instalment`, `effective_loan`); `BorrowerEvents` applies them to StateTable.

@@ -1,4 +1,4 @@
-"""Credit-bureau delinquency file (DESIGN 4.6).
+"""Credit-bureau delinquency file (docs/contract.md#bureau-file).
 
 `bureau/YYYY-MM-DD/delinquencies.jsonl` lists every OPEN loan at or past `ladder.bureau_day`
 days past due (DELINQUENT), plus one SETTLED correction for each loan reported earlier that has
@@ -94,7 +94,7 @@ class BureauLine(BaseModel):
     currency: str
     first_delinquency_date: dt.date
     status: Literal["DELINQUENT", "SETTLED"]
-    # Optional (beyond DESIGN 4.6), Metro 2's codes: left out of the line when None.
+    # Optional keys (docs/contract.md#bureau-file), Metro 2's codes: left out of the line when None.
     compliance_condition_code: Literal["XB", "XH"] | None = None
     special_comment_code: Literal["AC"] | None = None
 

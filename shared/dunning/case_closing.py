@@ -1,4 +1,4 @@
-"""Closing collection cases when their loan is paid or closed (DESIGN 4.5, CollectionCaseClosed).
+"""Closing collection cases when their loan is paid or closed (docs/contract.md#events-out, CollectionCaseClosed).
 
 Upstream marks the loan PAID, CLOSED or WRITTEN_OFF; every case of the loan not closed yet then
 closes, once, with the reason `paid`, `settled` or `written_off`. Two places see that happen:
@@ -40,7 +40,7 @@ def closing_reason(loan: Loan) -> str | None:
 
 
 def closed_detail(case: dict[str, Any], reason: str, now: dt.datetime) -> dict[str, Any]:
-    """The CollectionCaseClosed detail (DESIGN 4.5) of a case item."""
+    """The CollectionCaseClosed detail (docs/contract.md#events-out) of a case item."""
     return {
         "loan_id": str(case["loan_id"]),
         "borrower_id": str(case["borrower_id"]),

@@ -146,9 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = policy_commands.add_parser("check", help="validate and lint a policy YAML before deploying it")
     check.add_argument("file", type=Path, help="policy YAML")
 
-    demo = commands.add_parser("demo", help="simulate 40 days of the schedule on a generated book, in moto")
-    demo.add_argument("--loans", type=int, default=500, help="size of the generated book (50..20000)")
-    demo.add_argument("--days", type=int, default=40, help="simulated days (1..120)")
+    from dunning.local.demo import DEFAULT_DAYS, DEFAULT_LOANS
+
+    demo = commands.add_parser("demo", help="simulate days of the schedules on a generated book, in moto")
+    demo.add_argument("--loans", type=int, default=DEFAULT_LOANS, help="size of the generated book (50..20000)")
+    demo.add_argument("--days", type=int, default=DEFAULT_DAYS, help="simulated days (1..120)")
     demo.add_argument("--seed", type=int, default=7)
 
     scan_note = "Reads the table with a paginated scan: fine for an operator tool, never used by the functions."

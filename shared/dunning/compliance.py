@@ -1,4 +1,4 @@
-"""When and how often a borrower may be messaged (DESIGN 5, 6). Pure functions of (phone, zones, now, policy).
+"""When and how often a borrower may be messaged (docs/contract.md#policy-file). Pure: (phone, zones, now, policy).
 
 The borrower's zone is the loan's `timezone`, else every zone its phone number spans (phonenumbers'
 time zone data: `+1 212` is New York, a `+7 9xx` mobile anywhere from Kaliningrad to Kamchatka),

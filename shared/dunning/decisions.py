@@ -1,4 +1,4 @@
-"""Whether a loan's reminder may go out now, and if not why (DESIGN 5, 6). Pure.
+"""Whether a loan's reminder may go out now, and if not why (docs/contract.md#policy-file). Pure.
 
 The planner and the sender ask the same questions; the sender asks again against live data.
 """
@@ -45,8 +45,8 @@ Verdict = Due | Suppress | Wait
 
 
 def borrower_timezones(loan: Loan, policy: Policy) -> tuple[str, ...]:
-    """Every zone the borrower may be in (DESIGN 4.2 `timezone`): the item's; else the zones of the
-    phone number (several for a number that spans zones: the send window is the one they all share);
+    """Every zone the borrower may be in (docs/contract.md#loanstable-item, `timezone`): the item's; else the
+    zones of the phone number (several for a number that spans zones: the send window is the one they all share);
     the policy default only when neither gives one."""
     if loan.timezone:
         return (loan.timezone,)

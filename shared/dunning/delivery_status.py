@@ -1,15 +1,16 @@
-"""Delivery status: SNS SMS delivery-status logs applied to delivery records (DESIGN 4.3).
+"""Delivery status: SNS SMS delivery-status logs applied to delivery records (docs/contract.md#deliveriestable-record).
 
 SNS writes one JSON record per SMS to `sns/<region>/<account>/DirectPublishToPhoneNumber`
 (SUCCESS) or `.../Failure` (FAILURE). Each record is matched to our delivery records by the SNS
 message id (one SMS may cover several loans: one record each), through the `MSG#message_id`
-pointer the sender wrote with them (one BatchGetItem for a batch of logs), and moves them from
-SENT to DELIVERED or FAILED (conditional updates sharing TransactWriteItems calls).
+pointer the sender wrote with them, and moves them from SENT to DELIVERED or FAILED (conditional
+updates sharing TransactWriteItems calls). Nothing is read: the outcome is first noted on the
+pointer by one conditional UpdateItem per message, whose answer names the records (`message_outcome`).
 
 Order rule: the first final outcome wins. A record leaves SENT once; a replayed log of the same
-outcome is a no-op, and a late log with the other outcome is counted as a conflict and left
-alone (SNS emits one final status per message, so a conflict means a replay or a provider
-correction that an operator should look at, not something to apply blindly).
+outcome is a no-op, and a late log with the other outcome (the pointer already holds the first
+one) is counted as a conflict and left alone (SNS emits one final status per message, so a conflict
+means a replay or a provider correction that an operator should look at, not something to apply blindly).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -31,6 +32,9 @@ from dunning.dal.transact import Refused, Unit, item_key, write_units
 from dunning.handlers import describe
 from dunning.models.delivery import FINAL_OUTCOMES, Outcome
 from dunning.observability import MetricUnit, logger, metrics
+
+if TYPE_CHECKING:
+    from dunning.dal.aws import Write
 
 # Only a record still waiting for its carrier outcome may take one.
 AWAITING_OUTCOME = frozenset({Outcome.SENT})
@@ -150,18 +154,23 @@ class DeliveryStatusRecorder:
         logs = list(logs)
         report = DeliveryStatusReport(malformed=malformed)
         report.logs = len(logs) + malformed
-        records = self._records(list(dict.fromkeys(log.notification.message_id for log in logs)))
         pending: list[Unit] = []
         for log in logs:
-            keys = records.get(log.notification.message_id, [])
+            message_id = log.notification.message_id
+            keys, kept = self.state.message_outcome(message_id, log.outcome.value, now)
+            if keys is None:
+                # Sent before the MSG# pointers existed: its records through the MessageIdIndex.
+                keys = self.deliveries.records_for_message(message_id)
             if not keys:
                 # Another sender in the account, or a record that TTL removed: nothing of ours to update.
                 report.unknown_message += 1
                 metrics.add_metric(name="DeliveryLogsUnknownMessage", unit=MetricUnit.Count, value=1)
-                logger.warning(
-                    "delivery log for an unknown message id skipped",
-                    extra={"message_id": log.notification.message_id},
-                )
+                logger.warning("delivery log for an unknown message id skipped", extra={"message_id": message_id})
+                continue
+            if kept is not None:
+                # The message already has the other final outcome: first one wins, its records are not touched.
+                for loan_id, _ in keys:
+                    self._conflict(log, loan_id, Outcome(kept), report)
                 continue
             pending += [
                 Unit((log, loan_id, record_id), self._items(log, loan_id, record_id, now))
@@ -183,16 +192,7 @@ class DeliveryStatusRecorder:
             pending = later
         return report
 
-    def _records(self, message_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
-        """The records of each message: its `MSG#` pointer (read per batch); records older than the pointers
-        are found through the MessageIdIndex, one Query each."""
-        found = self.state.message_records(message_ids) if message_ids else {}
-        for message_id in message_ids:
-            if message_id not in found:
-                found[message_id] = self.deliveries.records_for_message(message_id)
-        return found
-
-    def _items(self, log: SmsDeliveryLog, loan_id: str, record_id: str, now: dt.datetime) -> list[dict[str, Any]]:
+    def _items(self, log: SmsDeliveryLog, loan_id: str, record_id: str, now: dt.datetime) -> list[Write]:
         outcome = log.outcome
         items = [
             self.deliveries.outcome_update(
@@ -221,15 +221,21 @@ class DeliveryStatusRecorder:
         # A record gone since the pointer was read (TTL) has nothing to apply to: like a non-sent one.
         current = Outcome(str(found["outcome"])) if found and "outcome" in found else Outcome.SUPPRESSED
         result = transition(current, log.outcome)
-        report.records[result.value] += 1
         if result is Transition.CONFLICT:
-            metrics.add_metric(name="DeliveryOutcomeConflicts", unit=MetricUnit.Count, value=1)
-            logger.warning(
-                "delivery log contradicts the recorded final outcome; first outcome kept",
-                extra={
-                    "message_id": log.notification.message_id,
-                    "loan_id": loan_id,
-                    "kept": str(current),
-                    "ignored": log.outcome,
-                },
-            )
+            DeliveryStatusRecorder._conflict(log, loan_id, current, report)
+        else:
+            report.records[result.value] += 1
+
+    @staticmethod
+    def _conflict(log: SmsDeliveryLog, loan_id: str, kept: Outcome, report: DeliveryStatusReport) -> None:
+        report.records[Transition.CONFLICT.value] += 1
+        metrics.add_metric(name="DeliveryOutcomeConflicts", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "delivery log contradicts the recorded final outcome; first outcome kept",
+            extra={
+                "message_id": log.notification.message_id,
+                "loan_id": loan_id,
+                "kept": str(kept),
+                "ignored": log.outcome,
+            },
+        )

@@ -1,4 +1,4 @@
-"""Escalation: hand a loan cycle to human collectors once SMS no longer work (DESIGN 1.3, 4.5).
+"""Escalation: hand a loan cycle to human collectors once SMS no longer work (docs/contract.md#events-out).
 
 A case opens, once per loan cycle, when the SMS ladder is exhausted (days past due reach
 `ladder.escalation_day`), or earlier when the cycle's last `escalation.failed_in_a_row` SMS all
@@ -53,7 +53,7 @@ from dunning.records import SetAside, is_loan_fault
 from dunning.sharding import check_shard, in_shard, partitions_of_shard
 
 DETAIL_TYPE = "CollectionCaseOpened"
-BROKEN_PROMISES = 2  # broken promises in one cycle that hand it to collectors (DESIGN 4.5)
+BROKEN_PROMISES = 2  # broken promises in one cycle that hand it to collectors (docs/contract.md#events-out)
 # Outcomes of an SMS that actually went out to the carrier (UNCERTAIN ones are for people to review).
 SMS_OUTCOMES = frozenset({Outcome.SENT, Outcome.DELIVERED, Outcome.FAILED})
 BATCH = 100  # loans whose cases and controls are read in one go: one page of the ladder index
@@ -155,7 +155,7 @@ def plan_is_current(loan: Loan, control: LoanControl | None, today: dt.date) -> 
 def case_detail(
     loan: Loan, history: CycleHistory, reason: str, today: dt.date, now: dt.datetime, policy: Policy
 ) -> dict[str, Any]:
-    """The CollectionCaseOpened detail (DESIGN 4.5); amounts as exact decimal strings."""
+    """The CollectionCaseOpened detail (docs/contract.md#events-out); amounts as exact decimal strings."""
     return {
         "loan_id": loan.loan_id,
         "borrower_id": loan.borrower_id,

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.parser.models import CloudWatchLogsLogEvent
 from pydantic import ValidationError
 
 from dunning.dal.quarantine import Quarantine, QuarantineEntry, QuarantineWriteError
-from dunning.observability import MetricUnit, logger, metrics
+from dunning.observability import MetricUnit, logger, metrics, tracer
 from dunning.settings import get_settings
 
 # The ClientContext `custom` key `dunning replay` sets: the input is already in the quarantine,
@@ -86,6 +86,7 @@ def is_replay(context: Any) -> bool:
 def note_rejected(kind: str, reason: str, context: Any) -> None:
     """The log line and the `MalformedEvents` metric of one rejected input (counted once: not again on replay)."""
     logger.error("malformed event rejected", extra={"event_kind": kind, "validation_error": reason})
+    tracer.put_annotation(key="rejected", value=True)  # searchable: `annotation.rejected = true`
     if not is_replay(context):
         metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
 

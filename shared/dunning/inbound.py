@@ -1,4 +1,4 @@
-"""Inbound SMS (DESIGN 4.4): what a reply to our SMS asks for, and the one answer it gets.
+"""Inbound SMS (docs/contract.md#inbound-sms): what a reply to our SMS asks for, and the one answer it gets.
 
 `replies.classify_reply` reads the reply; `InboundReplies.handle` acts on it:
 - an opt-out keyword opts the number out, with one confirmation SMS;

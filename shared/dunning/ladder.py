@@ -1,4 +1,4 @@
-"""The reminder ladder (DESIGN 5): which stage is due for a loan on a business day. Pure."""
+"""The reminder ladder (docs/contract.md#policy-file): which stage is due for a loan on a business day. Pure."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 and the ladder index (`dal.ladder`: the loans' CONTROL items in StateTable) is kept from it.
 
 The table's DynamoDB stream hands every INSERT, MODIFY and REMOVE to this module, whatever the
-item's keys: an item that breaks the contract (DESIGN 4.2) gets a `SUPPRESSED` record at stage
+item's keys: an item that breaks the contract (docs/contract.md#loanstable-item) gets a `SUPPRESSED` record at stage
 `intake` with its reason, the metric `InvalidLoanItems` and a log line (loan id and reason only).
 
 The index: an OPEN valid item enters it (or moves in it) with its upstream values and its ladder
@@ -91,10 +91,10 @@ class IntakeResult:
 def index_values(loan: Loan) -> tuple[dict[str, Any], tuple[str, ...]]:
     """What the index item takes from an OPEN valid loan (SET) and the optional attributes it drops (REMOVE).
 
-    Never the phone number or the name: the send window needs only the number's region and its zones
-    (`phone_zones`: several for +1, +7, +61 numbers; the borrower's local day and window follow them),
-    and the sender reads the live item. A loan valid but for its phone (`UnreachableLoan`) is flagged
-    `unreachable`: escalation opens its case, the planner skips it.
+    The number and the name are `contact_values` (written unless the borrower was erased); the send
+    window needs only the number's region and its zones (`phone_zones`: several for +1, +7, +61
+    numbers; the borrower's local day and window follow them). A loan valid but for its phone
+    (`UnreachableLoan`) is flagged `unreachable`: escalation opens its case, the planner skips it.
     """
     values: dict[str, Any] = {name: getattr(loan, name) for name in COPIED if getattr(loan, name) is not None}
     values["status"] = loan.status.value
@@ -110,6 +110,13 @@ def index_values(loan: Loan) -> tuple[dict[str, Any], tuple[str, ...]]:
     values["ladder_due"] = ladder_due(loan.due_date.isoformat(), loan.loan_id)
     removes = tuple(name for name in (*COPIED, *DERIVED) if values.get(name) is None)
     return {k: v for k, v in values.items() if v is not None}, removes
+
+
+def contact_values(loan: Loan) -> dict[str, str] | None:
+    """What the sender composes with (`dal.ladder.CONTACT`), as validated; None when no SMS can reach the loan."""
+    if isinstance(loan, UnreachableLoan):
+        return None
+    return {"phone": loan.phone, "borrower_name": loan.borrower_name}
 
 
 class MissingNewImage(ValueError):
@@ -214,7 +221,8 @@ class LoanChanges:
         """An OPEN loan into the index (or moved in it); a value the index cannot take records it and leaves."""
         try:
             values, removes = index_values(loan)
-            item = self.ladder.enter(loan.loan_id, values, removes, self._seq(change))
+            new = change.kind is ChangeKind.INSERT or change.sequence_number == BACKFILL_SEQ
+            item = self.ladder.enter(loan.loan_id, values, removes, self._seq(change), contact_values(loan), new=new)
             if item is None:
                 return IndexOutcome.STALE
             chased = chased_due(item)

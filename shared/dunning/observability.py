@@ -1,14 +1,65 @@
-"""The one Logger, Metrics and Tracer of the service, plus the PII masks every log line uses."""
+"""The one Logger, Metrics and Tracer of the service, plus the PII masks every log line and trace uses."""
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics
+from collections.abc import Mapping
+from typing import Any, TypeGuard, cast
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 logger = Logger(service="dunning")
 metrics = Metrics(namespace="Dunning", service="dunning")
+# X-Ray (template.yaml: `Tracing: Active`). Off outside Lambda (no LAMBDA_TASK_ROOT, `sam local`, or
+# POWERTOOLS_TRACE_DISABLED, which the local runner sets). Only botocore is patched: each AWS call is a
+# subsegment naming its operation and table, queue, topic or bucket (and S3 object key: ours hold dates only),
+# never an item, a number or a body; exception messages are dropped below.
+tracer = Tracer(service="dunning", patch_modules=("botocore",))
 
-__all__ = ["MetricUnit", "logger", "mask_phone", "metrics"]
+
+class WithoutExceptionMessages:
+    """The X-Ray recorder's emitter, sending every trace entity less its exceptions' messages.
+
+    An AWS error may quote a parameter (SNS answers a refused Publish with "Invalid parameter: PhoneNumber
+    Reason: +86... is not valid to publish to"), and X-Ray's botocore patch records it. The exception's type,
+    the AWS operation and status stay in the trace; what failed and why is in the function's log line.
+    """
+
+    def __init__(self, emitter: Any) -> None:
+        self.emitter = emitter
+
+    def send_entity(self, entity: Any) -> None:
+        _drop_exception_messages(entity)
+        self.emitter.send_entity(entity)
+
+    def __getattr__(self, name: str) -> Any:  # set_daemon_address, ip, port: the wrapped emitter's
+        return getattr(self.emitter, name)
+
+
+def _drop_exception_messages(entity: Any) -> None:
+    cause = getattr(entity, "cause", None)
+    for throwable in cause.get("exceptions", []) if isinstance(cause, dict) else []:
+        vars(throwable).pop("message", None)
+    for child in getattr(entity, "subsegments", None) or []:
+        _drop_exception_messages(child)
+
+
+if not tracer.disabled:
+    _recorder: Any = tracer.provider
+    if not isinstance(_recorder.emitter, WithoutExceptionMessages):
+        _recorder.emitter = WithoutExceptionMessages(_recorder.emitter)
+
+__all__ = [
+    "MetricUnit",
+    "WithoutExceptionMessages",
+    "counts_only",
+    "logger",
+    "mask_phone",
+    "metrics",
+    "trace_outcome",
+    "trace_run",
+    "tracer",
+]
 
 
 def mask_phone(phone: str | None) -> str:
@@ -17,3 +68,42 @@ def mask_phone(phone: str | None) -> str:
         return "<none>"
     digits = "".join(ch for ch in phone if ch.isdigit())
     return f"***{digits[-4:]}" if len(digits) >= 4 else "***"
+
+
+def trace_run(function_stage: str, **annotations: int | bool | None) -> None:
+    """Annotate this invocation's trace, searchable in X-Ray (`annotation.function_stage = "plan" AND
+    annotation.shard = 3`, `annotation.complete = false`). Values are numbers and flags only (None is
+    left out); the one string is the stage's name, so no loan's or borrower's data can become an annotation."""
+    tracer.put_annotation(key="function_stage", value=function_stage)
+    _annotate(annotations)
+
+
+def trace_outcome(report: Mapping[str, object], **annotations: int | bool | None) -> None:
+    """The run's result on its trace: `annotations` (numbers and flags, as `trace_run`) and the report's
+    counts (`counts_only`) as metadata, namespace `dunning`, key `figures`."""
+    _annotate(annotations)
+    tracer.put_metadata(key="figures", value=counts_only(report))
+
+
+def counts_only(report: Mapping[str, object]) -> dict[str, int | dict[str, int]]:
+    """The whole numbers and {reason: count} maps of a report; every string (cursors, dates, file keys,
+    ids), flag and anything else is dropped, so a report that one day carries personal data still cannot
+    put it in a trace."""
+    figures: dict[str, int | dict[str, int]] = {}
+    for name, figure in report.items():
+        if _is_count(figure):
+            figures[name] = figure
+        elif isinstance(figure, Mapping) and all(isinstance(k, str) and _is_count(v) for k, v in figure.items()):
+            figures[name] = dict(figure)
+    return figures
+
+
+def _annotate(annotations: Mapping[str, int | bool | None]) -> None:
+    for key, value in annotations.items():
+        if value is not None:
+            # Powertools types the value as numbers.Number, which mypy cannot match an int against.
+            tracer.put_annotation(key=key, value=cast(Any, value))
+
+
+def _is_count(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -4,7 +4,8 @@ A run covers one shard of the book (`sharding`: the buckets b with b % shards ==
 shard, every bucket) and reads only the ladder: per index partition holding its buckets, the ladder
 index items (`dal.ladder`: each loan's CONTROL item, carrying upstream's values and the product's
 state) whose chased due date is in the ladder's window, page by page. It decides from those items
-alone (no LoansTable, claim or CONTROL read), takes the due stages with conditional writes that also
+alone (no LoansTable, claim or CONTROL read), puts what it read of each loan into its job line (the
+sender decides from it and reads nothing in the usual case), takes the due stages with conditional writes that also
 mark the stage on the item, and enqueues as it goes: at the end of a partition once a transaction's
 worth of stages waits (a borrower's loans are all in one bucket, hence one partition: one job each).
 Near its time limit it stops between pages and returns a cursor from which the next invocation
@@ -44,13 +45,14 @@ from dunning import compliance, decisions, ladder
 from dunning.chased import effective_loan
 from dunning.dal.ladder import Cursor
 from dunning.dal.ports import JobSink, LadderPages, PlannerState, RecordSink
+from dunning.dal.snapshots import snapshot_from_index
 from dunning.dal.state import ClaimKey, ClaimWrite, stage_mark
-from dunning.models.jobs import JobLine, SendJob, utc_iso
+from dunning.models.jobs import JobLine, LineSnapshot, SendJob, utc_iso
 from dunning.models.loan import Loan, LoanStatus, mobile, outstanding
 from dunning.models.money import quantize
 from dunning.models.policy import Policy
 from dunning.models.state import ClaimState, LoanControl, PlannerAgenda
-from dunning.observability import MetricUnit, logger, metrics
+from dunning.observability import MetricUnit, logger, metrics, tracer
 from dunning.records import SetAside, is_loan_fault, suppression_record
 from dunning.sharding import check_shard, in_shard, partitions_of_shard
 
@@ -144,7 +146,7 @@ def _mobile_stand_in(phone: str) -> bool:
 
 def indexed_loan(item: Mapping[str, Any]) -> Loan:
     """The loan as its index item holds it. Its phone is a stand-in of the number's region: the planner
-    only derives the send window from it and never sends; the sender reads the live item."""
+    only derives the send window from it (no number to validate per loan); the job carries the item's own."""
     values = {name: item[name] for name in _LOAN_FIELDS if item.get(name) is not None}
     phone = stand_in_phone(item.get("phone_region"))
     model = _IndexedLoan if _mobile_stand_in(phone) else Loan
@@ -166,6 +168,7 @@ def indexed_timezones(loan: Loan, item: Mapping[str, Any], policy: Policy) -> tu
 class _Due:
     loan: Loan  # as collection sees it (the chased instalment under a plan)
     stage: ladder.Stage
+    snapshot: LineSnapshot | None = None  # the loan as read, for the sender (None: the sender reads it)
 
     @property
     def key(self) -> ClaimKey:
@@ -219,6 +222,7 @@ class Planner:
     def _set_aside(self) -> SetAside:
         return SetAside(self.deliveries, "planning", self.retention_days)
 
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def run(
         self,
         now: dt.datetime,
@@ -337,7 +341,7 @@ class Planner:
         # The product's opt-out list is the sender's to read (with SNS's) in its batch: not read here.
         verdict = decisions.evaluate(loan, control, run.now, self.policy, opted_out=False, zones=zones)
         if isinstance(verdict, decisions.Due):
-            run.due[loan.borrower_id].append(_Due(loan, verdict.stage))
+            run.due[loan.borrower_id].append(_Due(loan, verdict.stage, snapshot_from_index(item, control)))
         elif handled:
             run.report.waiting["already_handled"] += 1  # handled before; only a deferral can need us again
             run.wake.no_later_than(until)
@@ -417,7 +421,9 @@ class Planner:
             for d in stages:
                 blocking = found.get(d.key)
                 if blocking is None:
-                    lines.append(JobLine(loan_id=d.loan.loan_id, cycle=d.loan.cycle, stage=d.stage.id))
+                    lines.append(
+                        JobLine(loan_id=d.loan.loan_id, cycle=d.loan.cycle, stage=d.stage.id, snapshot=d.snapshot)
+                    )
                 else:
                     self._note_blocking(d.key, blocking.state, blocking.retry_after, run)
             for start in range(0, len(lines), MAX_LINES_PER_JOB):

@@ -79,7 +79,7 @@ class LintProblem:
 
 @dataclass(frozen=True)
 class WorstCase:
-    """Realistic longest values a template is measured with (DESIGN 5: at most 2 segments)."""
+    """Realistic longest values a template is measured with (docs/contract.md#policy-file: at most 2 segments)."""
 
     names: dict[Locale, str]
     currencies: tuple[str, ...]

@@ -1,4 +1,4 @@
-"""Reading borrowers' SMS replies (DESIGN 4.4): opt-out, HELP, a reference code to verify, or anything else.
+"""Reading borrowers' SMS replies (docs/contract.md#inbound-sms): opt-out, HELP, a reference code, anything else.
 
 Pure functions of (reply, the policy's keywords); no AWS, no logging. `classify_reply` is the
 whole reading, in this order: an opt-out (below) wins over everything; then HELP; then a

@@ -1,4 +1,4 @@
-"""Operator reports on the exactly-once guarantee (DESIGN 6): UNCERTAIN review and the day's accounting.
+"""Operator reports on the exactly-once guarantee (docs/contract.md#guarantees): UNCERTAIN review, the day's accounting.
 
 Every planned job ends as exactly one of SENT, SUPPRESSED (with a reason), UNCERTAIN, or a message in
 the DLQ. `reconcile` lists the send claims of a business day that have not reached such an end.

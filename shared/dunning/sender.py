@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -47,8 +47,11 @@ from dunning.models.jobs import JobLine, LineSnapshot, SendJob
 from dunning.models.loan import InvalidLoan, Loan, parse_loan
 from dunning.models.policy import Policy, PolicyError
 from dunning.models.state import ClaimState, LoanControl, SendClaim
-from dunning.observability import MetricUnit, logger, mask_phone, metrics
+from dunning.observability import MetricUnit, logger, mask_phone, metrics, tracer
 from dunning.records import suppression_record
+
+if TYPE_CHECKING:
+    from dunning.dal.aws import Write
 
 _T = TypeVar("_T")
 PUBLISH_ATTEMPTS = 3
@@ -144,7 +147,7 @@ class _Settle:
     key: ClaimKey
     reason: str
     retry_after: dt.datetime | None
-    items: list[dict[str, Any]]
+    items: list[Write]
     quiet: bool = False  # a deferral with no record (outside the window)
 
     parts = 0
@@ -172,6 +175,7 @@ class Sender:
             raise result
         return result
 
+    @tracer.capture_method(capture_response=False, capture_error=False)  # its outcomes are traced by the handler
     def send_batch(
         self, jobs: Sequence[SendJob], now: dt.datetime, time_left: Callable[[], float] = lambda: math.inf
     ) -> list[SendOutcome | Exception]:
@@ -390,7 +394,7 @@ class Sender:
         return follow_up
 
     def _pre_unit(self, sms: _Sms, now: dt.datetime) -> Unit:
-        items: list[dict[str, Any]] = []
+        items: list[Write] = []
         sms.roles = []
         for e in sms.group:
             items.append(self.state.claim_update(e.key, ClaimState.SENDING, now, ClaimState.PLANNED))
@@ -568,8 +572,8 @@ class Sender:
             # Only the holder moves a SENDING claim: anything else is a bug to look at, not to hide.
             logger.error("claim not SENDING when recording the outcome", extra={"outcome": kind})
 
-    def _sent_items(self, sms: _Sms, message_id: str, now: dt.datetime) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
+    def _sent_items(self, sms: _Sms, message_id: str, now: dt.datetime) -> list[Write]:
+        items: list[Write] = []
         for e in sms.group:
             record = self._record(e, sms, now, Outcome.SENT, None, message_id)
             items.append(self.deliveries.put_item_request(record))
@@ -582,12 +586,12 @@ class Sender:
         items.append(self._pointer(sms, message_id, now))
         return items
 
-    def _pointer(self, sms: _Sms, message_id: str, now: dt.datetime) -> dict[str, Any]:
+    def _pointer(self, sms: _Sms, message_id: str, now: dt.datetime) -> Write:
         records = [(e.line.loan_id, record_id(now, e.line.cycle, e.line.stage)) for e in sms.group]
         return self.state.message_pointer(message_id, records, expires_at(now, self.retention_days))
 
-    def _uncertain_items(self, sms: _Sms, reason: str, now: dt.datetime) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
+    def _uncertain_items(self, sms: _Sms, reason: str, now: dt.datetime) -> list[Write]:
+        items: list[Write] = []
         for e in sms.group:
             record = self._record(e, sms, now, Outcome.UNCERTAIN, reason, None)
             items.append(self.deliveries.put_item_request(record))
@@ -599,8 +603,8 @@ class Sender:
             items.append(self.state.handled_update(e.key, ClaimState.UNCERTAIN, now))
         return items
 
-    def _failed_items(self, sms: _Sms, reason: str, now: dt.datetime) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
+    def _failed_items(self, sms: _Sms, reason: str, now: dt.datetime) -> list[Write]:
+        items: list[Write] = []
         for e in sms.group:
             record = self._record(e, sms, now, Outcome.FAILED, reason, None)
             items.append(self.deliveries.put_item_request(record))
@@ -613,7 +617,7 @@ class Sender:
             items.append(self.state.handled_update(e.key, ClaimState.SUPPRESSED, now, failed_at=now))
         return items
 
-    def _give_back_cap(self, sms: _Sms) -> dict[str, Any]:
+    def _give_back_cap(self, sms: _Sms) -> Write:
         caps = self.policy.caps
         return self.state.give_back_cap(
             sms.job.job.borrower_id, sms.day, caps.per_borrower_per_day, caps.per_borrower_per_7_days

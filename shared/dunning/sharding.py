@@ -1,4 +1,4 @@
-"""How the open book is cut into shards (DESIGN 4.1, 7): by borrower, never by due date.
+"""How the open book is cut into shards (docs/contract.md#shard-contract): by borrower, never by due date.
 
 Every loan falls in one of `LADDER_BUCKETS` buckets, a stable hash of its `borrower_id`, so all loans
 of one borrower share a bucket (one SMS per borrower stays possible) and buckets are near-equal

@@ -105,9 +105,9 @@ def table_items(stack: LocalStack, logical_id: str) -> list[dict[str, Any]]:
 def product_state(stack: LocalStack) -> list[dict[str, Any]]:
     """StateTable's items but what the ladder index copies from LoansTable: a CONTROL item holding only
     upstream's values and index attributes (loan_changes.index_values) is not the product's state."""
-    from dunning.dal.ladder import COPIED, DERIVED, INDEX_ATTRIBUTES
+    from dunning.dal.ladder import LEAVING
 
-    index_only = {"pk", "sk", "loan_id", "upstream_seq", *COPIED, *DERIVED, *INDEX_ATTRIBUTES}
+    index_only = {"pk", "sk", "loan_id", "upstream_seq", *LEAVING}
     return [
         item
         for item in table_items(stack, "StateTable")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -85,7 +86,9 @@ def test_erasure_removes_contact_details_keeps_outcomes_and_the_opt_out(erased_b
     stack = erased_book
     before = {(r["loan_id"], r["record_id"]): r for r in scan(stack, "DeliveriesTable")}
     assert traces_of(PHONE, list(before.values())), "the records held the number before the erasure"
-    assert traces_of(PHONE, scan(stack, "StateTable")) == []  # opt-out and notices: hashed from the start
+    # Opt-out and notices are hashed from the start: the number is only on the open loans' CONTROL items,
+    # as the contact details the planner's jobs carry (dal/ladder.py).
+    assert sorted(traces_of(PHONE, scan(stack, "StateTable"))) == ["LOAN#L-E1/phone", "LOAN#L-E2/phone"]
 
     result = send_event(stack, erasure(), local(19, 9))
 
@@ -115,6 +118,34 @@ def test_erasure_removes_contact_details_keeps_outcomes_and_the_opt_out(erased_b
 
     evidence = next(i for i in scan(stack, "StateTable") if i["pk"] == "BORROWER#B-ERASE" and i["sk"] == "ERASED")
     assert evidence["records_erased"] == 3 and "erased_at" in evidence and "requested_at" in evidence
+    assert evidence["loan_contacts_erased"] == 2
+    kept = [i for i in scan(stack, "StateTable") if i["pk"] == "LOAN#L-K1" and i["sk"] == "CONTROL"]
+    assert kept[0]["phone"] == OTHER_PHONE and kept[0]["borrower_name"] == "李四"  # another borrower's stay
+
+
+def test_upstream_writes_after_an_erasure_never_copy_the_contact_details_back(
+    erased_book: LocalStack, seed_loans: Any
+) -> None:
+    stack = erased_book
+    send_event(stack, erasure(), local(19, 9))
+    opt_in = event("loan_event_opt_in.json", phone=PHONE)
+    send_event(stack, opt_in, local(19, 9, 30))  # so that the next reminder is sent, not suppressed
+
+    # Upstream has not erased its own copy yet: it changes L-E2 and opens a new loan for the borrower.
+    seed_loans(
+        {**loan("L-E2", "B-ERASE", PHONE, "王小明"), "amount_due": "2900.00"},
+        {**loan("L-E3", "B-ERASE", PHONE, "王小明"), "due_date": "2026-11-17"},
+    )
+
+    controls = [i for i in scan(stack, "StateTable") if i["sk"] == "CONTROL" and i["pk"].startswith("LOAN#L-E")]
+    assert {i["pk"] for i in controls} == {"LOAN#L-E1", "LOAN#L-E2", "LOAN#L-E3"}
+    assert traces_of(PHONE, scan(stack, "StateTable")) == []
+    assert all("borrower_name" not in i and "contact_of" not in i for i in controls)
+    assert next(i for i in controls if i["pk"] == "LOAN#L-E2")["amount_due"] == Decimal("2900.00")  # still kept
+    # Without the contact details on the index the job carries no snapshot: the sender reads the live loans.
+    sent_before = len(sms_sent(PHONE))
+    plan_and_send(stack, local(20, 10))
+    assert len(sms_sent(PHONE)) == sent_before + 1
 
 
 def test_erasing_twice_changes_nothing(erased_book: LocalStack) -> None:

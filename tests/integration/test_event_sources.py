@@ -13,9 +13,9 @@ from typing import Any
 
 import boto3
 import pytest
-from samtranslator.yaml_helper import yaml_parse
 
 from dunning.local import LocalStack, deploy_stack
+from dunning.local.language_extensions import load_template
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SAMPLES = sorted(EVENTS.glob("loan_event_*.json"))
@@ -65,6 +65,6 @@ def test_a_lender_configures_its_own_sources(moto_aws: None) -> None:
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
 def test_every_sample_event_comes_from_a_default_source(path: Path) -> None:
-    template = yaml_parse((EVENTS.parent / "template.yaml").read_text(encoding="utf-8"))
+    template = load_template(EVENTS.parent / "template.yaml")
     defaults = template["Parameters"]["AllowedEventSources"]["Default"].split(",")
     assert sample(path)["source"] in defaults  # `sam local invoke -e` and the demo stay inside the rule

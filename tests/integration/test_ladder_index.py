@@ -92,7 +92,7 @@ def put_loans(stack: LocalStack, *items: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- maintenance from stream records
 
 
-def test_an_open_loan_enters_with_its_bucket_and_chased_date_and_never_its_number_or_name(
+def test_an_open_loan_enters_with_its_bucket_and_chased_date_and_the_contact_details_the_sender_composes_with(
     local_stack: LocalStack,
 ) -> None:
     result = changes(local_stack).apply(change(loan("L-1", "B-7"), 1, ChangeKind.INSERT))
@@ -107,8 +107,9 @@ def test_an_open_loan_enters_with_its_bucket_and_chased_date_and_never_its_numbe
         "CNY",
         "CN",
     )
-    assert "phone" not in item and "borrower_name" not in item
-    assert "8613800138000" not in json.dumps(item, default=str)
+    # What the sender needs to compose (the planner's job carries it), marked for an erasure to find.
+    assert (item["phone"], item["borrower_name"], item["contact_of"]) == ("+8613800138000", "王小明", "B-7")
+    assert not any("8613800138000" in str(v) for k, v in item.items() if k not in ("phone", "pk", "sk"))
 
 
 def test_a_due_date_change_moves_the_item_in_the_index(local_stack: LocalStack) -> None:
@@ -157,6 +158,7 @@ def test_a_loan_valid_but_for_its_phone_stays_in_the_index_flagged_unreachable_a
     assert indexed(local_stack)["L-1"]["phone_region"] == "CN"
 
     result = apply(change(loan("L-1", phone="12345"), 2, loan_id="L-1"))
+    assert not {"phone", "borrower_name", "contact_of"} & set(indexed(local_stack)["L-1"])  # nothing to send with
 
     # Escalation opens its `unreachable` case from the index (tests/integration/test_collection_cases.py).
     assert (result.reason, result.index) == ("invalid_phone", IndexOutcome.ENTERED)

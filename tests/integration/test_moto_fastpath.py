@@ -145,7 +145,93 @@ def _calls(client: Any) -> list[tuple[str, Callable[[], Any]]]:
             lambda: client.batch_write_item(RequestItems={TABLE: [{"PutRequest": {"Item": ITEMS[2]}}]}),
         ),
         ("DeleteItem old", lambda: client.delete_item(TableName=TABLE, Key=key, ReturnValues="ALL_OLD")),
+        ("Transaction writes", lambda: client.transact_write_items(TransactItems=_transaction(client, "OPEN"))),
+        ("Table after the transaction", lambda: _table(client)),
+        (
+            "Transaction cancelled",
+            lambda: _refused(lambda: client.transact_write_items(TransactItems=_transaction(client, "PAID"))),
+        ),
+        ("Table after the cancelled transaction", lambda: _table(client)),
+        (
+            "Transaction refused by moto half-way",
+            lambda: _refused(lambda: client.transact_write_items(TransactItems=_half_way())),
+        ),
+        ("Table after the refused transaction", lambda: _table(client)),
+        (
+            "Transaction twice on one item",
+            lambda: _refused(
+                lambda: client.transact_write_items(
+                    TransactItems=[
+                        {"Put": {"TableName": TABLE, "Item": ITEMS[5]}},
+                        {"Delete": {"TableName": TABLE, "Key": _key(5)}},
+                    ]
+                )
+            ),
+        ),
     ]
+
+
+def _key(n: int) -> dict[str, Any]:
+    return {"pk": ITEMS[n]["pk"], "sk": ITEMS[n]["sk"]}
+
+
+def _transaction(client: Any, status: str) -> list[dict[str, Any]]:
+    """Put, Update, Delete and ConditionCheck; the checks hold only while L006 and L007 are `status`."""
+    check = {"ConditionExpression": "#s = :s", "ExpressionAttributeNames": {"#s": "status"}}
+    return [
+        {"Put": {"TableName": TABLE, "Item": {"pk": {"S": "NEW"}, "sk": {"S": "2026-12-31"}, "status": {"S": "OPEN"}}}},
+        {
+            "Update": {
+                "TableName": TABLE,
+                "Key": _key(7),
+                "UpdateExpression": "SET amount = amount + :one",
+                **check,
+                "ExpressionAttributeValues": {":one": {"N": "1"}, ":s": {"S": status}},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        },
+        {"Delete": {"TableName": TABLE, "Key": _key(8)}},
+        {
+            "ConditionCheck": {
+                "TableName": TABLE,
+                "Key": _key(6),
+                **check,
+                "ExpressionAttributeValues": {":s": {"S": "PAID"}},
+            }
+        },
+    ]
+
+
+def _half_way() -> list[dict[str, Any]]:
+    """Conditions that hold, then a write moto refuses (a number added to a string): nothing may stay written."""
+    return [
+        {"Put": {"TableName": TABLE, "Item": {"pk": {"S": "HALF"}, "sk": {"S": "2026-12-31"}}}},
+        {"Delete": {"TableName": TABLE, "Key": _key(9)}},
+        {
+            "Update": {
+                "TableName": TABLE,
+                "Key": _key(10),
+                "UpdateExpression": "SET #n = #n + :one",
+                "ExpressionAttributeNames": {"#n": "name"},
+                "ExpressionAttributeValues": {":one": {"N": "1"}},
+            }
+        },
+    ]
+
+
+def _refused(call: Callable[[], Any]) -> dict[str, Any]:
+    from botocore.exceptions import ClientError
+
+    try:
+        call()
+    except ClientError as error:
+        return {"Error": error.response["Error"], "CancellationReasons": error.response.get("CancellationReasons")}
+    return {"Error": None}
+
+
+def _table(client: Any) -> dict[str, Any]:
+    items = [i for page in client.get_paginator("scan").paginate(TableName=TABLE) for i in page["Items"]]
+    return {"Items": sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))}
 
 
 def _responses(fast: bool) -> list[tuple[str, Any]]:
@@ -187,7 +273,7 @@ def _responses(fast: bool) -> list[tuple[str, Any]]:
             answers = []
             for name, call in _calls(client):
                 response = call()
-                response.pop("ResponseMetadata")
+                response.pop("ResponseMetadata", None)
                 answers.append((name, response))
             return answers
     finally:
@@ -215,19 +301,34 @@ def test_fast_and_stock_serialisation_give_the_same_responses(credentials: None)
     assert answers["Query index second page"]["Count"] == 4
     assert answers["Query numeric index key (moto's own path)"]["Count"] == 4  # "1.0" equals 1 in 4 of the 12
     assert answers["Query missing partition"]["Count"] == 0
+    # Transactions: written, cancelled with a reason per item, undone when moto refuses half-way.
+    after = {(i["pk"]["S"], i["sk"]["S"]) for i in answers["Table after the transaction"]["Items"]}
+    assert ("NEW", "2026-12-31") in after and ITEMS[8]["pk"]["S"] not in {pk for pk, _ in after}
+    cancelled = answers["Transaction cancelled"]
+    assert cancelled["Error"]["Code"] == "TransactionCanceledException"
+    assert [r["Code"] for r in cancelled["CancellationReasons"]] == ["None", "ConditionalCheckFailed", "None", "None"]
+    assert cancelled["CancellationReasons"][1]["Item"]["pk"] == ITEMS[7]["pk"]  # ALL_OLD
+    assert answers["Table after the cancelled transaction"] == answers["Table after the transaction"]
+    assert answers["Transaction refused by moto half-way"]["Error"]["Code"] == "ValidationException"
+    assert answers["Table after the refused transaction"] == answers["Table after the transaction"]
+    assert answers["Transaction twice on one item"]["Error"]["Code"] == "ValidationException"
 
 
 def test_install_is_idempotent_and_uninstall_restores_moto() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoResult
 
     original, original_query = DynamoResult.execute_result, Table.query
+    original_transact = DynamoDBBackend.transact_write_items
     try:
         assert moto_fastpath.install()
         patched = DynamoResult.execute_result
         assert patched is not original and Table.query is not original_query
+        assert DynamoDBBackend.transact_write_items is not original_transact
         assert moto_fastpath.install()
         assert DynamoResult.execute_result is patched
     finally:
         moto_fastpath.uninstall()
     assert (DynamoResult.execute_result, Table.query) == (original, original_query)
+    assert DynamoDBBackend.transact_write_items is original_transact

@@ -1,4 +1,4 @@
-"""No phone number, borrower name or message body in the logs (DESIGN section 6), on a full run.
+"""No phone number, borrower name or message body in the logs (docs/contract.md#guarantees), on a full run.
 
 The moto stack runs what a day of production runs: the planner for scheduled hours, the queue
 drained into the sender, SNS delivery-status logs into RecordDeliveryFunction, a STOP reply into

@@ -3,25 +3,32 @@
 Needs the aws-sam-cli virtualenv (`make validate` or `make build` creates `.venv-sam`), a
 CPython 3.13 (pyenv's, or `python3.13` on PATH) and PyPI for the layer's arm64 wheels; it
 skips, saying which is missing, where one of them is not there, and when DUNNING_SKIP_SAM_BUILD
-is set. Takes 25-60 s, most of it pip downloading the layer's wheels; the build goes to a temporary
-folder, so a developer's .aws-sam/ is left alone.
+is set. A package index that answers but has no such version, or a hash that does not match the
+lock, fails: only an unreachable index is a skip. Takes 10-60 s, most of it pip downloading the
+layer's wheels; the build goes to a temporary folder, so a developer's .aws-sam/ is left alone. The
+layer must hold exactly the versions of shared/requirements.txt, the lock the dev virtualenv runs.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from samtranslator.yaml_helper import yaml_parse
+from packaging.utils import canonicalize_name
+
+from dunning.local.language_extensions import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAM = REPO_ROOT / ".venv-sam" / "bin" / "sam"
 BUILD_TIMEOUT_SECONDS = 600
-# What pip prints when it cannot reach the package index.
-_OFFLINE_SIGNS = ("NewConnectionError", "Temporary failure in name resolution", "No matching distribution found")
+LOCK = REPO_ROOT / "shared" / "requirements.txt"
+# What pip prints when it cannot reach the package index (not "No matching distribution found" alone:
+# that is also a pin no index has, which must fail).
+_OFFLINE_SIGNS = ("NewConnectionError", "Temporary failure in name resolution", "Network is unreachable")
 
 
 def _python313_bin() -> Path | None:
@@ -48,7 +55,8 @@ def _sam_build(tmp_path: Path) -> Path:
     build_dir = tmp_path / "build"
     environment = {**os.environ, "PATH": f"{python_bin}{os.pathsep}{os.environ['PATH']}", "SAM_CLI_TELEMETRY": "0"}
     template = REPO_ROOT / "template.yaml"
-    command = [str(SAM), "build", "--template", str(template), "--build-dir", str(build_dir)]
+    # --language-extensions: template.yaml's Fn::ForEach (AWS::LanguageExtensions) is expanded to find the functions.
+    command = [str(SAM), "build", "--language-extensions", "--template", str(template), "--build-dir", str(build_dir)]
     result = subprocess.run(
         command,
         cwd=tmp_path,  # sam keeps scratch folders in ./.aws-sam: not the developer's
@@ -66,7 +74,7 @@ def _sam_build(tmp_path: Path) -> Path:
 
 
 def _template() -> dict[str, object]:
-    return dict(yaml_parse((REPO_ROOT / "template.yaml").read_text(encoding="utf-8")))
+    return load_template(REPO_ROOT / "template.yaml")
 
 
 def _resources_of(template: dict[str, object], resource_type: str) -> list[str]:
@@ -80,6 +88,7 @@ def test_sam_build_packages_every_function_and_the_layer(tmp_path: Path) -> None
     built = _sam_build(tmp_path)
     _every_function_is_built_with_its_handler(built)
     _layer_holds_the_domain_package_and_arm64_wheels_for_python313(built)
+    _layer_holds_exactly_the_locked_versions(built)
     _built_template_points_at_the_built_code(built)
 
 
@@ -101,8 +110,19 @@ def _layer_holds_the_domain_package_and_arm64_wheels_for_python313(built: Path) 
     assert all("cpython-313-aarch64-linux-gnu" in name for name in native), native
 
 
+def _layer_holds_exactly_the_locked_versions(built: Path) -> None:
+    locked = dict(re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", LOCK.read_text(encoding="utf-8"), flags=re.MULTILINE))
+    assert locked
+    site = built / "SharedLayer" / "python"
+    shipped = {}
+    for dist_info in site.glob("*.dist-info"):
+        name, _, shipped_version = dist_info.name.removesuffix(".dist-info").partition("-")
+        shipped[canonicalize_name(name)] = shipped_version
+    assert shipped == {canonicalize_name(name): pinned for name, pinned in locked.items()}
+
+
 def _built_template_points_at_the_built_code(built: Path) -> None:
-    template = dict(yaml_parse((built / "template.yaml").read_text(encoding="utf-8")))
+    template = load_template(built / "template.yaml")
     resources = template["Resources"]
     assert isinstance(resources, dict)
     for logical_id in _resources_of(template, "AWS::Serverless::Function"):

@@ -22,7 +22,6 @@ import time_machine
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
-from samtranslator.yaml_helper import yaml_parse
 
 from dunning import cli
 from dunning.local import (
@@ -37,6 +36,7 @@ from dunning.local import (
     run_state_machine,
     scheduler_event,
 )
+from dunning.local.language_extensions import load_template
 from tests.integration.after_sms_helpers import event_file, put_loan, scheduled
 
 PLAN_AT = dt.datetime(2026, 11, 28, 2, 0, tzinfo=dt.UTC)  # 10:00 in Shanghai: inside the send window
@@ -102,7 +102,7 @@ def stack(moto_aws: None) -> LocalStack:
 
 
 def test_the_local_definition_is_the_templates_with_the_stacks_values(stack: LocalStack) -> None:
-    template = yaml_parse(stack.root.joinpath("template.yaml").read_text(encoding="utf-8"))
+    template = load_template(stack.root.joinpath("template.yaml"))
     for logical_id, machine in stack.state_machines.items():
         text = json.dumps(template["Resources"][logical_id]["Properties"]["Definition"])
         values = {

@@ -1,4 +1,4 @@
-"""Two-way SMS on the moto stack (DESIGN 4.4): verify a reference code, HELP, BorrowerReplied; `dunning verify`.
+"""Two-way SMS on the moto stack (docs/contract.md#inbound-sms): verify a code, HELP, BorrowerReplied; `dunning verify`.
 
 Replies go through InboundSmsFunction as SNS delivers them (events/inbound_sms_*.json); the code
 verified is the one a real reminder printed (planner and sender run first).

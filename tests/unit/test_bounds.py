@@ -1,4 +1,4 @@
-"""Bounds at the edge (DESIGN 4.2): a loan that parses can never make a downstream computation raise.
+"""Bounds at the edge (docs/contract.md#loanstable-item): a loan that parses never makes a downstream computation raise.
 
 The properties draw loans at the bounds (12 integer digits, every decimal the currency allows,
 every currency accepted, due dates from the earliest to the latest accepted) and render every

@@ -1,5 +1,5 @@
-"""The rules around collection cases (DESIGN 4.5, 4.6): unreachable loans, broken promises, plans,
-disputes and grace periods, closing reasons, the bureau's Metro 2 codes, and `dunning cases` rows."""
+"""The rules around collection cases (docs/contract.md#events-out, docs/contract.md#bureau-file): unreachable loans,
+broken promises, plans, disputes and grace periods, closing reasons, the bureau's Metro 2 codes, `dunning cases`."""
 
 from __future__ import annotations
 

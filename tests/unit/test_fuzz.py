@@ -2,8 +2,8 @@
 
 Items are what boto3's deserializer can hand over (str, Decimal, bool, None, sets, lists, maps, Binary),
 mixed with near-valid values so the fuzzer reaches deep into the model, not only its first check.
-What is accepted must be a loan the contract allows (DESIGN 4.2): junk silently accepted fails the test,
-and each hostile value of tests/strategies.py is rejected with the reason its attribute names.
+What is accepted must be a loan the contract allows (docs/contract.md#loanstable-item): junk silently accepted fails
+the test, and each hostile value of tests/strategies.py is rejected with the reason its attribute names.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def test_parse_loan_accepts_or_raises_invalid_loan_only(item: dict[str, Any]) ->
 
 
 def assert_within_contract(loan: Loan, item: dict[str, Any]) -> None:
-    """What DESIGN 4.2 allows, checked independently of the model: an accepted item is no junk."""
+    """What docs/contract.md#loanstable-item allows, checked independently of the model: an accepted item is no junk."""
     for name in ("loan_id", "borrower_id", "borrower_name", "phone", "status", "due_date", "currency"):
         assert isinstance(item[name], str), f"{name} accepted from a {type(item[name]).__name__}"
     assert loan.loan_id == item["loan_id"] and loan.borrower_id == item["borrower_id"]

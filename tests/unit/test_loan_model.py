@@ -1,4 +1,4 @@
-"""The LoansTable item contract (DESIGN 4.2): what is accepted, and why the rest is refused."""
+"""The LoansTable item contract (docs/contract.md#loanstable-item): what is accepted, and why the rest is refused."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Borrower names in an SMS: upstream text is data, never message content (DESIGN 4.2)."""
+"""Borrower names in an SMS: upstream text is data, never message content (docs/contract.md#loanstable-item)."""
 
 from __future__ import annotations
 

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from samtranslator.yaml_helper import yaml_parse
 
 from dunning.dal.sms import Pacer
+from dunning.local.language_extensions import load_template
 from dunning.settings import Settings
 
-TEMPLATE: dict[str, Any] = yaml_parse((Path(__file__).resolve().parents[2] / "template.yaml").read_text("utf-8"))
+TEMPLATE: dict[str, Any] = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
 RESOURCES = TEMPLATE["Resources"]
 
 

@@ -1,4 +1,4 @@
-"""Opt-out matching (DESIGN 4.4): real-world replies, Chinese and English, both ways, with the bundled keywords."""
+"""Opt-out matching (docs/contract.md#inbound-sms): real-world replies, Chinese and English, bundled keywords."""
 
 from __future__ import annotations
 

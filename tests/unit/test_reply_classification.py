@@ -1,4 +1,4 @@
-"""Reading a reply (DESIGN 4.4): opt-out first, then HELP, a reference code to verify, anything else."""
+"""Reading a reply (docs/contract.md#inbound-sms): opt-out first, then HELP, a reference code, anything else."""
 
 from __future__ import annotations
 

@@ -14,14 +14,14 @@ from typing import Any
 
 import boto3
 import pytest
-from samtranslator.yaml_helper import yaml_parse
 
 from dunning.dal.ladder import Cursor
+from dunning.local.language_extensions import load_template
 from dunning.models.events import ScheduledEvent
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = REPO_ROOT / "events"
-TEMPLATE: dict[str, Any] = yaml_parse((REPO_ROOT / "template.yaml").read_text(encoding="utf-8"))
+TEMPLATE: dict[str, Any] = load_template(REPO_ROOT / "template.yaml")
 SCHEDULES = {
     (target, name): event["Properties"]
     for target, resource in TEMPLATE["Resources"].items()

@@ -6,11 +6,10 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from samtranslator.yaml_helper import yaml_parse
-
+from dunning.local.language_extensions import load_template
 from dunning.sender import ROUND_SECONDS, SECONDS_LEFT_AFTER_ROUND, SENDING_HELD_FOR
 
-TEMPLATE: dict[str, Any] = yaml_parse((Path(__file__).resolve().parents[2] / "template.yaml").read_text("utf-8"))
+TEMPLATE: dict[str, Any] = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
 SENDER = TEMPLATE["Resources"]["SendRemindersFunction"]["Properties"]
 
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from samtranslator.yaml_helper import yaml_parse
-
+from dunning.local.language_extensions import load_template
 from dunning.records import INVALID_METRIC, UNPROCESSABLE_METRIC
 
-TEMPLATE: dict[str, Any] = yaml_parse(
-    (Path(__file__).resolve().parents[2] / "template.yaml").read_text(encoding="utf-8")
-)
+TEMPLATE: dict[str, Any] = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
 
 
 def test_the_alarm_sums_both_metrics_over_an_hour_against_the_threshold_parameter() -> None:

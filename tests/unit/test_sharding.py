@@ -1,4 +1,4 @@
-"""Sharding by borrower (DESIGN 4.1, 7): every loan in exactly one shard, a borrower's loans together, shards even."""
+"""Sharding by borrower (docs/contract.md#shard-contract): one shard per loan, borrowers together, shards even."""
 
 from __future__ import annotations
 

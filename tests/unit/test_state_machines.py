@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from samtranslator.yaml_helper import yaml_parse
 
+from dunning.local.language_extensions import load_template
 from dunning.sharding import INDEX_PARTITIONS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE: dict[str, Any] = yaml_parse((REPO_ROOT / "template.yaml").read_text(encoding="utf-8"))
+TEMPLATE: dict[str, Any] = load_template(REPO_ROOT / "template.yaml")
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 MACHINES = {name: r["Properties"] for name, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::StateMachine"}
 # Each Map over the shards: (state machine, path to the Map's States, Map state, task state, the function it invokes).

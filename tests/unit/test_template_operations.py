@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from samtranslator.yaml_helper import yaml_parse
+
+from dunning.local.language_extensions import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE: dict[str, Any] = yaml_parse((REPO_ROOT / "template.yaml").read_text(encoding="utf-8"))
+TEMPLATE: dict[str, Any] = load_template(REPO_ROOT / "template.yaml")
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 FUNCTIONS = sorted(name for name, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function")
 ALARMS = {name: r["Properties"] for name, r in RESOURCES.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
@@ -31,6 +32,10 @@ def _statements(function: str) -> list[dict[str, Any]]:
             else:
                 statements.append(statement)
     return statements
+
+
+def _names_of(logical_id: str) -> list[dict[str, str]]:
+    return [{"Ref": logical_id}, {"Fn::Sub": f"${{{logical_id}}}"}]
 
 
 def test_the_template_has_functions() -> None:
@@ -58,7 +63,8 @@ def test_each_function_has_an_errors_and_a_throttles_alarm(function: str, metric
         for name, alarm in ALARMS.items()
         if alarm.get("Namespace") == "AWS/Lambda"
         and alarm.get("MetricName") == metric
-        and alarm.get("Dimensions") == [{"Name": "FunctionName", "Value": {"Ref": function}}]
+        # `!Sub ${Function}` is the function's name as `!Ref` is (Fn::ForEach can only name it through Fn::Sub)
+        and alarm.get("Dimensions") in ([{"Name": "FunctionName", "Value": name}] for name in _names_of(function))
     ]
     assert watching, f"no AWS/Lambda {metric} alarm on {function}"
 
@@ -95,7 +101,8 @@ def test_every_parameter_is_in_a_console_group() -> None:
 def test_samconfig_overrides_are_the_templates_defaults() -> None:
     samconfig = tomllib.loads((REPO_ROOT / "samconfig.toml").read_text(encoding="utf-8"))
     deploy = samconfig["default"]["deploy"]["parameters"]
-    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    # IAM roles, and the AWS::LanguageExtensions transform (Fn::ForEach) expanded by CloudFormation.
+    assert deploy["capabilities"].split() == ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
     assert deploy["resolve_s3"] is True
     assert deploy["confirm_changeset"] is True
     assert samconfig["default"]["global"]["parameters"]["stack_name"] == "dunning"

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from samtranslator.yaml_helper import yaml_parse
-
 from dunning.dal.deliveries import BORROWER_INDEX
 from dunning.dal.phone_keys import ENCRYPTION_CONTEXT
+from dunning.local.language_extensions import load_template
 from dunning.models.events import LOAN_EVENT_TYPES
 
-TEMPLATE: dict[str, Any] = yaml_parse((Path(__file__).resolve().parents[2] / "template.yaml").read_text("utf-8"))
+TEMPLATE: dict[str, Any] = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 # The functions that key phone numbers (opt-outs, notices about a number) and so need the key.
 HASHING = {  # not the planner: it never reads opt-outs (the sender does), nor any number (the index holds none)

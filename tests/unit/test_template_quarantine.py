@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from samtranslator.yaml_helper import yaml_parse
 
 from dunning.handlers import QUARANTINING_FUNCTIONS
+from dunning.local.language_extensions import load_template
 
-TEMPLATE: dict[str, Any] = yaml_parse((Path(__file__).resolve().parents[2] / "template.yaml").read_text("utf-8"))
+TEMPLATE: dict[str, Any] = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 QUARANTINE_ARN = {"Fn::GetAtt": ["QuarantineQueue", "Arn"]}
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from samtranslator.yaml_helper import yaml_parse
-
 from dunning.dal.deliveries import MESSAGE_ID_INDEX, REFERENCE_ATTRIBUTES, REFERENCE_INDEX
+from dunning.local.language_extensions import load_template
 
-TEMPLATE: dict[str, Any] = yaml_parse((Path(__file__).resolve().parents[2] / "template.yaml").read_text("utf-8"))
+TEMPLATE: dict[str, Any] = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 
 

@@ -1,6 +1,6 @@
 """Which borrower names may be printed into an SMS: upstream text is data, never message content.
 
-An official SMS must never carry a link, a number or words the lender did not write (DESIGN 4.2),
+An official SMS must never carry a link, a number or words the lender did not write (docs/contract.md#loanstable-item),
 so a name is printed only when it looks like a person's name; anything else is withheld and the
 SMS greets without it. Allow-listed, not block-listed: letters of any script, spaces and a few
 name marks, nothing else.

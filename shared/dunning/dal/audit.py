@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from dunning.dal.aws import client, from_item
+from dunning.dal.aws import cloudformation, dynamodb, from_item
 
 CLAIM_PREFIX = "SEND#"
 
@@ -17,7 +17,7 @@ CLAIM_PREFIX = "SEND#"
 def stack_tables(stack_name: str) -> dict[str, str]:
     """Physical names of the stack's tables by logical ID (`DeliveriesTable`, `StateTable`, ...)."""
     tables: dict[str, str] = {}
-    pages = client("cloudformation").get_paginator("list_stack_resources").paginate(StackName=stack_name)
+    pages = cloudformation().get_paginator("list_stack_resources").paginate(StackName=stack_name)
     for page in pages:
         for resource in page.get("StackResourceSummaries", []):
             if resource.get("ResourceType") == "AWS::DynamoDB::Table":
@@ -27,13 +27,13 @@ def stack_tables(stack_name: str) -> dict[str, str]:
 
 def stack_outputs(stack_name: str) -> dict[str, str]:
     """The stack's outputs by key (`LoansTableName`, ...)."""
-    stacks = client("cloudformation").describe_stacks(StackName=stack_name).get("Stacks", [])
+    stacks = cloudformation().describe_stacks(StackName=stack_name).get("Stacks", [])
     outputs = stacks[0].get("Outputs", []) if stacks else []
     return {str(o["OutputKey"]): str(o.get("OutputValue", "")) for o in outputs}
 
 
 def _scan(table: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    for page in client("dynamodb").get_paginator("scan").paginate(TableName=table, **kwargs):
+    for page in dynamodb().get_paginator("scan").paginate(TableName=table, **kwargs):
         for item in page.get("Items", []):
             yield from_item(item)
 

@@ -6,11 +6,15 @@ The reported set is one partition, `BUREAU#REPORTED / LOAN#id`, so a run lists i
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from dunning.dal.aws import client, query_items, to_item
+from dunning.dal.aws import dynamodb, query_items, s3, to_item
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import WriteRequestTypeDef, WriteRequestUnionTypeDef
 
 REPORTED_PK = "BUREAU#REPORTED"
 
@@ -40,11 +44,11 @@ class BureauState:
             [{"DeleteRequest": {"Key": {"pk": {"S": REPORTED_PK}, "sk": {"S": f"LOAN#{i}"}}}} for i in loan_ids]
         )
 
-    def _write(self, requests: list[dict[str, Any]]) -> None:
+    def _write(self, requests: list[WriteRequestTypeDef]) -> None:
         for start in range(0, len(requests), 25):
-            pending: dict[str, Any] = {self.table: requests[start : start + 25]}
+            pending: Mapping[str, Sequence[WriteRequestUnionTypeDef]] = {self.table: requests[start : start + 25]}
             while pending:
-                response = client("dynamodb").batch_write_item(RequestItems=pending)
+                response = dynamodb().batch_write_item(RequestItems=pending)
                 pending = response.get("UnprocessedItems") or {}
 
 
@@ -53,12 +57,12 @@ class ReportStore:
         self.bucket = bucket
 
     def put(self, key: str, body: bytes, content_type: str) -> None:
-        client("s3").put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        s3().put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
 
     def get(self, key: str) -> bytes:
         """An object's bytes; FileNotFoundError when there is none (a part not written yet)."""
         try:
-            body: bytes = client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            body: bytes = s3().get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise FileNotFoundError(key) from None

@@ -1,4 +1,4 @@
-"""LoanEventsBus: the product's own events out (DESIGN 4.5)."""
+"""LoanEventsBus: the product's own events out (docs/contract.md#events-out)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from dunning.dal.aws import client
+from dunning.dal.aws import events
 
 SOURCE = "dunning"
 
@@ -21,7 +21,7 @@ class EventBus:
 
     def put(self, detail_type: str, detail: dict[str, Any], time: dt.datetime) -> str:
         """Put one event; returns its EventBridge id."""
-        response = client("events").put_events(
+        response = events().put_events(
             Entries=[
                 {
                     "EventBusName": self.name,

@@ -18,24 +18,29 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dunning.dal.aws import client, from_item, query_items, to_item
-from dunning.dal.state import conditional_write, control_key
+from dunning.dal.aws import batch_get, conditional_write, dynamodb, from_item, query_items, to_item
+from dunning.dal.state import control_key
 from dunning.models.jobs import utc_iso
 from dunning.models.state import LoanControl
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import UpdateItemInputTypeDef
+
+    from dunning.dal.aws import RawItem
 
 CASE_PREFIX = "CASE#"
 
 
-def case_key(loan_id: str, cycle: str) -> dict[str, Any]:
+def case_key(loan_id: str, cycle: str) -> RawItem:
     return {"pk": {"S": f"LOAN#{loan_id}"}, "sk": {"S": f"{CASE_PREFIX}{cycle}"}}
 
 
 def scan_cases(table: str) -> Iterator[dict[str, Any]]:
     """Every case item of StateTable: a paginated, filtered scan for `dunning cases` (operators), never a function."""
     pages = (
-        client("dynamodb")
+        dynamodb()
         .get_paginator("scan")
         .paginate(
             TableName=table,
@@ -55,37 +60,21 @@ class CaseRepository:
     def load(self, loans: list[tuple[str, str]]) -> tuple[dict[str, dict[str, Any]], dict[str, LoanControl]]:
         """Existing cases (by loan id, for the given cycle) and CONTROL items of (loan_id, cycle) pairs."""
         keys = [case_key(loan_id, cycle) for loan_id, cycle in loans] + [control_key(loan_id) for loan_id, _ in loans]
-        unique = list({(k["pk"]["S"], k["sk"]["S"]): k for k in keys}.values())
         cycles = dict(loans)
         cases: dict[str, dict[str, Any]] = {}
         controls: dict[str, LoanControl] = {}
-        for start in range(0, len(unique), 100):
-            request: dict[str, Any] = {self.table: {"Keys": unique[start : start + 100], "ConsistentRead": True}}
-            while request:
-                response = client("dynamodb").batch_get_item(RequestItems=request)
-                for raw in response.get("Responses", {}).get(self.table, []):
-                    item = from_item(raw)
-                    loan_id = str(item["pk"]).removeprefix("LOAN#")
-                    if item["sk"] == "CONTROL":
-                        controls[loan_id] = LoanControl.model_validate(item)
-                    elif item["sk"] == f"CASE#{cycles.get(loan_id)}":
-                        cases[loan_id] = item
-                request = response.get("UnprocessedKeys") or {}
+        for item in map(from_item, batch_get(self.table, keys)):
+            loan_id = str(item["pk"]).removeprefix("LOAN#")
+            if item["sk"] == "CONTROL":
+                controls[loan_id] = LoanControl.model_validate(item)
+            elif item["sk"] == f"CASE#{cycles.get(loan_id)}":
+                cases[loan_id] = item
         return cases, controls
 
     def control_items(self, loan_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The CONTROL items of these loans as stored (batched reads; the caller validates): by loan id."""
-        keys = [control_key(loan_id) for loan_id in dict.fromkeys(loan_ids)]
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(keys), 100):
-            request: dict[str, Any] = {self.table: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
-            while request:
-                response = client("dynamodb").batch_get_item(RequestItems=request)
-                for raw in response.get("Responses", {}).get(self.table, []):
-                    item = from_item(raw)
-                    found[str(item["pk"]).removeprefix("LOAN#")] = item
-                request = response.get("UnprocessedKeys") or {}
-        return found
+        items = map(from_item, batch_get(self.table, [control_key(loan_id) for loan_id in loan_ids]))
+        return {str(item["pk"]).removeprefix("LOAN#"): item for item in items}
 
     def open(self, loan_id: str, cycle: str, borrower_id: str, detail: dict[str, Any], now: dt.datetime) -> bool:
         """Stop the cycle's SMS, then create the case; False when the case already exists."""
@@ -103,16 +92,15 @@ class CaseRepository:
         }
         self.stop_cycle(loan_id, cycle, detail_json)
         return conditional_write(
-            "put_item",
-            {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"},
-        )
+            {"Put": {"TableName": self.table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}}
+        ).ok
 
     def stop_cycle(self, loan_id: str, cycle: str, detail: str | None = None) -> None:
         """Set `case_cycle` (and the case's detail) on the CONTROL item; borrower-event fields stay as they are."""
-        client("dynamodb").update_item(**self._stop_cycle_request(loan_id, cycle, detail))
+        dynamodb().update_item(**self._stop_cycle_request(loan_id, cycle, detail))
 
     def mark_published(self, loan_id: str, cycle: str, now: dt.datetime) -> None:
-        client("dynamodb").update_item(
+        dynamodb().update_item(
             TableName=self.table,
             Key=case_key(loan_id, cycle),
             UpdateExpression="SET published = :t, published_at = :now",
@@ -134,23 +122,26 @@ class CaseRepository:
     def close(self, loan_id: str, cycle: str, detail: dict[str, Any], now: dt.datetime) -> bool:
         """Record the case's closing (reason and CollectionCaseClosed detail); False when it is closed already."""
         return conditional_write(
-            "update_item",
             {
-                "TableName": self.table,
-                "Key": case_key(loan_id, cycle),
-                "UpdateExpression": "SET closed_at = :now, close_reason = :r, close_detail = :d, close_published = :f",
-                "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(closed_at)",
-                "ExpressionAttributeValues": {
-                    ":now": {"S": utc_iso(now)},
-                    ":r": {"S": str(detail["reason"])},
-                    ":d": {"S": json.dumps(detail, ensure_ascii=False, sort_keys=True)},
-                    ":f": {"BOOL": False},
-                },
-            },
-        )
+                "Update": {
+                    "TableName": self.table,
+                    "Key": case_key(loan_id, cycle),
+                    "UpdateExpression": (
+                        "SET closed_at = :now, close_reason = :r, close_detail = :d, close_published = :f"
+                    ),
+                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(closed_at)",
+                    "ExpressionAttributeValues": {
+                        ":now": {"S": utc_iso(now)},
+                        ":r": {"S": str(detail["reason"])},
+                        ":d": {"S": json.dumps(detail, ensure_ascii=False, sort_keys=True)},
+                        ":f": {"BOOL": False},
+                    },
+                }
+            }
+        ).ok
 
     def mark_close_published(self, loan_id: str, cycle: str, now: dt.datetime) -> None:
-        client("dynamodb").update_item(
+        dynamodb().update_item(
             TableName=self.table,
             Key=case_key(loan_id, cycle),
             UpdateExpression="SET close_published = :t, close_published_at = :now",
@@ -158,9 +149,9 @@ class CaseRepository:
             ExpressionAttributeValues={":t": {"BOOL": True}, ":now": {"S": utc_iso(now)}},
         )
 
-    def _stop_cycle_request(self, loan_id: str, cycle: str, detail: str | None) -> dict[str, Any]:
+    def _stop_cycle_request(self, loan_id: str, cycle: str, detail: str | None) -> UpdateItemInputTypeDef:
         # loan_id is written only when absent: the CONTROL model needs it, nothing else is touched.
-        values = {":c": {"S": cycle}, ":l": {"S": loan_id}}
+        values: RawItem = {":c": {"S": cycle}, ":l": {"S": loan_id}}
         expression = "SET case_cycle = :c, loan_id = if_not_exists(loan_id, :l)"
         if detail is not None:
             values[":d"] = {"S": detail}

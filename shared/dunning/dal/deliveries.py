@@ -1,17 +1,18 @@
-"""DeliveriesTable: one record per loan reminded per message (DESIGN 4.3)."""
+"""DeliveriesTable: one record per loan reminded per message (docs/contract.md#deliveriestable-record)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from dunning.dal.aws import client, from_item, query_items, to_item
+from dunning.dal.aws import batch_get, conditional_write, dynamodb, from_item, query_items, to_item
 from dunning.models.delivery import DeliveryRecord, Outcome
 from dunning.models.jobs import utc_iso
+
+if TYPE_CHECKING:
+    from dunning.dal.aws import RawItem, Write
 
 MESSAGE_ID_INDEX = "MessageIdIndex"
 BORROWER_INDEX = "BorrowerIndex"
@@ -35,23 +36,23 @@ class DeliveriesRepository:
         # Stamped on every record this repository writes that names none: the policy that decided it.
         self.policy_version = policy_version
 
-    def _item(self, record: DeliveryRecord) -> dict[str, Any]:
+    def _item(self, record: DeliveryRecord) -> RawItem:
         values = record.to_item()
         if values.get("policy_version") is None and self.policy_version:
             values["policy_version"] = self.policy_version
         return to_item(values)
 
-    def put_item_request(self, record: DeliveryRecord) -> dict[str, Any]:
+    def put_item_request(self, record: DeliveryRecord) -> Write:
         """A transaction Put of the record (used with the claim update in one TransactWriteItems)."""
         return {"Put": {"TableName": self.table, "Item": self._item(record)}}
 
     def put(self, record: DeliveryRecord) -> None:
         """Idempotent: the record id is deterministic, so a retry overwrites the same record."""
-        client("dynamodb").put_item(TableName=self.table, Item=self._item(record))
+        dynamodb().put_item(TableName=self.table, Item=self._item(record))
 
     # ---------------------------------------------------------------- delivery status (RecordDeliveryFunction)
     def get(self, loan_id: str, record_id: str) -> dict[str, Any] | None:
-        response = client("dynamodb").get_item(
+        response = dynamodb().get_item(
             TableName=self.table,
             Key={"loan_id": {"S": loan_id}, "record_id": {"S": record_id}},
             ConsistentRead=True,
@@ -94,7 +95,7 @@ class DeliveriesRepository:
 
     def reference_exists(self, code: str) -> bool:
         """Whether any record printed `code` (a count: no record of anyone is read)."""
-        response = client("dynamodb").query(
+        response = dynamodb().query(
             TableName=self.table,
             IndexName=REFERENCE_INDEX,
             KeyConditionExpression="#r = :code",
@@ -116,7 +117,7 @@ class DeliveriesRepository:
         price_usd: Decimal | None,
         reason: str | None,
         now: dt.datetime,
-    ) -> dict[str, Any]:
+    ) -> Write:
         """A transaction Update setting the carrier outcome only while the record's outcome is one of `awaiting`.
 
         When the condition fails, the record is returned as it is (ALL_OLD): its outcome says why.
@@ -173,40 +174,25 @@ class DeliveriesRepository:
         """The contact attributes each record still holds (records holding none are left out)."""
         names = {f"#a{i}": name for i, name in enumerate(("loan_id", "record_id", *CONTACT_ATTRIBUTES))}
         found: dict[tuple[str, str], dict[str, Any]] = {}
-        for start in range(0, len(keys), 100):
-            page = keys[start : start + 100]
-            request: dict[str, Any] = {
-                self.table: {
-                    "Keys": [{"loan_id": {"S": loan}, "record_id": {"S": rid}} for loan, rid in page],
-                    "ProjectionExpression": ", ".join(names),
-                    "ExpressionAttributeNames": names,
-                    "ConsistentRead": True,
-                }
-            }
-            while request:
-                response = client("dynamodb").batch_get_item(RequestItems=request)
-                for raw in response.get("Responses", {}).get(self.table, []):
-                    item = from_item(raw)
-                    contact = {k: v for k, v in item.items() if k in CONTACT_ATTRIBUTES}
-                    if contact:
-                        found[(str(item["loan_id"]), str(item["record_id"]))] = contact
-                request = response.get("UnprocessedKeys") or {}
+        request = [{"loan_id": {"S": loan}, "record_id": {"S": rid}} for loan, rid in keys]
+        for item in map(from_item, batch_get(self.table, request, projection=", ".join(names), names=names)):
+            contact = {k: v for k, v in item.items() if k in CONTACT_ATTRIBUTES}
+            if contact:
+                found[(str(item["loan_id"]), str(item["record_id"]))] = contact
         return found
 
     def erase_contact(self, loan_id: str, record_id: str, now: dt.datetime) -> bool:
         """Remove phone and body from one record, keeping outcome, amounts and dates; False if none was left."""
         names = {f"#c{i}": name for i, name in enumerate(CONTACT_ATTRIBUTES)}
-        try:
-            client("dynamodb").update_item(
-                TableName=self.table,
-                Key={"loan_id": {"S": loan_id}, "record_id": {"S": record_id}},
-                UpdateExpression=f"REMOVE {', '.join(names)} SET erased_at = :now",
-                ConditionExpression=" OR ".join(f"attribute_exists({name})" for name in names),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={":now": {"S": utc_iso(now)}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return conditional_write(
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": {"loan_id": {"S": loan_id}, "record_id": {"S": record_id}},
+                    "UpdateExpression": f"REMOVE {', '.join(names)} SET erased_at = :now",
+                    "ConditionExpression": " OR ".join(f"attribute_exists({name})" for name in names),
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": {":now": {"S": utc_iso(now)}},
+                }
+            }
+        ).ok

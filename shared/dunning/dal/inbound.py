@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
-from dunning.dal.aws import client, from_item
-from dunning.dal.state import NOTICE_RETENTION_DAYS, StateRepository, expiry, is_conditional_failure
+from dunning.dal.aws import conditional_write, dynamodb
+from dunning.dal.state import NOTICE_RETENTION_DAYS, StateRepository, expiry
 from dunning.models.jobs import utc_iso
+
+if TYPE_CHECKING:
+    from dunning.dal.aws import RawItem
 
 COUNTER_RETENTION_DAYS = 8
 PLANNED = "PLANNED"
@@ -29,7 +30,7 @@ PUBLISHED = "PUBLISHED"
 class InboundState:
     state: StateRepository
 
-    def _key(self, phone: str, sort_key: str) -> dict[str, Any]:
+    def _key(self, phone: str, sort_key: str) -> RawItem:
         return {"pk": {"S": self.state.phone_partition(phone)}, "sk": {"S": sort_key}}
 
     def take_answer_slot(self, phone: str, kind: str, day: dt.date, message_id: str, cap: int) -> bool:
@@ -39,53 +40,48 @@ class InboundState:
         (an SNS redelivery) finds its slot already taken and gets True without a second count.
         """
         key = self._key(phone, f"REPLIES#{kind}#{day.isoformat()}")
-        try:
-            client("dynamodb").update_item(
-                TableName=self.state.table,
-                Key=key,
-                UpdateExpression="ADD #c :one, #ids :id SET expires_at = :exp",
-                ConditionExpression="(attribute_not_exists(#c) OR #c < :cap) AND NOT contains(#ids, :mid)",
-                ExpressionAttributeNames={"#c": "count", "#ids": "ids"},
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":id": {"SS": [message_id]},
-                    ":mid": {"S": message_id},
-                    ":cap": {"N": str(cap)},
-                    ":exp": {"N": str(expiry(day, COUNTER_RETENTION_DAYS))},
-                },
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise
-            old: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]  # ALL_OLD item
-            return message_id in from_item(old).get("ids", set())
-        return True
+        written = conditional_write(
+            {
+                "Update": {
+                    "TableName": self.state.table,
+                    "Key": key,
+                    "UpdateExpression": "ADD #c :one, #ids :id SET expires_at = :exp",
+                    "ConditionExpression": "(attribute_not_exists(#c) OR #c < :cap) AND NOT contains(#ids, :mid)",
+                    "ExpressionAttributeNames": {"#c": "count", "#ids": "ids"},
+                    "ExpressionAttributeValues": {
+                        ":one": {"N": "1"},
+                        ":id": {"SS": [message_id]},
+                        ":mid": {"S": message_id},
+                        ":cap": {"N": str(cap)},
+                        ":exp": {"N": str(expiry(day, COUNTER_RETENTION_DAYS))},
+                    },
+                }
+            }
+        )
+        return written.ok or message_id in (written.item or {}).get("ids", set())
 
     def claim_reply_event(self, phone: str, message_id: str, now: dt.datetime) -> bool:
         """Take the BorrowerReplied of one inbound message; False when it was already published."""
         key = self._key(phone, f"REPLIED#{message_id}")
-        try:
-            client("dynamodb").put_item(
-                TableName=self.state.table,
-                Item={
-                    **key,
-                    "state": {"S": PLANNED},
-                    "updated_at": {"S": utc_iso(now)},
-                    "expires_at": {"N": str(expiry(now, NOTICE_RETENTION_DAYS))},
-                },
-                ConditionExpression="attribute_not_exists(pk) OR #s = :planned",
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={":planned": {"S": PLANNED}},
-            )
-        except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise
-            return False
-        return True
+        return conditional_write(
+            {
+                "Put": {
+                    "TableName": self.state.table,
+                    "Item": {
+                        **key,
+                        "state": {"S": PLANNED},
+                        "updated_at": {"S": utc_iso(now)},
+                        "expires_at": {"N": str(expiry(now, NOTICE_RETENTION_DAYS))},
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk) OR #s = :planned",
+                    "ExpressionAttributeNames": {"#s": "state"},
+                    "ExpressionAttributeValues": {":planned": {"S": PLANNED}},
+                }
+            }
+        ).ok
 
     def reply_event_published(self, phone: str, message_id: str, event_id: str, now: dt.datetime) -> None:
-        client("dynamodb").update_item(
+        dynamodb().update_item(
             TableName=self.state.table,
             Key=self._key(phone, f"REPLIED#{message_id}"),
             UpdateExpression="SET #s = :published, event_id = :event, updated_at = :now",

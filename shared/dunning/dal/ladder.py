@@ -2,13 +2,21 @@
 
 A loan's CONTROL item (`LOAN#id / CONTROL`) carries the product's per-loan state (holds, pauses,
 plan, case, failure hint). LoanChangesFunction adds upstream's attributes from LoansTable's stream
-(`COPIED`, plus `DERIVED`: the number's region and zones, never the number or the name) with
-UpdateItem SET, so the product's attributes survive, and index attributes present only while the
-loan is OPEN and valid (or valid but for its phone: then flagged `unreachable`, for escalation):
+(`COPIED`, plus `DERIVED`: the number's region and zones) with UpdateItem SET, so the product's
+attributes survive, and index attributes present only while the loan is OPEN and valid (or valid
+but for its phone: then flagged `unreachable`, for escalation):
 `ladder_bucket` (4 digits, `sharding.bucket_of(borrower_id)`) and `ladder_due` (`due_date#loan_id`,
 the date the planner chases: the next unpaid instalment's under a plan), and `ladder_part` (2 digits,
 `sharding.partition_key`). `LadderIndex` (HASH ladder_part, RANGE ladder_due, projection ALL) is
 sparse: only those items are in it, and no key holds more than 1/64 of the open book.
+
+Contact details (`CONTACT`: the number and the name, what the sender needs to compose) ride on the
+item while the loan is in the index and its number is valid, so that the planner's job carries the
+whole loan and the sender reads nothing; the index projects ALL, so they are in LadderIndex too
+(StateTable and its indexes are encrypted at rest; the number is never a key). `contact_of` (the
+borrower id) marks an item holding them and keys the sparse `ContactIndex` (KEYS_ONLY), which is
+how an erasure finds them (`erase_contact`). They are never copied onto the item of a borrower with
+an erasure on record (`BORROWER#id / ERASED`): an item that does not hold them yet checks that first.
 
 Writes are ordered by the stream record's sequence number (`upstream_seq`, zero-padded to 40
 digits so that strings compare like numbers): an older or replayed record changes nothing. The
@@ -21,21 +29,26 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from dunning.dal.aws import conditional_write, dynamodb, from_item, to_item
+from dunning.dal.state import control_key, erasure_key
 
-from dunning.dal.aws import client, from_item, to_item
-from dunning.dal.state import control_key, is_conditional_failure
+if TYPE_CHECKING:
+    from dunning.dal.aws import RawItem
 
 LADDER_INDEX = "LadderIndex"
 SEQ_WIDTH = 40  # DynamoDB stream sequence numbers have 21 to 40 digits
 BACKFILL_SEQ = "0" * SEQ_WIDTH  # below every stream record: any stream write wins over the backfill
-# Upstream attributes the index item carries (DESIGN 4.2), enough to decide a reminder without LoansTable.
+# Upstream attributes the index item carries, enough to decide a reminder without LoansTable
+# (docs/contract.md#loanstable-item).
 COPIED = ("borrower_id", "status", "due_date", "amount_due", "currency", "late_fees", "locale", "timezone")
 DERIVED = ("phone_region", "phone_zones", "unreachable")  # loan_changes.index_values
 INDEX_ATTRIBUTES = ("ladder_bucket", "ladder_part", "ladder_due")
-LEAVING = (*COPIED, *DERIVED, *INDEX_ATTRIBUTES)
+CONTACT = ("phone", "borrower_name")  # what the sender composes with (docs/contract.md#loanstable-item)
+CONTACT_OF = "contact_of"  # the borrower id, on an item holding CONTACT: ContactIndex's key
+CONTACT_INDEX = "ContactIndex"
+LEAVING = (*COPIED, *DERIVED, *INDEX_ATTRIBUTES, *CONTACT, CONTACT_OF)
 
 
 def sequence(stream_sequence_number: str) -> str:
@@ -80,6 +93,13 @@ class Page:
     next_key: dict[str, Any] | None  # None: the bucket's range is done
 
 
+def _older(written: Any, seq: str) -> bool:
+    """Whether an item written at sequence `written` (None: never by a stream record) is older than `seq`."""
+    if seq == BACKFILL_SEQ:
+        return written is None
+    return written is None or str(written) < seq
+
+
 class LadderRepository:
     def __init__(self, table: str) -> None:
         self.table = table
@@ -112,21 +132,91 @@ class LadderRepository:
             request["ExpressionAttributeValues"][":due"] = {"S": due_on_or_before}
         if start_key:
             request["ExclusiveStartKey"] = start_key
-        response = client("dynamodb").query(**request)
+        response = dynamodb().query(**request)
         return Page([from_item(i) for i in response.get("Items", [])], response.get("LastEvaluatedKey") or None)
 
     def item(self, loan_id: str) -> dict[str, Any] | None:
         """The loan's CONTROL item as it is now (a consistent read), None when there is none."""
-        found = client("dynamodb").get_item(TableName=self.table, Key=control_key(loan_id), ConsistentRead=True)
+        found = dynamodb().get_item(TableName=self.table, Key=control_key(loan_id), ConsistentRead=True)
         return from_item(found["Item"]) if "Item" in found else None
 
     # ---------------------------------------------------------------- writes (LoanChangesFunction, backfill)
-    def enter(self, loan_id: str, values: dict[str, Any], removes: tuple[str, ...], seq: str) -> dict[str, Any] | None:
+    def enter(
+        self,
+        loan_id: str,
+        values: dict[str, Any],
+        removes: tuple[str, ...],
+        seq: str,
+        contact: dict[str, str] | None = None,
+        *,
+        new: bool = False,
+    ) -> dict[str, Any] | None:
         """Write a loan's upstream values (SET `values`, REMOVE `removes`) if `seq` is newer than the item's.
 
-        Returns the item as it now is, or None when a newer (or the same) change was applied already.
+        `contact` (phone and name) rides along unless the borrower's contact details were erased: an
+        item already holding this borrower's contact takes it in the one conditional write; any other
+        (a new loan, a loan back in the index, another borrower) is written once the erasure item is
+        checked (one GetItem; first, for a `new` item: an INSERT or the backfill). Without `contact` the
+        item's contact details go. Returns the item as it now is, or None when a newer (or the same) change
+        was applied already.
         """
-        return self._ordered_update(loan_id, {**values, "loan_id": loan_id}, removes, seq)
+        sets = {**values, "loan_id": loan_id}
+        plain_removes = (*removes, *CONTACT, CONTACT_OF)
+        if contact is None:
+            return self._ordered_update(loan_id, sets, plain_removes, seq)
+        borrower_id = str(values["borrower_id"])
+        with_contact = {**sets, **contact, CONTACT_OF: borrower_id}
+        if not new:
+            written, old = self._ordered_update_holding(loan_id, with_contact, removes, seq, borrower_id)
+            if written is not None:
+                return written
+            if old is not None and not _older(old.get("upstream_seq"), seq):
+                return None  # a newer (or the same) change was applied already
+        if self.erased(borrower_id):
+            return self._ordered_update(loan_id, sets, plain_removes, seq)
+        return self._ordered_update(loan_id, with_contact, removes, seq)
+
+    def erased(self, borrower_id: str) -> bool:
+        """Whether the borrower's contact details were erased (the erasure's evidence item exists)."""
+        found = dynamodb().get_item(
+            TableName=self.table, Key=erasure_key(borrower_id), ConsistentRead=True, ProjectionExpression="pk"
+        )
+        return "Item" in found
+
+    def holding_contact(self, borrower_id: str) -> list[str]:
+        """The loan ids whose CONTROL items hold the borrower's contact details (ContactIndex, keys only)."""
+        loan_ids: list[str] = []
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": CONTACT_INDEX,
+            "KeyConditionExpression": "#of = :b",
+            "ExpressionAttributeNames": {"#of": CONTACT_OF},
+            "ExpressionAttributeValues": {":b": {"S": borrower_id}},
+        }
+        while True:
+            response = dynamodb().query(**request)
+            loan_ids += [str(i["pk"]["S"]).removeprefix("LOAN#") for i in response.get("Items", [])]
+            if not response.get("LastEvaluatedKey"):
+                return loan_ids
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def erase_contact(self, loan_id: str, borrower_id: str) -> bool:
+        """Remove the borrower's contact details from the loan's CONTROL item (only if they are that borrower's)."""
+        names = {f"#c{i}": name for i, name in enumerate((*CONTACT, CONTACT_OF))}
+        names["#of"] = CONTACT_OF
+        written = conditional_write(
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": control_key(loan_id),
+                    "UpdateExpression": "REMOVE " + ", ".join(n for n in names if n != "#of"),
+                    "ConditionExpression": "#of = :b",
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": {":b": {"S": borrower_id}},
+                }
+            }
+        )
+        return written.ok
 
     def leave(self, loan_id: str, seq: str) -> bool:
         """The loan is no longer OPEN and valid (or was deleted): out of the index, upstream values gone."""
@@ -135,35 +225,54 @@ class LadderRepository:
     def _ordered_update(
         self, loan_id: str, sets: dict[str, Any], removes: tuple[str, ...], seq: str
     ) -> dict[str, Any] | None:
+        return self._update(loan_id, sets, removes, seq, None)[0]
+
+    def _ordered_update_holding(
+        self, loan_id: str, sets: dict[str, Any], removes: tuple[str, ...], seq: str, borrower_id: str
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """`_ordered_update`, only on an item that already holds this borrower's contact details.
+
+        Returns (the item written, None), or (None, the item as found when the condition failed).
+        """
+        return self._update(loan_id, sets, removes, seq, borrower_id)
+
+    def _update(
+        self, loan_id: str, sets: dict[str, Any], removes: tuple[str, ...], seq: str, holding: str | None
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         names = {"#seq": "upstream_seq"}
-        values: dict[str, Any] = {":seq": {"S": seq}}
+        values: RawItem = {":seq": {"S": seq}}
         assignments = ["#seq = :seq"]
         for i, (name, value) in enumerate(sorted(sets.items())):
             names[f"#s{i}"] = name
             values[f":s{i}"] = to_item({"v": value})["v"]
             assignments.append(f"#s{i} = :s{i}")
         expression = "SET " + ", ".join(assignments)
-        gone = [name for name in removes if name not in sets]
+        gone = [name for name in dict.fromkeys(removes) if name not in sets]
         if gone:
             names.update({f"#r{i}": name for i, name in enumerate(gone)})
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(gone)))
-        # The backfill only fills what no stream record has written; a stream record only what is older.
-        condition = "attribute_not_exists(#seq)" if seq == BACKFILL_SEQ else "attribute_not_exists(#seq) OR #seq < :seq"
-        try:
-            response = client("dynamodb").update_item(
-                TableName=self.table,
-                Key=control_key(loan_id),
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                return None
-            raise
-        return from_item(response.get("Attributes", {}))
+        # The backfill only fills what no stream write has written; a stream record only what is older.
+        condition = (
+            "attribute_not_exists(#seq)" if seq == BACKFILL_SEQ else "(attribute_not_exists(#seq) OR #seq < :seq)"
+        )
+        if holding is not None:
+            names["#holder"] = CONTACT_OF
+            values[":holder"] = {"S": holding}
+            condition += " AND #holder = :holder"
+        written = conditional_write(
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": control_key(loan_id),
+                    "UpdateExpression": expression,
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            },
+            return_new=True,
+        )
+        return (written.item, None) if written.ok else (None, written.item)
 
     def follow(self, item: dict[str, Any], due: str) -> bool:
         """Set `ladder_due` to what `item` (the CONTROL item as last written) chases, unless it changed since.
@@ -172,7 +281,7 @@ class LadderRepository:
         whoever changed them since computes it again from the newer item.
         """
         names = {"#due": "ladder_due", "#seq": "upstream_seq", "#plan": "plan_event_at", "#b": "ladder_bucket"}
-        values: dict[str, Any] = {":due": {"S": due}}
+        values: RawItem = {":due": {"S": due}}
         conditions = ["attribute_exists(#b)"]
         for name, placeholder in (("upstream_seq", "#seq"), ("plan_event_at", "#plan")):
             if item.get(name) is None:
@@ -180,17 +289,15 @@ class LadderRepository:
             else:
                 values[f":{name}"] = {"S": str(item[name])}
                 conditions.append(f"{placeholder} = :{name}")
-        try:
-            client("dynamodb").update_item(
-                TableName=self.table,
-                Key=control_key(str(item["loan_id"])),
-                UpdateExpression="SET #due = :due",
-                ConditionExpression=" AND ".join(conditions),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if is_conditional_failure(exc):
-                return False
-            raise
-        return True
+        return conditional_write(
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": control_key(str(item["loan_id"])),
+                    "UpdateExpression": "SET #due = :due",
+                    "ConditionExpression": " AND ".join(conditions),
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            }
+        ).ok

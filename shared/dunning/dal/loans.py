@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dunning.dal.aws import client, from_item
+from dunning.dal.aws import batch_get, from_item
 
 
 class LoansRepository:
@@ -14,20 +14,10 @@ class LoansRepository:
         self.table = table
 
     def get_many(self, loan_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Strongly consistent reads of the live items (what the sender re-checks against)."""
-        found: dict[str, dict[str, Any]] = {}
-        ids = list(dict.fromkeys(loan_ids))
-        for start in range(0, len(ids), 100):
-            request: dict[str, Any] = {
-                self.table: {
-                    "Keys": [{"loan_id": {"S": loan_id}} for loan_id in ids[start : start + 100]],
-                    "ConsistentRead": True,
-                }
-            }
-            while request:
-                response = client("dynamodb").batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self.table, []):
-                    loan = from_item(item)
-                    found[str(loan["loan_id"])] = loan
-                request = response.get("UnprocessedKeys") or {}
-        return found
+        """Strongly consistent reads of the live items (what the sender re-checks against), as stored by upstream.
+
+        Raw values, not `Loan`s: upstream may write anything, and each caller turns a broken item into a
+        SUPPRESSED record with its own reason (docs/contract.md#loanstable-item).
+        """
+        items = batch_get(self.table, [{"loan_id": {"S": loan_id}} for loan_id in loan_ids])
+        return {str(loan["loan_id"]): loan for loan in map(from_item, items)}

@@ -21,14 +21,15 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
-from dunning.dal.aws import client
+from dunning.dal.aws import conditional_write, dynamodb, kms
 from dunning.models.jobs import utc_iso
 
-KEY_ITEM = {"pk": {"S": "KEY"}, "sk": {"S": "PHONE_HASH"}}
+if TYPE_CHECKING:
+    from dunning.dal.aws import RawItem
+
+KEY_ITEM: RawItem = {"pk": {"S": "KEY"}, "sk": {"S": "PHONE_HASH"}}
 # Bound into the wrapped key (KMS encryption context) and required by the functions' IAM condition.
 ENCRYPTION_CONTEXT = {"purpose": "dunning-phone-hash"}
 HASH_PREFIX = "PHONEHASH#"
@@ -74,26 +75,23 @@ class PhoneKeys:
 @functools.cache
 def _data_key(state_table: str, kms_key: str, endpoint: str) -> bytes:
     """The plaintext data key, unwrapped once per container (and per endpoint, for the local runner)."""
-    dynamodb = client("dynamodb")
-    found = dynamodb.get_item(TableName=state_table, Key=KEY_ITEM, ConsistentRead=True).get("Item")
+    found = dynamodb().get_item(TableName=state_table, Key=KEY_ITEM, ConsistentRead=True).get("Item")
     if found is None:
-        made = client("kms").generate_data_key(KeyId=kms_key, KeySpec="AES_256", EncryptionContext=ENCRYPTION_CONTEXT)
-        item: dict[str, Any] = {
+        made = kms().generate_data_key(KeyId=kms_key, KeySpec="AES_256", EncryptionContext=ENCRYPTION_CONTEXT)
+        item: RawItem = {
             **KEY_ITEM,
             "wrapped_key": {"B": made["CiphertextBlob"]},
             "kms_key": {"S": str(made["KeyId"])},
             "created_at": {"S": utc_iso(dt.datetime.now(dt.UTC))},
         }
-        try:
-            dynamodb.put_item(TableName=state_table, Item=item, ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-            # Another container made the key first: use that one.
-            found = dynamodb.get_item(TableName=state_table, Key=KEY_ITEM, ConsistentRead=True)["Item"]
-        else:
+        put = conditional_write(
+            {"Put": {"TableName": state_table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+        )
+        if put.ok:
             return bytes(made["Plaintext"])
-    unwrapped = client("kms").decrypt(
-        CiphertextBlob=found["wrapped_key"]["B"], KeyId=kms_key, EncryptionContext=ENCRYPTION_CONTEXT
-    )
+        # Another container made the key first: use that one (the refused write returned it).
+        wrapped = bytes((put.item or {})["wrapped_key"])
+    else:
+        wrapped = bytes(found["wrapped_key"]["B"])
+    unwrapped = kms().decrypt(CiphertextBlob=wrapped, KeyId=kms_key, EncryptionContext=ENCRYPTION_CONTEXT)
     return bytes(unwrapped["Plaintext"])

@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dunning.dal.aws import client
+from dunning.dal.aws import sqs
 
 ATTRIBUTES = ("function", "kind", "reason", "received_at")
 REASON_MAX_CHARS = 1000
@@ -61,7 +61,7 @@ class Quarantine:
                 for i, entry in enumerate(batch)
             ]
             try:
-                response = client("sqs").send_message_batch(QueueUrl=self.url, Entries=request)
+                response = sqs().send_message_batch(QueueUrl=self.url, Entries=request)
             except (ClientError, BotoCoreError) as exc:
                 code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
                 raise QuarantineWriteError(

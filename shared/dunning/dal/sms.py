@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from dunning.dal.aws import NO_RETRY, client
+from dunning.dal.aws import NO_RETRY, sns
+from dunning.observability import tracer
 
 THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException"})
 
@@ -44,6 +45,7 @@ class SmsGateway:
     def __init__(self, settings: SmsSettings) -> None:
         self.settings = settings
 
+    @tracer.capture_method(capture_response=False, capture_error=False)  # never the number, the body or the error
     def publish(self, phone: str, body: str) -> str:
         """The SNS message id; PublishRejected when SNS refused, PublishUncertain when unknown."""
         attributes: dict[str, Any] = {
@@ -57,7 +59,7 @@ class SmsGateway:
                 "StringValue": self.settings.origination_number,
             }
         try:
-            response = client("sns", NO_RETRY).publish(PhoneNumber=phone, Message=body, MessageAttributes=attributes)
+            response = sns(NO_RETRY).publish(PhoneNumber=phone, Message=body, MessageAttributes=attributes)
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code = str(error.get("Code", "Unknown"))
@@ -75,7 +77,7 @@ class SmsGateway:
         each with the token of the page after it (None after the last)."""
         request: dict[str, Any] = {"nextToken": next_token} if next_token else {}
         while True:
-            response = client("sns").list_phone_numbers_opted_out(**request)
+            response = sns().list_phone_numbers_opted_out(**request)
             token = response.get("nextToken") or None
             yield [str(number) for number in response.get("phoneNumbers", [])], token
             if token is None:
@@ -86,7 +88,12 @@ class SmsGateway:
 class Pacer:
     """Keeps one invocation at or under a parts-per-second budget (the origination identity's MPS)."""
 
-    def __init__(self, parts_per_second: float, clock: Any = time.monotonic, sleep: Any = time.sleep) -> None:
+    def __init__(
+        self,
+        parts_per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if parts_per_second <= 0:
             raise ValueError(f"parts_per_second must be positive, got {parts_per_second}")
         self.parts_per_second = parts_per_second

@@ -1,6 +1,7 @@
 """A loan as the planner read it, and the ConditionChecks that prove it is still so when the SMS leaves.
 
-The planner puts the loan's LoansTable attributes and its CONTROL state into the job line
+The planner puts the loan's LoansTable attributes (as LoanChangesFunction copied them onto the
+loan's CONTROL item, contact details included) and its CONTROL state into the job line
 (`LineSnapshot`); the sender decides from them without reading, and its pre-publish
 TransactWriteItems checks, in the same atomic write that takes the claims, that the live LoansTable
 item still holds exactly those attributes and that the CONTROL item's collection state (holds,
@@ -12,16 +13,21 @@ again from what it read.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dunning.dal.aws import client, to_item
+from dunning.dal.aws import batch_get_tables, to_item
 from dunning.models.jobs import LineSnapshot
 from dunning.models.loan import Loan
 from dunning.models.state import LoanControl
 
-# The LoansTable attributes an SMS depends on (DESIGN 4.2; loan_id is the key).
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import ConditionCheckTypeDef
+
+    from dunning.dal.aws import Key, RawItem, Write
+
+# The LoansTable attributes an SMS depends on (docs/contract.md#loanstable-item; loan_id is the key).
 LOAN_ATTRIBUTES = (
     "borrower_id",
     "borrower_name",
@@ -56,6 +62,15 @@ def snapshot_of(loan: Loan, control: LoanControl | None) -> LineSnapshot:
     return LineSnapshot(loan=to_item(values), control=control_values(control))
 
 
+def snapshot_from_index(item: Mapping[str, Any], control: LoanControl | None) -> LineSnapshot | None:
+    """The snapshot of a ladder index item (its loan's CONTROL item, `dal.ladder`), None when it holds no
+    contact details (an erased borrower's, or one written before they were kept): the sender reads that loan."""
+    if not all(item.get(name) for name in ("phone", "borrower_name")):
+        return None
+    values = {name: item[name] for name in LOAN_ATTRIBUTES if item.get(name) is not None}
+    return LineSnapshot(loan=to_item(values), control=control_values(control))
+
+
 def snapshot_from_item(raw: Mapping[str, Any], control: LoanControl | None) -> LineSnapshot:
     """The snapshot of a live LoansTable item as read (DynamoDB attribute values, types kept) and its control."""
     return LineSnapshot(
@@ -69,22 +84,22 @@ def control_values(control: LoanControl | None) -> dict[str, Any]:
     return control.model_dump(mode="json", exclude_none=True, exclude=_CONTROL_NOT_CARRIED)
 
 
-def loan_unchanged(table: str, loan_id: str, snapshot: LineSnapshot) -> dict[str, Any]:
+def loan_unchanged(table: str, loan_id: str, snapshot: LineSnapshot) -> Write:
     """A TransactWriteItems ConditionCheck: the live loan item holds exactly the snapshot's attributes."""
     return _condition_check(table, {"loan_id": {"S": loan_id}}, LOAN_ATTRIBUTES, snapshot.loan)
 
 
-def control_unchanged(table: str, key: dict[str, Any], snapshot: LineSnapshot) -> dict[str, Any]:
+def control_unchanged(table: str, key: RawItem, snapshot: LineSnapshot) -> Write:
     """A ConditionCheck: the CONTROL item's guards are as the snapshot saw them (absent item: all absent)."""
     guards = {name: {"S": str(snapshot.control[name])} for name in CONTROL_GUARDS if name in snapshot.control}
     return _condition_check(table, key, CONTROL_GUARDS, guards)
 
 
 def _condition_check(
-    table: str, key: dict[str, Any], attributes: tuple[str, ...], expected: Mapping[str, dict[str, Any]]
-) -> dict[str, Any]:
+    table: str, key: RawItem, attributes: tuple[str, ...], expected: Mapping[str, dict[str, Any]]
+) -> Write:
     names: dict[str, str] = {}
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {}  # the snapshot's attribute values, as carried in the job
     terms: list[str] = []
     for i, name in enumerate(attributes):
         names[f"#a{i}"] = name
@@ -93,7 +108,7 @@ def _condition_check(
             terms.append(f"#a{i} = :v{i}")
         else:
             terms.append(f"attribute_not_exists(#a{i})")
-    check: dict[str, Any] = {
+    check: ConditionCheckTypeDef = {
         "TableName": table,
         "Key": key,
         "ConditionExpression": " AND ".join(terms),
@@ -106,26 +121,19 @@ def _condition_check(
 
 
 def read_live(
-    loans_table: str, state_table: str, loan_ids: list[str], control_key: Any
-) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    loans_table: str, state_table: str, loan_ids: list[str], control_key: Callable[[str], Key]
+) -> tuple[dict[str, RawItem], dict[str, RawItem]]:
     """Live LoansTable items and CONTROL items of these loans, strongly consistent, in one BatchGetItem per 50 loans.
 
     Returns (raw loan items by id, raw CONTROL items by loan id), as DynamoDB attribute values.
     """
-    loans: dict[str, dict[str, Any]] = {}
-    controls: dict[str, dict[str, Any]] = {}
     ids = list(dict.fromkeys(loan_ids))
-    for start in range(0, len(ids), 50):  # 2 keys a loan, 100 keys a call
-        page = ids[start : start + 50]
-        request: dict[str, Any] = {
-            loans_table: {"Keys": [{"loan_id": {"S": loan_id}} for loan_id in page], "ConsistentRead": True},
-            state_table: {"Keys": [control_key(loan_id) for loan_id in page], "ConsistentRead": True},
+    found = batch_get_tables(
+        {
+            loans_table: [{"loan_id": {"S": loan_id}} for loan_id in ids],
+            state_table: [control_key(loan_id) for loan_id in ids],
         }
-        while request:
-            response = client("dynamodb").batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(loans_table, []):
-                loans[str(item["loan_id"]["S"])] = item
-            for item in response.get("Responses", {}).get(state_table, []):
-                controls[str(item["pk"]["S"]).removeprefix("LOAN#")] = item
-            request = response.get("UnprocessedKeys") or {}
+    )
+    loans = {str(item["loan_id"]["S"]): item for item in found[loans_table]}
+    controls = {str(item["pk"]["S"]).removeprefix("LOAN#"): item for item in found[state_table]}
     return loans, controls

@@ -2,7 +2,8 @@
 
 Items: `LOAN#id / SEND#cycle#stage` (send claim), `LOAN#id / CONTROL` (holds and pauses),
 `BORROWER#id / CAP` (the local days of the borrower's latest SMS: the daily and weekly caps),
-`MSG#message_id / MSG` (the delivery records of one SNS message), `PHONEHASH#h / OPTOUT`,
+`MSG#message_id / MSG` (the delivery records of one SNS message, and its carrier outcome once
+known), `PHONEHASH#h / OPTOUT`,
 `LOAN#id / NOTICE#kind#id` and `PHONEHASH#h / NOTICE#kind#id` (one service SMS per event),
 `BORROWER#id / ERASED` (evidence of an erasure, no personal data), `KEY / PHONE_HASH` (the
 wrapped phone-hash key, see `phone_keys`: never delete it),
@@ -12,8 +13,9 @@ changed; `shards` is the deployment's PlanningShards) and `PLANNER / POKE` (the 
 The CONTROL items are also the ladder index (`dal.ladder`); the planner marks on them the stage it
 handled last (`planned` = `cycle#stage`, `planned_until`), in the same transaction as the claim.
 
-A phone number is never a key or an attribute here: items about a number are keyed by its keyed
-hash (`PHONEHASH#h`, h = `PhoneKeys.hash`). Items written before that (`PHONE#e164 / ...`) are
+A phone number is never a key here, and an attribute only on an open loan's CONTROL item (with the
+name: what the sender composes with, `dal.ladder.CONTACT`, removed by an erasure): items about a number
+are keyed by its keyed hash (`PHONEHASH#h`, h = `PhoneKeys.hash`). Items written before that (`PHONE#e164 / ...`) are
 still read for opt-outs (a dual read, so no opt-out is missed after the upgrade), moved to the
 hashed key when the number opts out again, and removed when the number is erased.
 """
@@ -22,15 +24,27 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from dunning.dal.aws import client, from_item, query_items, to_item
+from dunning.dal.aws import (
+    batch_get,
+    cancellation_reasons,
+    conditional_write,
+    dynamodb,
+    from_item,
+    query_items,
+    to_item,
+)
 from dunning.dal.phone_keys import PhoneKeys
+from dunning.dal.transact import Unit, write_units
 from dunning.models.jobs import utc_iso
 from dunning.models.state import ClaimState, LoanControl, PlannerAgenda, SendClaim
 from dunning.sharding import LADDER_BUCKETS, buckets_of_shard
+
+if TYPE_CHECKING:
+    from dunning.dal.aws import CancellationReason, RawItem, Write
 
 ClaimKey = tuple[str, str, str]  # loan_id, cycle, stage
 CLAIMS_PER_TRANSACTION = 50  # each claim is two items (claim, CONTROL mark); a transaction takes 100
@@ -43,28 +57,28 @@ NOTICE_RETENTION_DAYS = 90
 NO_DAY = "0000-00-00"  # an empty place in a borrower's CAP item: older than any day
 
 
-def claim_key(loan_id: str, cycle: str, stage: str) -> dict[str, Any]:
+def claim_key(loan_id: str, cycle: str, stage: str) -> RawItem:
     return {"pk": {"S": f"LOAN#{loan_id}"}, "sk": {"S": f"SEND#{cycle}#{stage}"}}
 
 
-def control_key(loan_id: str) -> dict[str, Any]:
+def control_key(loan_id: str) -> RawItem:
     return {"pk": {"S": f"LOAN#{loan_id}"}, "sk": {"S": "CONTROL"}}
 
 
-def cap_key(borrower_id: str) -> dict[str, Any]:
+def cap_key(borrower_id: str) -> RawItem:
     return {"pk": {"S": f"BORROWER#{borrower_id}"}, "sk": {"S": "CAP"}}
 
 
-def message_key(message_id: str) -> dict[str, Any]:
+def message_key(message_id: str) -> RawItem:
     return {"pk": {"S": f"MSG#{message_id}"}, "sk": {"S": "MSG"}}
 
 
-def optout_key(partition: str) -> dict[str, Any]:
+def optout_key(partition: str) -> RawItem:
     """`partition` is `PHONEHASH#h` (or, for items written before the hash, `PHONE#e164`)."""
     return {"pk": {"S": partition}, "sk": {"S": "OPTOUT"}}
 
 
-def notice_key(owner: str, notice: str) -> dict[str, Any]:
+def notice_key(owner: str, notice: str) -> RawItem:
     """`owner` is `LOAN#id` or `PHONEHASH#h`; `notice` is `kind#event-or-payment-id`."""
     return {"pk": {"S": owner}, "sk": {"S": f"NOTICE#{notice}"}}
 
@@ -75,19 +89,19 @@ def expiry(day: dt.date | dt.datetime, days: int) -> int:
     return int((start + dt.timedelta(days=days)).timestamp())
 
 
-def erasure_key(borrower_id: str) -> dict[str, Any]:
+def erasure_key(borrower_id: str) -> RawItem:
     return {"pk": {"S": f"BORROWER#{borrower_id}"}, "sk": {"S": "ERASED"}}
 
 
-def agenda_key(shard: int, shards: int) -> dict[str, Any]:
+def agenda_key(shard: int, shards: int) -> RawItem:
     return {"pk": {"S": "PLANNER"}, "sk": {"S": f"AGENDA#{shard}#{shards}"}}
 
 
-POKE_KEY = {"pk": {"S": "PLANNER"}, "sk": {"S": "POKE"}}  # every shard's
-OPT_OUT_SYNC_KEY = {"pk": {"S": "OPTOUT_SYNC"}, "sk": {"S": "CURSOR"}}
+POKE_KEY: RawItem = {"pk": {"S": "PLANNER"}, "sk": {"S": "POKE"}}  # every shard's
+OPT_OUT_SYNC_KEY: RawItem = {"pk": {"S": "OPTOUT_SYNC"}, "sk": {"S": "CURSOR"}}
 
 
-def shard_poke_key(shard: int, shards: int) -> dict[str, Any]:
+def shard_poke_key(shard: int, shards: int) -> RawItem:
     return {"pk": {"S": "PLANNER"}, "sk": {"S": f"POKE#{shard}#{shards}"}}
 
 
@@ -108,31 +122,20 @@ class ClaimWrite:
     record_id: str | None = None
 
 
-def is_conditional_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+def _pointer_records(pointer: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(str(r["loan_id"]), str(r["record_id"])) for r in pointer.get("records") or []]
 
 
-def _transact(items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+def _transact(items: list[Write]) -> list[CancellationReason] | None:
     """One TransactWriteItems; None when it went through, else its cancellation reasons (one per item)."""
     try:
-        client("dynamodb").transact_write_items(TransactItems=items)
+        dynamodb().transact_write_items(TransactItems=items)
     except ClientError as exc:
-        reasons = exc.response.get("CancellationReasons") or []
-        if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException" or len(reasons) != len(items):
+        reasons = cancellation_reasons(exc)
+        if len(reasons) != len(items):
             raise
-        return [dict(reason) for reason in reasons]
+        return reasons
     return None
-
-
-def conditional_write(operation: str, request: dict[str, Any]) -> bool:
-    """Run a conditional PutItem/UpdateItem; False (not an error) when its condition does not hold."""
-    try:
-        getattr(client("dynamodb"), operation)(**request)
-    except ClientError as exc:
-        if is_conditional_failure(exc):
-            return False
-        raise
-    return True
 
 
 class StateRepository:
@@ -154,16 +157,8 @@ class StateRepository:
         return owner
 
     # ---------------------------------------------------------------- reads
-    def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        unique = list({(k["pk"]["S"], k["sk"]["S"]): k for k in keys}.values())
-        items: list[dict[str, Any]] = []
-        for start in range(0, len(unique), 100):
-            request: dict[str, Any] = {self.table: {"Keys": unique[start : start + 100], "ConsistentRead": True}}
-            while request:
-                response = client("dynamodb").batch_get_item(RequestItems=request)
-                items.extend(from_item(i) for i in response.get("Responses", {}).get(self.table, []))
-                request = response.get("UnprocessedKeys") or {}
-        return items
+    def _batch_get(self, keys: list[RawItem]) -> list[dict[str, Any]]:
+        return [from_item(item) for item in batch_get(self.table, keys)]
 
     def load(
         self, claims: list[ClaimKey], phones: list[str]
@@ -257,20 +252,21 @@ class StateRepository:
         """
         loan_id, cycle, stage = key
         conditional_write(
-            "update_item",
             {
-                "TableName": self.table,
-                "Key": control_key(loan_id),
-                "UpdateExpression": "SET planned_until = :until",
-                "ConditionExpression": "planned = :mark",
-                "ExpressionAttributeValues": {
-                    ":until": {"S": utc_iso(retry_after)},
-                    ":mark": {"S": stage_mark(cycle, stage)},
-                },
-            },
+                "Update": {
+                    "TableName": self.table,
+                    "Key": control_key(loan_id),
+                    "UpdateExpression": "SET planned_until = :until",
+                    "ConditionExpression": "planned = :mark",
+                    "ExpressionAttributeValues": {
+                        ":until": {"S": utc_iso(retry_after)},
+                        ":mark": {"S": stage_mark(cycle, stage)},
+                    },
+                }
+            }
         )
 
-    def _claim_put(self, write: ClaimWrite, now: dt.datetime) -> dict[str, Any]:
+    def _claim_put(self, write: ClaimWrite, now: dt.datetime) -> Write:
         values = self._claim_values(write.key, write.borrower_id, write.state, now)
         values.update(reason=write.reason, record_id=write.record_id)
         values["retry_after"] = utc_iso(write.retry_after) if write.retry_after else None
@@ -288,9 +284,9 @@ class StateRepository:
             }
         }
 
-    def _mark_update(self, write: ClaimWrite) -> dict[str, Any]:
+    def _mark_update(self, write: ClaimWrite) -> Write:
         loan_id, cycle, stage = write.key
-        values: dict[str, Any] = {":mark": {"S": stage_mark(cycle, stage)}, ":loan": {"S": loan_id}}
+        values: RawItem = {":mark": {"S": stage_mark(cycle, stage)}, ":loan": {"S": loan_id}}
         expression = "SET planned = :mark, loan_id = if_not_exists(loan_id, :loan)"
         if write.retry_after is not None:
             values[":until"] = {"S": utc_iso(write.retry_after)}
@@ -306,7 +302,7 @@ class StateRepository:
             }
         }
 
-    def _claim_delete(self, key: ClaimKey, now: dt.datetime) -> dict[str, Any]:
+    def _claim_delete(self, key: ClaimKey, now: dt.datetime) -> Write:
         return {
             "Delete": {
                 "TableName": self.table,
@@ -317,7 +313,7 @@ class StateRepository:
             }
         }
 
-    def _mark_removal(self, key: ClaimKey) -> dict[str, Any]:
+    def _mark_removal(self, key: ClaimKey) -> Write:
         return {
             "Update": {
                 "TableName": self.table,
@@ -343,20 +339,26 @@ class StateRepository:
         values = self._claim_values(key, borrower_id, state, now)
         values.update(reason=reason, record_id=record_id, message_id=message_id)
         values["retry_after"] = utc_iso(retry_after) if retry_after else None
-        request: dict[str, Any] = {"TableName": self.table, "Item": to_item(values)}
+        put: Write = {"Put": {"TableName": self.table, "Item": to_item(values)}}
         if only_from:
-            names = {f":s{i}": {"S": s.value} for i, s in enumerate(only_from)}
-            request["ConditionExpression"] = f"#s IN ({', '.join(names)})"
-            request["ExpressionAttributeNames"] = {"#s": "state"}
-            request["ExpressionAttributeValues"] = names
-        return conditional_write("put_item", request)
+            names: RawItem = {f":s{i}": {"S": s.value} for i, s in enumerate(only_from)}
+            put["Put"]["ConditionExpression"] = f"#s IN ({', '.join(names)})"
+            put["Put"]["ExpressionAttributeNames"] = {"#s": "state"}
+            put["Put"]["ExpressionAttributeValues"] = names
+        return conditional_write(put).ok
 
     def claim_transition(
         self, key: ClaimKey, to: ClaimState, now: dt.datetime, from_state: ClaimState, **extra: Any
-    ) -> dict[str, Any]:
+    ) -> Write:
         """The Update request moving a claim between states (conditional on the current one)."""
+        return self._state_update(claim_key(*key), to, now, from_state, **extra)
+
+    def _state_update(
+        self, key: RawItem, to: ClaimState, now: dt.datetime, from_state: ClaimState, **extra: Any
+    ) -> Write:
+        """An Update moving the item at `key` (a send or notice claim) from `from_state` to `to`, setting `extra`."""
         names = {"#s": "state"}
-        values: dict[str, Any] = {":to": {"S": to.value}, ":from": {"S": from_state.value}, ":now": {"S": utc_iso(now)}}
+        values: RawItem = {":to": {"S": to.value}, ":from": {"S": from_state.value}, ":now": {"S": utc_iso(now)}}
         sets = ["#s = :to", "updated_at = :now"]
         for i, (name, value) in enumerate(sorted(extra.items())):
             names[f"#x{i}"] = name
@@ -365,7 +367,7 @@ class StateRepository:
         return {
             "Update": {
                 "TableName": self.table,
-                "Key": claim_key(*key),
+                "Key": key,
                 "UpdateExpression": "SET " + ", ".join(sets),
                 "ConditionExpression": "#s = :from",
                 "ExpressionAttributeNames": names,
@@ -375,10 +377,7 @@ class StateRepository:
 
     def transition(self, key: ClaimKey, to: ClaimState, now: dt.datetime, from_state: ClaimState, **extra: Any) -> bool:
         """Move a claim between states with one conditional UpdateItem; False if it was not in from_state."""
-        return conditional_write("update_item", self.claim_transition(key, to, now, from_state, **extra)["Update"])
-
-    def transact(self, items: list[dict[str, Any]]) -> None:
-        client("dynamodb").transact_write_items(TransactItems=items)
+        return conditional_write(self.claim_transition(key, to, now, from_state, **extra)).ok
 
     # ---------------------------------------------------------------- helpers
     def _claim_values(self, key: ClaimKey, borrower_id: str, state: ClaimState, now: dt.datetime) -> dict[str, Any]:
@@ -401,7 +400,7 @@ class StateRepository:
 
     # ---------------------------------------------------------------- borrower events (LoanEventsFunction)
     def get_control(self, loan_id: str) -> LoanControl | None:
-        item = client("dynamodb").get_item(TableName=self.table, Key=control_key(loan_id), ConsistentRead=True)
+        item = dynamodb().get_item(TableName=self.table, Key=control_key(loan_id), ConsistentRead=True)
         return LoanControl.model_validate(from_item(item["Item"])) if "Item" in item else None
 
     def update_control(
@@ -414,7 +413,7 @@ class StateRepository:
         """
         stamp = f"{aspect}_event_at"
         names: dict[str, str] = {"#at": stamp, "#loan": "loan_id"}
-        values: dict[str, Any] = {":at": {"S": utc_iso(event_time)}, ":loan": {"S": loan_id}}
+        values: RawItem = {":at": {"S": utc_iso(event_time)}, ":loan": {"S": loan_id}}
         assignments = ["#at = :at", "#loan = :loan"]
         for i, (name, value) in enumerate(sorted(sets.items())):
             names[f"#s{i}"] = name
@@ -425,19 +424,20 @@ class StateRepository:
             names.update({f"#r{i}": name for i, name in enumerate(removes)})
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))
         return conditional_write(
-            "update_item",
             {
-                "TableName": self.table,
-                "Key": control_key(loan_id),
-                "UpdateExpression": expression,
-                "ConditionExpression": "attribute_not_exists(#at) OR #at < :at",
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            },
-        )
+                "Update": {
+                    "TableName": self.table,
+                    "Key": control_key(loan_id),
+                    "UpdateExpression": expression,
+                    "ConditionExpression": "attribute_not_exists(#at) OR #at < :at",
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            }
+        ).ok
 
     # ---------------------------------------------------------------- the planner's agenda
-    def _poke_keys(self, shard: int, shards: int) -> list[dict[str, Any]]:
+    def _poke_keys(self, shard: int, shards: int) -> list[RawItem]:
         """The poke items a shard watches: every shard's, and those of the deployment's shards its buckets are in."""
         watched = {bucket % self.planning_shards for bucket in buckets_of_shard(shard, shards)}
         return [POKE_KEY, *(shard_poke_key(s, self.planning_shards) for s in sorted(watched))]
@@ -458,7 +458,7 @@ class StateRepository:
             "read_at": utc_iso(agenda.read_at),
             "poke_version": agenda.poke_version,
         }
-        client("dynamodb").put_item(TableName=self.table, Item={**agenda_key(shard, shards), **to_item(item)})
+        dynamodb().put_item(TableName=self.table, Item={**agenda_key(shard, shards), **to_item(item)})
 
     def wake_planner(self, bucket: int | None = None) -> None:
         """Something a planner shard read changed (a borrower event, a send-time deferral): read again.
@@ -468,7 +468,7 @@ class StateRepository:
         if bucket is not None and not 0 <= bucket < LADDER_BUCKETS:
             raise ValueError(f"bucket must be in 0..{LADDER_BUCKETS - 1}, got {bucket}")
         key = POKE_KEY if bucket is None else shard_poke_key(bucket % self.planning_shards, self.planning_shards)
-        client("dynamodb").update_item(
+        dynamodb().update_item(
             TableName=self.table,
             Key=key,
             UpdateExpression="ADD #v :bump",
@@ -478,7 +478,7 @@ class StateRepository:
 
     def note_failed_delivery(self, loan_id: str, at: dt.datetime) -> None:
         """Mark the loan's CONTROL item: one of its SMS failed (idempotent; escalation's hint)."""
-        client("dynamodb").update_item(
+        dynamodb().update_item(
             TableName=self.table,
             Key=control_key(loan_id),
             UpdateExpression="SET #loan = :loan, #at = :at",
@@ -489,19 +489,20 @@ class StateRepository:
     def clear_promise(self, loan_id: str, promised_date: dt.date) -> bool:
         """Forget a kept promise (only the one read: a newer promise stays)."""
         return conditional_write(
-            "update_item",
             {
-                "TableName": self.table,
-                "Key": control_key(loan_id),
-                "UpdateExpression": "REMOVE promised_date, promise_amount",
-                "ConditionExpression": "promised_date = :d",
-                "ExpressionAttributeValues": {":d": {"S": promised_date.isoformat()}},
-            },
-        )
+                "Update": {
+                    "TableName": self.table,
+                    "Key": control_key(loan_id),
+                    "UpdateExpression": "REMOVE promised_date, promise_amount",
+                    "ConditionExpression": "promised_date = :d",
+                    "ExpressionAttributeValues": {":d": {"S": promised_date.isoformat()}},
+                }
+            }
+        ).ok
 
     def note_broken_promise(self, loan_id: str, promised_date: dt.date) -> None:
         """Remember a promise that passed unkept (a string-set ADD: idempotent, whatever else the item holds)."""
-        client("dynamodb").update_item(
+        dynamodb().update_item(
             TableName=self.table,
             Key=control_key(loan_id),
             UpdateExpression="SET #loan = if_not_exists(#loan, :loan) ADD #broken :date",
@@ -529,58 +530,39 @@ class StateRepository:
             **optout_key(self.phone_partition(phone)),
             **to_item({"source": source, "source_id": source_id, "opted_out_at": opted_at}),
         }
-        try:
-            client("dynamodb").put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise
-            existing = client("dynamodb").get_item(
-                TableName=self.table, Key=optout_key(self.phone_partition(phone)), ConsistentRead=True
-            )
-            source_id = str(from_item(existing.get("Item", {})).get("source_id", ""))
+        put = conditional_write(
+            {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+        )
+        if not put.ok:  # opted out already: that opt-out and its source stay
+            source_id = str((put.item or {}).get("source_id", ""))
         if legacy is not None:
-            client("dynamodb").delete_item(TableName=self.table, Key=optout_key(LEGACY_PHONE_PREFIX + phone))
+            dynamodb().delete_item(TableName=self.table, Key=optout_key(LEGACY_PHONE_PREFIX + phone))
         return source_id
 
     def opt_in(self, phone: str) -> None:
-        client("dynamodb").delete_item(TableName=self.table, Key=optout_key(self.phone_partition(phone)))
-        client("dynamodb").delete_item(TableName=self.table, Key=optout_key(LEGACY_PHONE_PREFIX + phone))
-
-    def is_opted_out(self, phone: str) -> bool:
-        item = client("dynamodb").get_item(
-            TableName=self.table, Key=optout_key(self.phone_partition(phone)), ConsistentRead=True
-        )
-        return "Item" in item or self._legacy_optout(phone) is not None
+        dynamodb().delete_item(TableName=self.table, Key=optout_key(self.phone_partition(phone)))
+        dynamodb().delete_item(TableName=self.table, Key=optout_key(LEGACY_PHONE_PREFIX + phone))
 
     def opted_out_among(self, phones: list[str]) -> set[str]:
         """Which of these numbers already have a (hashed) opt-out item: keys only, 100 a BatchGetItem."""
         by_partition = {self.phone_partition(phone): phone for phone in phones}
-        found: set[str] = set()
-        keys = [optout_key(partition) for partition in by_partition]
-        for start in range(0, len(keys), 100):
-            request: dict[str, Any] = {
-                self.table: {"Keys": keys[start : start + 100], "ProjectionExpression": "pk", "ConsistentRead": True}
-            }
-            while request:
-                response = client("dynamodb").batch_get_item(RequestItems=request)
-                found |= {by_partition[item["pk"]["S"]] for item in response.get("Responses", {}).get(self.table, [])}
-                request = response.get("UnprocessedKeys") or {}
-        return found
+        items = batch_get(self.table, [optout_key(partition) for partition in by_partition], projection="pk")
+        return {by_partition[str(item["pk"]["S"])] for item in items}
 
     def opt_out_sync_cursor(self) -> str | None:
         """Where the last opt-out sync stopped in SNS's list (its page token), if it stopped early."""
-        item = client("dynamodb").get_item(TableName=self.table, Key=OPT_OUT_SYNC_KEY, ConsistentRead=True)
+        item = dynamodb().get_item(TableName=self.table, Key=OPT_OUT_SYNC_KEY, ConsistentRead=True)
         return str(item["Item"]["next_token"]["S"]) if "Item" in item else None
 
     def save_opt_out_sync_cursor(self, next_token: str | None) -> None:
         if next_token is None:
-            client("dynamodb").delete_item(TableName=self.table, Key=OPT_OUT_SYNC_KEY)
+            dynamodb().delete_item(TableName=self.table, Key=OPT_OUT_SYNC_KEY)
         else:
             item = {**OPT_OUT_SYNC_KEY, "next_token": {"S": next_token}}
-            client("dynamodb").put_item(TableName=self.table, Item=item)
+            dynamodb().put_item(TableName=self.table, Item=item)
 
     def _legacy_optout(self, phone: str) -> dict[str, Any] | None:
-        found = client("dynamodb").get_item(
+        found = dynamodb().get_item(
             TableName=self.table, Key=optout_key(LEGACY_PHONE_PREFIX + phone), ConsistentRead=True
         )
         return from_item(found["Item"]) if "Item" in found else None
@@ -605,11 +587,11 @@ class StateRepository:
             )
         )
         for item in raw:
-            client("dynamodb").delete_item(TableName=self.table, Key=to_item({"pk": item["pk"], "sk": item["sk"]}))
+            dynamodb().delete_item(TableName=self.table, Key=to_item({"pk": item["pk"], "sk": item["sk"]}))
         return len(raw)
 
     def erasure(self, borrower_id: str) -> dict[str, Any] | None:
-        item = client("dynamodb").get_item(TableName=self.table, Key=erasure_key(borrower_id), ConsistentRead=True)
+        item = dynamodb().get_item(TableName=self.table, Key=erasure_key(borrower_id), ConsistentRead=True)
         return from_item(item["Item"]) if "Item" in item else None
 
     def note_erasure(
@@ -622,7 +604,7 @@ class StateRepository:
         if done is not None:
             expression += ", erased_at = :now ADD " + ", ".join(f"{name} :{name}" for name in done)
             values.update({f":{name}": count for name, count in done.items()})
-        client("dynamodb").update_item(
+        dynamodb().update_item(
             TableName=self.table,
             Key=erasure_key(borrower_id),
             UpdateExpression=expression,
@@ -630,46 +612,44 @@ class StateRepository:
         )
 
     # ---------------------------------------------------------------- service notices (one SMS per event)
-    def claim_notice(self, owner: str, notice: str, now: dt.datetime) -> ClaimState | None:
-        """Take the notice (PLANNED) unless it exists; None when taken now, else its current state.
+    def notice_take(self, owner: str, notice: str, to: ClaimState, now: dt.datetime, **extra: Any) -> Write:
+        """A transaction Put taking the notice in state `to` (SENDING before Publish; SUPPRESSED when it will not go).
 
-        A PLANNED notice found again (a retry after nothing irreversible happened) is taken again.
-        An owner `PHONE#e164` is stored under the number's hash.
+        Only while it is absent or PLANNED (given back after a throttled Publish). When the condition
+        fails the notice comes back as found (ALL_OLD), so its state is known without a read. An owner
+        `PHONE#e164` is stored under the number's hash.
         """
-        key = notice_key(self._owner_partition(owner), notice)
-        expires_at = {"N": str(expiry(now, NOTICE_RETENTION_DAYS))}
-        try:
-            client("dynamodb").put_item(
-                TableName=self.table,
-                Item={
-                    **key,
-                    "state": {"S": ClaimState.PLANNED.value},
-                    "updated_at": {"S": utc_iso(now)},
-                    "expires_at": expires_at,
-                },
-                ConditionExpression="attribute_not_exists(pk) OR #s = :planned",
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={":planned": {"S": ClaimState.PLANNED.value}},
-            )
-        except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise
-            found = client("dynamodb").get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item", {})
-            return ClaimState(str(from_item(found).get("state", ClaimState.UNCERTAIN.value)))
-        return None
+        values = {
+            "pk": self._owner_partition(owner),
+            "sk": f"NOTICE#{notice}",
+            "state": to.value,
+            "updated_at": utc_iso(now),
+            "expires_at": expiry(now, NOTICE_RETENTION_DAYS),
+            **extra,
+        }
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": to_item(values),
+                "ConditionExpression": "attribute_not_exists(pk) OR #s = :planned",
+                "ExpressionAttributeNames": {"#s": "state"},
+                "ExpressionAttributeValues": {":planned": {"S": ClaimState.PLANNED.value}},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
 
     def notice_transition(
         self, owner: str, notice: str, to: ClaimState, now: dt.datetime, from_state: ClaimState, **extra: Any
-    ) -> dict[str, Any]:
-        """A TransactWriteItems Update moving a notice between states (conditional on the current one)."""
-        request = self.claim_transition(("", "", ""), to, now, from_state, **extra)
-        request["Update"]["Key"] = notice_key(self._owner_partition(owner), notice)
-        return request
+    ) -> Write:
+        """A transaction Update moving a notice between states (conditional on the current one; ALL_OLD on failure)."""
+        update = self._state_update(notice_key(self._owner_partition(owner), notice), to, now, from_state, **extra)
+        update["Update"]["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        return update
 
     # ---------------------------------------------------------------- the sender's transactions (dunning.sender)
     def claim_update(
         self, key: ClaimKey, to: ClaimState, now: dt.datetime, from_state: ClaimState, **extra: Any
-    ) -> dict[str, Any]:
+    ) -> Write:
         """`claim_transition` that hands back the claim as it is when its condition fails (no read)."""
         update = self.claim_transition(key, to, now, from_state, **extra)
         update["Update"]["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
@@ -683,11 +663,11 @@ class StateRepository:
         now: dt.datetime,
         only_from: tuple[ClaimState, ...],
         **values: Any,
-    ) -> dict[str, Any]:
+    ) -> Write:
         """A transaction Put settling the claim (SUPPRESSED, DEFERRED), only from one of `only_from`."""
         item = self._claim_values(key, borrower_id, state, now)
         item.update({k: utc_iso(v) if isinstance(v, dt.datetime) else v for k, v in values.items()})
-        states = {f":s{i}": {"S": s.value} for i, s in enumerate(only_from)}
+        states: RawItem = {f":s{i}": {"S": s.value} for i, s in enumerate(only_from)}
         return {
             "Put": {
                 "TableName": self.table,
@@ -699,7 +679,7 @@ class StateRepository:
             }
         }
 
-    def not_opted_out(self, phone: str) -> list[dict[str, Any]]:
+    def not_opted_out(self, phone: str) -> list[Write]:
         """ConditionChecks that the number is on neither opt-out item (hashed, and the raw key from before the hash)."""
         return [
             {
@@ -712,7 +692,7 @@ class StateRepository:
             for partition in (self.phone_partition(phone), LEGACY_PHONE_PREFIX + phone)
         ]
 
-    def take_cap(self, borrower_id: str, day: dt.date, per_day: int, per_week: int, expires_at: int) -> dict[str, Any]:
+    def take_cap(self, borrower_id: str, day: dt.date, per_day: int, per_week: int, expires_at: int) -> Write:
         """Count one SMS on the borrower's local `day` if both caps allow it: one conditional Update, no read.
 
         The item keeps the local days of the borrower's latest `max(per_day, per_week)` SMS, newest
@@ -742,7 +722,7 @@ class StateRepository:
             }
         }
 
-    def give_back_cap(self, borrower_id: str, day: dt.date, per_day: int, per_week: int) -> dict[str, Any]:
+    def give_back_cap(self, borrower_id: str, day: dt.date, per_day: int, per_week: int) -> Write:
         """Undo one `take_cap` of `day` (its SMS never left): the list shifts back, if its newest is still that day."""
         slots = max(per_day, per_week)
         expression = " ".join(
@@ -763,18 +743,38 @@ class StateRepository:
             }
         }
 
-    def message_pointer(self, message_id: str, records: list[tuple[str, str]], expires_at: int) -> dict[str, Any]:
+    def message_pointer(self, message_id: str, records: list[tuple[str, str]], expires_at: int) -> Write:
         """A transaction Put of `MSG#id / MSG`: the (loan_id, record_id) of each record of one SNS message."""
         item = {"records": [{"loan_id": loan, "record_id": rid} for loan, rid in records], "expires_at": expires_at}
         return {"Put": {"TableName": self.table, "Item": {**message_key(message_id), **to_item(item)}}}
 
-    def message_records(self, message_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
-        """The records of each SNS message that has a pointer (BatchGetItem, 100 a call)."""
-        found: dict[str, list[tuple[str, str]]] = {}
-        for item in self._batch_get([message_key(m) for m in message_ids]):
-            records = item.get("records") or []
-            found[str(item["pk"]).removeprefix("MSG#")] = [(str(r["loan_id"]), str(r["record_id"])) for r in records]
-        return found
+    def message_outcome(
+        self, message_id: str, outcome: str, now: dt.datetime
+    ) -> tuple[list[tuple[str, str]] | None, str | None]:
+        """Note a carrier outcome on the message's pointer (first final outcome wins) and learn its records: no read.
+
+        One UpdateItem: SET `outcome` unless the pointer holds another one, returning the pointer (ALL_NEW,
+        or ALL_OLD when the condition fails). Returns (records, None) when the outcome is the pointer's now
+        (first time or a replay: apply it to the records), (records, the other outcome) when the pointer
+        already holds another, and (None, None) when the message has no pointer.
+        """
+        written = conditional_write(
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": message_key(message_id),
+                    "UpdateExpression": "SET outcome = :o, outcome_at = if_not_exists(outcome_at, :now)",
+                    "ConditionExpression": "attribute_exists(pk) AND (attribute_not_exists(outcome) OR outcome = :o)",
+                    "ExpressionAttributeValues": {":o": {"S": outcome}, ":now": {"S": utc_iso(now)}},
+                }
+            },
+            return_new=True,
+        )
+        if written.ok:
+            return _pointer_records(written.item or {}), None
+        if not written.item:
+            return None, None
+        return _pointer_records(written.item), str(written.item.get("outcome"))
 
     def handled_update(
         self,
@@ -784,7 +784,7 @@ class StateRepository:
         *,
         retry_after: dt.datetime | None = None,
         failed_at: dt.datetime | None = None,
-    ) -> dict[str, Any]:
+    ) -> Write:
         """A transaction Update of the loan's CONTROL item: the stage the sender settled last, for the planner.
 
         `handled` = `cycle#stage`, `handled_state` (SENT, SUPPRESSED, UNCERTAIN or DEFERRED),
@@ -793,7 +793,7 @@ class StateRepository:
         `last_failed_delivery_at` (escalation's hint, see `note_failed_delivery`).
         """
         loan_id, cycle, stage = key
-        values: dict[str, Any] = {
+        values: RawItem = {
             ":loan": {"S": loan_id},
             ":h": {"S": f"{cycle}#{stage}"},
             ":s": {"S": state.value},
@@ -817,7 +817,7 @@ class StateRepository:
             }
         }
 
-    def failed_delivery_update(self, loan_id: str, at: dt.datetime) -> dict[str, Any]:
+    def failed_delivery_update(self, loan_id: str, at: dt.datetime) -> Write:
         """`note_failed_delivery` as a transaction Update (RecordDeliveryFunction, with the record's outcome)."""
         return {
             "Update": {
@@ -837,19 +837,12 @@ class StateRepository:
 
         (True, None) when moved; (False, claim) when it was not in `from_state`; (False, None) when absent.
         """
-        request = self.claim_transition(key, to, now, from_state, **extra)["Update"]
-        try:
-            client("dynamodb").update_item(**request, ReturnValuesOnConditionCheckFailure="ALL_OLD")
-        except ClientError as exc:
-            if not is_conditional_failure(exc):
-                raise
-            item: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-            return False, SendClaim.model_validate(from_item(item)) if item else None
-        return True, None
+        written = conditional_write(self.claim_transition(key, to, now, from_state, **extra))
+        return written.ok, SendClaim.model_validate(written.item) if written.item and not written.ok else None
 
     def move_claim_with(
         self,
-        writes: list[dict[str, Any]],
+        writes: list[Write],
         key: ClaimKey,
         to: ClaimState,
         now: dt.datetime,
@@ -857,19 +850,12 @@ class StateRepository:
         **extra: Any,
     ) -> tuple[bool, SendClaim | None]:
         """`move_claim` and `writes` (TransactWriteItems entries) all or nothing, the claim's condition guarding all."""
-        update = self.claim_transition(key, to, now, from_state, **extra)
-        update["Update"]["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-        try:
-            client("dynamodb").transact_write_items(TransactItems=[*writes, update])
-        except ClientError as exc:
-            reasons = exc.response.get("CancellationReasons") or []
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException" or not reasons:
-                raise
-            claim, others = reasons[-1], reasons[:-1]
-            if claim.get("Code") != "ConditionalCheckFailed" or any(
-                r.get("Code") not in (None, "None") for r in others
-            ):
-                raise
-            item: dict[str, Any] | None = claim.get("Item")  # type: ignore[assignment]
-            return False, SendClaim.model_validate(from_item(item)) if item else None
-        return True, None
+        update = self.claim_update(key, to, now, from_state, **extra)
+        refused = write_units([Unit(key, [*writes, update])])
+        if not refused:
+            return True, None
+        found = refused[0].found
+        if set(found) != {len(writes)}:  # only the claim carries a condition that can fail
+            raise RuntimeError(f"claim write refused on entries {sorted(found)}, not on the claim")
+        item = found[len(writes)]
+        return False, SendClaim.model_validate(item) if item else None

@@ -12,13 +12,16 @@ persists, a validation error) raises: nothing of that call was written.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from dunning.dal.aws import client, from_item
+from dunning.dal.aws import cancellation_reasons, dynamodb, from_item
+
+if TYPE_CHECKING:
+    from dunning.dal.aws import CancellationReason, Write
 
 MAX_ITEMS = 100  # TransactWriteItems' limit on actions per call
 CONFLICT_ATTEMPTS = 3  # TransactionConflict (another transaction on an item): tried again, then raised
@@ -28,8 +31,8 @@ CONFLICT_ATTEMPTS = 3  # TransactionConflict (another transaction on an item): t
 class Unit:
     """Writes that must succeed or fail together; `owner` tells the caller what they were for."""
 
-    owner: Any
-    items: list[dict[str, Any]]
+    owner: Any  # the caller's own, handed back untouched
+    items: list[Write]
 
 
 @dataclass
@@ -40,11 +43,16 @@ class Refused:
     found: dict[int, dict[str, Any] | None] = field(default_factory=dict)
 
 
-def item_key(entry: dict[str, Any]) -> tuple[str, str]:
+def item_key(entry: Write) -> tuple[str, str]:
     """(table, key) of one TransactWriteItems entry: one transaction may name an item only once."""
-    (request,) = entry.values()
-    key = request.get("Key") or {k: v for k, v in request["Item"].items() if k in ("pk", "sk", "loan_id", "record_id")}
-    return request["TableName"], repr(sorted((k, tuple(v.items())) for k, v in key.items()))
+    key: Mapping[str, object]
+    if "Put" in entry:
+        table, item = entry["Put"]["TableName"], entry["Put"]["Item"]
+        key = {k: v for k, v in item.items() if k in ("pk", "sk", "loan_id", "record_id")}
+    else:
+        (request,) = (entry[op] for op in ("Update", "Delete", "ConditionCheck") if op in entry)
+        table, key = request["TableName"], request["Key"]
+    return table, repr(sorted((k, repr(v)) for k, v in key.items()))
 
 
 def write_units(units: Sequence[Unit], sleep: Callable[[float], None] = time.sleep) -> list[Refused]:
@@ -75,12 +83,12 @@ def _transact(chunk: list[Unit], sleep: Callable[[float], None]) -> list[Refused
     delay = 0.05
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         try:
-            client("dynamodb").transact_write_items(TransactItems=entries)
+            dynamodb().transact_write_items(TransactItems=entries)
             return []
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            reasons = cancellation_reasons(exc)
+            if not reasons:
                 raise
-            reasons = exc.response.get("CancellationReasons") or []
             codes = {str(r.get("Code") or "None") for r in reasons}
             if len(reasons) != len(entries) or not codes <= {"None", "ConditionalCheckFailed", "TransactionConflict"}:
                 raise
@@ -94,7 +102,7 @@ def _transact(chunk: list[Unit], sleep: Callable[[float], None]) -> list[Refused
     raise AssertionError("unreachable")
 
 
-def _refused(chunk: list[Unit], reasons: list[Any]) -> list[Refused]:
+def _refused(chunk: list[Unit], reasons: list[CancellationReason]) -> list[Refused]:
     refused: list[Refused] = []
     position = 0
     for unit in chunk:

@@ -1,6 +1,7 @@
 """Deploy the real `template.yaml` as a CloudFormation stack inside moto.
 
-What `sam deploy` does, minus Docker and AWS: the SAM template is transformed with
+What `sam deploy` does, minus Docker and AWS: the template's `Fn::ForEach` loops are expanded
+(dunning.local.language_extensions, as AWS::LanguageExtensions does), the SAM template is transformed with
 aws-sam-translator, local code folders become zips in a moto S3 bucket, and moto's
 CloudFormation creates the stack. Works with moto in-process (`mock_aws()`) and over HTTP
 (`ThreadedMotoServer` with `AWS_ENDPOINT_URL`): only plain boto3 clients are used.
@@ -67,6 +68,9 @@ from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 from samtranslator.utils.py27hash_fix import to_py27_compatible_template, undo_mark_unicode_str_in_template
 from samtranslator.yaml_helper import yaml_parse
+
+from dunning.local.language_extensions import LanguageExtensionsError
+from dunning.local.language_extensions import expand as expand_language_extensions
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -418,7 +422,10 @@ def _translate(template_text: str, parameters: tuple[tuple[str, str], ...], regi
     Cached per template text, parameters and region: the transform costs more than moto's create.
     Callers must not mutate what it returns.
     """
-    sam_template: dict[str, Any] = yaml_parse(template_text)
+    try:  # Fn::ForEach first, as CloudFormation's AWS::LanguageExtensions transform does before SAM's
+        sam_template: dict[str, Any] = expand_language_extensions(yaml_parse(template_text))
+    except LanguageExtensionsError as exc:
+        raise LocalStackError(f"the template's Fn::ForEach cannot be expanded: {exc}") from exc
     resources: dict[str, Any] = sam_template.get("Resources", {})
     function_globals = sam_template.get("Globals", {}).get("Function", {})
     code_uris: dict[str, str] = {}

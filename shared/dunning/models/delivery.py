@@ -1,4 +1,4 @@
-"""The DeliveriesTable record (DESIGN 4.3, contract)."""
+"""The DeliveriesTable record (docs/contract.md#deliveriestable-record)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Events in: the scheduled event (DESIGN 4.1), loan and borrower events (4.4), inbound SMS."""
+"""Events in: the scheduled event, loan and borrower events, inbound SMS (docs/contract.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ MAX_SHARDS = 1024  # the ladder index's buckets (dunning.sharding): a shard is a
 
 
 class ShardDetail(BaseModel):
-    """The shard contract (DESIGN 4.1): `{"shard": i, "shards": n}` works on that shard alone.
+    """The shard contract (docs/contract.md#shard-contract): `{"shard": i, "shards": n}` works on that shard alone.
 
     Without `shard` the run covers every shard in one invocation. `cursor` resumes a shard run
     that stopped near its time limit (the state machine passes back the cursor it returned);
@@ -38,7 +38,7 @@ class ShardDetail(BaseModel):
         return self
 
 
-class ScheduledEvent(EventBridgeModel):  # type: ignore[misc]
+class ScheduledEvent(EventBridgeModel):
     """An EventBridge Scheduler event; `time` (the scheduled time) is the run's clock.
 
     `version` is optional: the Scheduler's Input (template.yaml) carries it, but the event
@@ -50,7 +50,7 @@ class ScheduledEvent(EventBridgeModel):  # type: ignore[misc]
     detail: ShardDetail = ShardDetail()
 
 
-# ---------------------------------------------------------------- loan and borrower events (DESIGN 4.4)
+# ---------------------------------------------------------------- loan and borrower events (docs/contract.md#events-in)
 
 LoanId = Annotated[str, Field(min_length=1, max_length=128, description="LoansTable loan_id")]
 PositiveMoney = Annotated[
@@ -146,7 +146,7 @@ LoanEventDetail = (
 )
 
 
-class _LoanEvent(EventBridgeModel):  # type: ignore[misc]
+class _LoanEvent(EventBridgeModel):
     """The EventBridge envelope; `time` orders events of one kind for one loan or phone."""
 
     model_config = ConfigDict(defer_build=True)

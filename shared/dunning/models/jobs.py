@@ -20,7 +20,7 @@ class LineSnapshot(BaseModel):
 
     loan: Annotated[
         dict[str, dict[str, Any]],
-        Field(description="the LoansTable attributes of DESIGN 4.2 as DynamoDB attribute values ({'S': ...})"),
+        Field(description="LoansTable attributes (docs/contract.md#loanstable-item) as attribute values ({'S': ...})"),
     ]
     control: Annotated[
         dict[str, Any], Field(description="the CONTROL item's collection state (LoanControl, JSON); {} when none")

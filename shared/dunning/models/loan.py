@@ -1,4 +1,4 @@
-"""The LoansTable item (DESIGN 4.2): written upstream, validated here before anything uses it."""
+"""The LoansTable item (docs/contract.md#loanstable-item): written upstream, validated here before anything uses it."""
 
 from __future__ import annotations
 
@@ -181,7 +181,7 @@ UNREACHABLE_REASONS = frozenset({"invalid_phone", "missing_phone"})
 class UnreachableLoan(Loan):
     """A loan item valid in every attribute but its phone (missing, unparseable, not a mobile).
 
-    No SMS can reach it, so it goes to human collectors (DESIGN 4.2, 4.5). `phone` is always empty:
+    No SMS can reach it, so it goes to human collectors (docs/contract.md#loanstable-item). `phone` is always empty:
     the broken value is never carried on.
     """
 

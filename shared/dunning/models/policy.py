@@ -1,4 +1,4 @@
-"""The policy document (DESIGN 5): data, not code. Bundled YAML, optional SSM override."""
+"""The policy document (docs/contract.md#policy-file): data, not code. Bundled YAML, optional SSM override."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reading a book: JSON Lines of LoansTable items, exactly as upstream writes them (DESIGN 4.2)."""
+"""Reading a book: JSON Lines of LoansTable items, as upstream writes them (docs/contract.md#loanstable-item)."""
 
 from __future__ import annotations
 
