@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 SAM_VENV := .venv-sam
 CHECKOV_VENV := .venv-checkov
 LOCK_VENV := .venv-lock
-export PYTHONPATH := .:shared
+export PYTHONPATH := .:shared:tools
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 PIP_QUIET := --quiet --disable-pip-version-check
@@ -25,8 +25,8 @@ help:
 
 env: $(VENV)/.installed $(VENV)/bin/dunning
 
-# The `dunning` console command: the project itself, editable (its package is shared/dunning),
-# without dependencies (requirements-dev.txt has them).
+# The `dunning` console command: the project itself, editable (its packages are shared/dunning, the
+# layer's, and tools/dunning_tools, the command's), without dependencies (requirements-dev.txt has them).
 $(VENV)/bin/dunning: pyproject.toml $(VENV)/.installed
 	$(PY) -m pip install $(PIP_QUIET) --no-deps --editable . 2> >(grep -v "is ignored: it is neither" >&2)
 	touch $@
@@ -55,23 +55,23 @@ $(CHECKOV_VENV)/.installed:
 	touch $@
 
 demo: env
-	$(PY) -m dunning.cli demo
+	$(PY) -m dunning_tools.cli demo
 
 lint: env
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 typecheck: env
-	$(VENV)/bin/mypy shared/dunning functions
+	$(VENV)/bin/mypy shared/dunning tools/dunning_tools functions
 
 policy-check: env
-	$(PY) -m dunning.cli policy check shared/dunning/default_policy.yaml
+	$(PY) -m dunning_tools.cli policy check shared/dunning/default_policy.yaml
 
 validate: env $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM_VENV)/bin/sam validate --lint --template template.yaml
 	@# checkov does not expand Fn::ForEach (it would skip those resources and SAM's Globals): it reads the expansion.
-	$(PY) -c 'import sys; from dunning.local.language_extensions import main; sys.exit(main())' \
+	$(PY) -c 'import sys; from dunning_tools.local.language_extensions import main; sys.exit(main())' \
 	  template.yaml .aws-sam/template.expanded.json
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml --file .aws-sam/template.expanded.json
 

@@ -12,7 +12,7 @@ import until its AWS clients exist (interpreter start-up is the same for all and
 - with `--without DIR` (a checkout without a Tracer, e.g. `git archive <commit> | tar -x -C DIR`):
   the handler imported from there.
 
-    PYTHONPATH=.:shared .venv/bin/python benchmarks/cold_init.py [--handler send_reminders] [--runs 5]
+    PYTHONPATH=.:shared:tools .venv/bin/python benchmarks/cold_init.py [--handler send_reminders] [--runs 5]
 """
 
 from __future__ import annotations

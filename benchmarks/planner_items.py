@@ -4,7 +4,7 @@ A 3,000-loan book with 150 loans overdue (due 1 to 29 days ago) and the rest due
 days, deployed into moto from template.yaml, its stream drained into the ladder index; then one
 unsharded planning run at 10:00 in Shanghai, every item DynamoDB returns to it counted through a
 botocore `after-call` hook on the functions' own client (Query Items, BatchGetItem Responses,
-GetItem Item). Run: `PYTHONPATH=.:shared .venv/bin/python benchmarks/planner_items.py`.
+GetItem Item). Run: `PYTHONPATH=.:shared:tools .venv/bin/python benchmarks/planner_items.py`.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def main() -> None:
 
     from dunning import ladder
     from dunning.dal import aws
-    from dunning.local import deploy_stack, drain_stream, invoke
     from dunning.models.policy import load_policy_file
+    from dunning_tools.local import deploy_stack, drain_stream, invoke
     from tests.conftest import scheduled_event
 
     loans = book()

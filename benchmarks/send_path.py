@@ -15,7 +15,7 @@ nothing (the UpdateItem that notes a message's outcome on its `MSG#` pointer ret
 a write's answer, billed as a write, one call per SMS). Not metered: LoansTable's stream
 (LoanChangesFunction follows upstream's writes, not the SMS sent).
 
-    PYTHONPATH=.:shared .venv/bin/python benchmarks/send_path.py [--loans 3000] [--overdue 150] [--seed 11]
+    PYTHONPATH=.:shared:tools .venv/bin/python benchmarks/send_path.py [--loans 3000] [--overdue 150] [--seed 11]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "shared")]
+sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "tools")]
 
 # 12:00 in Shanghai, 10:00 in Urumqi: every borrower of the book is inside the send window.
 PLAN_AT = dt.datetime(2026, 11, 28, 4, 0, tzinfo=dt.UTC)
@@ -148,9 +148,9 @@ def run(loans: int, overdue: int, seed: int) -> dict[str, Any]:
     from moto.sns import sns_backends
 
     from dunning.dal.aws import reset_clients, to_item
-    from dunning.local import deploy_stack, drain_queue, drain_stream, invoke
-    from dunning.local.demo import _deliver
-    from dunning.local.schedule import scheduler_event
+    from dunning_tools.local import deploy_stack, drain_queue, drain_stream, invoke
+    from dunning_tools.local.demo import _deliver
+    from dunning_tools.local.schedule import scheduler_event
 
     def scheduled_event(at: dt.datetime) -> dict[str, Any]:
         return scheduler_event(stack, "PlanningStateMachine", at)  # what the hourly schedule sends

@@ -6,7 +6,7 @@ number; amounts alternately as JSON numbers and strings), then times the whole c
 runs it: reading the book, loading and linting the policy, simulating, printing. Prints wall-clock and
 CPU seconds. A measurement, not an assertion: the machine is shared, so wall-clock varies with its load.
 
-    PYTHONPATH=.:shared .venv/bin/python benchmarks/simulate.py [--loans 5000] [--days 30]
+    PYTHONPATH=.:shared:tools .venv/bin/python benchmarks/simulate.py [--loans 5000] [--days 30]
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from dunning import cli
-from dunning.local.demo import generate_book
+from dunning_tools import cli
+from dunning_tools.local.demo import generate_book
 
 START = dt.date(2026, 12, 1)
 

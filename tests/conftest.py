@@ -27,7 +27,7 @@ import time_machine
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from dunning.local import (
+from dunning_tools.local import (
     EXECUTE_STATE_MACHINES,
     FakeLambdaContext,
     LocalStack,

@@ -28,18 +28,6 @@ from dunning.settings import get_settings
 # so a replay that is rejected again only says so in its reply.
 REPLAY_MARKER = "dunning-replay"
 
-# The functions that keep what they reject in QuarantineQueue (template.yaml logical IDs): `dunning replay`
-# re-invokes only these, and only they may send to the queue.
-QUARANTINING_FUNCTIONS = (
-    "LoanEventsFunction",
-    "InboundSmsFunction",
-    "RecordDeliveryFunction",
-    "PlanRemindersFunction",
-    "EscalateFunction",
-    "BureauReportFunction",
-    "SyncOptOutsFunction",
-)
-
 
 def describe(exc: ValidationError) -> str:
     """Field paths and messages only: never the input values (they may hold phone numbers)."""

@@ -11,8 +11,8 @@ from typing import Any
 import boto3
 
 from dunning.dal.aws import from_item, to_item
-from dunning.local import LocalStack, drain_stream
 from dunning.models.delivery import DeliveryRecord, Outcome, expires_at, record_id
+from dunning_tools.local import LocalStack, drain_stream
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 

@@ -14,7 +14,7 @@ import time_machine
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns import sns_backends
 
-from dunning.local import LocalStack, drain_queue, drain_stream, invoke
+from dunning_tools.local import LocalStack, drain_queue, drain_stream, invoke
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SHANGHAI = ZoneInfo("Asia/Shanghai")

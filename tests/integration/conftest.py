@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from dunning.local import EXECUTE_STATE_MACHINES, LocalStack, deploy_stack
+from dunning_tools.local import EXECUTE_STATE_MACHINES, LocalStack, deploy_stack
 from tests.conftest import REGION
 
 

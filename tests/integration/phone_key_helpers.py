@@ -6,7 +6,7 @@ import boto3
 
 from dunning.dal.phone_keys import PhoneKeys
 from dunning.dal.state import StateRepository
-from dunning.local import LocalStack
+from dunning_tools.local import LocalStack
 
 
 def phone_partition(stack: LocalStack, phone: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import boto3
 
-from dunning.local import LocalStack, deploy_stack
 from dunning.models.policy import DEFAULT_POLICY_PATH, load_policy_file, parse_policy
+from dunning_tools.local import LocalStack, deploy_stack
 from tests.integration.borrower_helpers import local, plan_and_send, put_loan, records
 
 POLICY_PARAMETER = "/dunning/audit-test/policy"

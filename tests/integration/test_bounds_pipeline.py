@@ -13,7 +13,7 @@ from boto3.dynamodb.conditions import Key
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns import sns_backends
 
-from dunning.local import LocalStack
+from dunning_tools.local import LocalStack
 from tests.conftest import RunHours
 
 RUN_AT = dt.datetime(2026, 11, 23, 14, 0, tzinfo=dt.UTC)  # 09:00 in New York, 22:00 in Shanghai

@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 
-from dunning.local import LocalStack, invoke
+from dunning_tools.local import LocalStack, invoke
 from tests.integration.after_sms_helpers import put_loan, scheduled, state_item
 
 RUN = dt.datetime(2026, 12, 12, 6, 30, tzinfo=dt.UTC)  # the events/scheduled_bureau.json time

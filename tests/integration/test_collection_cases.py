@@ -9,8 +9,8 @@ from typing import Any
 import boto3
 import pytest
 
-from dunning import cli
-from dunning.local import LocalStack, drain_stream
+from dunning_tools import cli
+from dunning_tools.local import LocalStack, drain_stream
 from tests.integration.after_sms_helpers import put_loan, records, state_item
 from tests.integration.borrower_helpers import event, send_event
 from tests.integration.test_bureau_report import file_bytes, lines, report

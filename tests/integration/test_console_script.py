@@ -20,7 +20,10 @@ def test_make_env_installs_the_dunning_command(tmp_path: Path) -> None:
     clone.mkdir()
     for name in ("Makefile", "pyproject.toml", "requirements-dev.txt", "template.yaml"):
         shutil.copy2(REPO_ROOT / name, clone / name)
-    shutil.copytree(REPO_ROOT / "shared", clone / "shared", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for package_root in ("shared", "tools"):
+        shutil.copytree(
+            REPO_ROOT / package_root, clone / package_root, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
     base_python = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base_python, "-m", "venv", str(clone / ".venv")], check=True, timeout=120)
     # The requirements step is `make env`'s slow part and not what this test is about: this test's own
@@ -45,13 +48,21 @@ def test_make_env_installs_the_dunning_command(tmp_path: Path) -> None:
     assert helped.stdout.startswith("usage: dunning")
     for subcommand in ("invoke", "local", "seed", "loan", "policy"):
         assert subcommand in helped.stdout
-    # Editable: the command runs the clone's own package (shared/dunning), whatever the working directory.
+    # Editable: the command runs the clone's own packages (tools/dunning_tools, shared/dunning), whatever the
+    # working directory.
     where = subprocess.run(
-        [str(clone / ".venv" / "bin" / "python"), "-c", "import dunning.cli; print(dunning.cli.__file__)"],
+        [
+            str(clone / ".venv" / "bin" / "python"),
+            "-c",
+            "import dunning, dunning_tools.cli; print(dunning_tools.cli.__file__); print(dunning.__file__)",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    assert Path(where.stdout.strip()) == clone / "shared" / "dunning" / "cli.py"
+    assert [Path(line) for line in where.stdout.split()] == [
+        clone / "tools" / "dunning_tools" / "cli.py",
+        clone / "shared" / "dunning" / "__init__.py",
+    ]

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from dunning import cli
+from dunning_tools import cli
 
 
 def test_the_demo_runs_the_loop_and_prints_its_report(

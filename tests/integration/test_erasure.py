@@ -12,7 +12,7 @@ import pytest
 from boto3.dynamodb.types import Binary
 
 from dunning.dal import phone_keys
-from dunning.local import LocalStack
+from dunning_tools.local import LocalStack
 from tests.conftest import RunHours
 from tests.integration.borrower_helpers import event, local, plan_and_send, send_event, send_reply, sms_sent, sns_event
 from tests.integration.phone_key_helpers import opted_out, phone_partition

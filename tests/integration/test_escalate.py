@@ -14,9 +14,9 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns import sns_backends
 
 from dunning.dal.ladder import LEAVING
-from dunning.local import LocalStack, drain_queue, invoke
-from dunning.local.sample_events import FAILURE_GROUP, cloudwatch_logs_event, sms_delivery_log
 from dunning.models.delivery import Outcome
+from dunning_tools.local import LocalStack, drain_queue, invoke
+from dunning_tools.local.sample_events import FAILURE_GROUP, cloudwatch_logs_event, sms_delivery_log
 from tests.integration.after_sms_helpers import put_loan, put_record, records, scheduled, state_item
 
 RUN = dt.datetime(2026, 12, 12, 6, 30, tzinfo=dt.UTC)  # the events/scheduled_escalate.json time

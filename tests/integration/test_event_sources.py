@@ -14,8 +14,8 @@ from typing import Any
 import boto3
 import pytest
 
-from dunning.local import LocalStack, deploy_stack
-from dunning.local.language_extensions import load_template
+from dunning_tools.local import LocalStack, deploy_stack
+from dunning_tools.local.language_extensions import load_template
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SAMPLES = sorted(EVENTS.glob("loan_event_*.json"))

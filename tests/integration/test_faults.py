@@ -38,12 +38,12 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns import sns_backends
 
-from dunning import cli, reports
 from dunning.dal import aws
 from dunning.dal.state import StateRepository
 from dunning.decisions import REPLAN_AFTER
-from dunning.local import LocalStack, drain_queue, drain_stream, invoke
 from dunning.observability import mask_phone
+from dunning_tools import cli, reports
+from dunning_tools.local import LocalStack, drain_queue, drain_stream, invoke
 from tests.conftest import scheduled_event
 
 AT = dt.datetime(2026, 11, 28, 2, 0, tzinfo=dt.UTC)  # 10:00 in Shanghai, inside the send window

@@ -17,9 +17,9 @@ import boto3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dunning.local import LocalStack, invoke
 from dunning.models.events import LOAN_EVENT_TYPES
 from dunning.models.jobs import SendJob
+from dunning_tools.local import LocalStack, invoke
 from tests.integration.after_sms_helpers import state_item
 from tests.strategies import LOAN_ID, inbound_messages, loan_events
 

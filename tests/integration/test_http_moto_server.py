@@ -14,7 +14,7 @@ import time_machine
 from boto3.dynamodb.conditions import Key
 from moto.core.models import botocore_stubber
 
-from dunning.local import LocalStack, deploy_stack, drain_queue, drain_stream, invoke
+from dunning_tools.local import LocalStack, deploy_stack, drain_queue, drain_stream, invoke
 from tests.integration.fixtures_handlers import app as fake_consumer
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dunning.local import LocalStack
+from dunning_tools.local import LocalStack
 from tests.integration.borrower_helpers import (
     PHONE,
     local,

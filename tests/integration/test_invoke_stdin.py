@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dunning.cli import main
+from dunning_tools.cli import main
 from tests.conftest import EVENTS_DIR
 
 

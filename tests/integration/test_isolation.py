@@ -24,9 +24,9 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns import sns_backends
 
 from dunning.dal.aws import from_item, to_item
-from dunning.local import LocalStack, drain_queue, invoke
 from dunning.models.delivery import Outcome
 from dunning.records import UNPROCESSABLE
+from dunning_tools.local import LocalStack, drain_queue, invoke
 from tests.conftest import scheduled_event
 from tests.integration.after_sms_helpers import put_loan, records, scheduled, state_item
 

@@ -19,7 +19,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns import sns_backends
 
 from dunning.dal.aws import to_item
-from dunning.local import deploy_stack, drain_queue, drain_stream, invoke
+from dunning_tools.local import deploy_stack, drain_queue, drain_stream, invoke
 from tests.conftest import scheduled_event
 from tests.integration.after_sms_helpers import records
 from tests.strategies import NOW, hostile_items, valid_item

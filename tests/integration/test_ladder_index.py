@@ -24,14 +24,14 @@ import pytest
 import time_machine
 from botocore.awsrequest import AWSResponse
 
-from dunning import cli
 from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.ladder import LADDER_INDEX, LEAVING, LadderRepository
 from dunning.dal.state import StateRepository
 from dunning.loan_changes import ChangeKind, IndexOutcome, LoanChange, LoanChanges
-from dunning.local import FakeLambdaContext, LocalStack, drain_queue, drain_stream, invoke
 from dunning.models.state import ClaimState
 from dunning.sharding import bucket_key, bucket_of
+from dunning_tools import cli
+from dunning_tools.local import FakeLambdaContext, LocalStack, drain_queue, drain_stream, invoke
 from tests.conftest import scheduled_event
 from tests.integration.after_sms_helpers import scheduled, state_item
 

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamLambdaOn
 from boto3.dynamodb.conditions import Key
 from moto.core.models import botocore_stubber
 
-from dunning.local import LocalStack, LocalStackError, deploy_stack, drain_stream, invoke
+from dunning_tools.local import LocalStack, LocalStackError, deploy_stack, drain_stream, invoke
 from tests.integration.fixtures_stream import app as fake_consumer
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"

@@ -6,7 +6,7 @@ import datetime as dt
 
 import boto3
 
-from dunning.local import LocalStack
+from dunning_tools.local import LocalStack
 from tests.integration.borrower_helpers import (
     LOAN_ID,
     PHONE,

@@ -13,8 +13,8 @@ import boto3
 import pytest
 import time_machine
 
-from dunning.cli import main
-from dunning.local import LocalStack, invoke
+from dunning_tools.cli import main
+from dunning_tools.local import LocalStack, invoke
 from tests.conftest import EVENTS_DIR, RunHours, scheduled_event
 
 PHONE = "+8613800138001"

@@ -49,9 +49,13 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def dunning(state: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "DUNNING_LOCAL_DIR": str(state), "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'shared'}"}
+    environment = {
+        **os.environ,
+        "DUNNING_LOCAL_DIR": str(state),
+        "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'shared'}:{REPO_ROOT / 'tools'}",
+    }
     return subprocess.run(
-        [sys.executable, "-m", "dunning.cli", *args],
+        [sys.executable, "-m", "dunning_tools.cli", *args],
         cwd=REPO_ROOT,
         env=environment,
         input=stdin,

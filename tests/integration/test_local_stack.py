@@ -15,7 +15,8 @@ import pytest
 import time_machine
 from aws_lambda_powertools.utilities.parser.models import SqsModel
 
-from dunning.local import (
+from dunning.sharding import INDEX_PARTITIONS
+from dunning_tools.local import (
     FakeLambdaContext,
     LocalStack,
     LocalStackError,
@@ -24,7 +25,6 @@ from dunning.local import (
     drain_queue,
     invoke,
 )
-from dunning.sharding import INDEX_PARTITIONS
 from tests.integration.fixtures_handlers import app as fake_consumer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from dunning.local import moto_fastpath
+from dunning_tools.local import moto_fastpath
 
 TABLE = "fastpath"
 ITEMS = [

@@ -25,8 +25,8 @@ import time_machine
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns import sns_backends
 
-from dunning.local import LocalStack, invoke
 from dunning.observability import logger
+from dunning_tools.local import LocalStack, invoke
 from tests.conftest import RunHours, opt_out_at_sns
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from dunning.dal import aws
-from dunning.local import LocalStack
+from dunning_tools.local import LocalStack
 from tests.integration.borrower_helpers import (
     LOAN_ID,
     PHONE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from dunning.local import LocalStack
+from dunning_tools.local import LocalStack
 from tests.conftest import RunHours
 from tests.integration.borrower_helpers import put_loan, records, sms_sent
 

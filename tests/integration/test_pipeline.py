@@ -24,7 +24,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns import sns_backends
 
 from dunning.compose import is_reference_code
-from dunning.local import LocalStack, drain_queue, invoke
+from dunning_tools.local import LocalStack, drain_queue, invoke
 from tests.conftest import RunHours, opt_out_at_sns
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

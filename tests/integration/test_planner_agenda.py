@@ -14,8 +14,8 @@ import boto3
 import time_machine
 
 from dunning.dal.state import StateRepository
-from dunning.local import LocalStack, deploy_stack, drain_queue, invoke
 from dunning.planner import LONGEST_SLEEP
+from dunning_tools.local import LocalStack, deploy_stack, drain_queue, invoke
 from tests.conftest import RunHours, scheduled_event
 from tests.integration.borrower_helpers import PHONE, event, put_loan, records, send_event, sms_sent
 

@@ -23,19 +23,19 @@ from aws_lambda_powertools.utilities.parser.models import CloudWatchLogsModel
 from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 
-from dunning import cli
 from dunning.dal import aws
 from dunning.dal.quarantine import QuarantineWriteError
 from dunning.handlers import REPLAY_MARKER
-from dunning.local import LocalStack, deploy_stack, invoke
-from dunning.local.replay import INVOKE_CONFIG, LocalStackTarget, QuarantinedMessage, ReplayResult, replay
-from dunning.local.sample_events import (
+from dunning.models.policy import DEFAULT_POLICY_PATH
+from dunning_tools import cli
+from dunning_tools.local import LocalStack, deploy_stack, invoke
+from dunning_tools.local.replay import INVOKE_CONFIG, LocalStackTarget, QuarantinedMessage, ReplayResult, replay
+from dunning_tools.local.sample_events import (
     SAMPLE_SUCCESS_MESSAGE_ID,
     SUCCESS_GROUP,
     cloudwatch_logs_event,
     sms_delivery_log,
 )
-from dunning.models.policy import DEFAULT_POLICY_PATH
 from tests.integration.after_sms_helpers import put_record, records
 from tests.integration.borrower_helpers import (
     PHONE,

@@ -9,8 +9,9 @@ from decimal import Decimal
 import pytest
 import time_machine
 
-from dunning.local import LocalStack, invoke
-from dunning.local.sample_events import (
+from dunning.models.delivery import Outcome
+from dunning_tools.local import LocalStack, invoke
+from dunning_tools.local.sample_events import (
     FAILURE_GROUP,
     SAMPLE_FAILURE_MESSAGE_ID,
     SAMPLE_FAILURE_RESPONSE,
@@ -19,7 +20,6 @@ from dunning.local.sample_events import (
     cloudwatch_logs_event,
     sms_delivery_log,
 )
-from dunning.models.delivery import Outcome
 from tests.integration.after_sms_helpers import event_file, put_record, records, state_item
 
 SENT_AT = dt.datetime(2026, 12, 12, 2, 0, 30, tzinfo=dt.UTC)

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from dunning.local.language_extensions import load_template
+from dunning_tools.layer import handler_files, read_layer, runtime_closure
+from dunning_tools.local.language_extensions import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAM = REPO_ROOT / ".venv-sam" / "bin" / "sam"
@@ -88,6 +89,7 @@ def test_sam_build_packages_every_function_and_the_layer(tmp_path: Path) -> None
     built = _sam_build(tmp_path)
     _every_function_is_built_with_its_handler(built)
     _layer_holds_the_domain_package_and_arm64_wheels_for_python313(built)
+    _layer_holds_only_what_the_functions_import(built)
     _layer_holds_exactly_the_locked_versions(built)
     _built_template_points_at_the_built_code(built)
 
@@ -108,6 +110,21 @@ def _layer_holds_the_domain_package_and_arm64_wheels_for_python313(built: Path) 
     native = [path.name for path in (site / "pydantic_core").glob("*.so")]
     assert native, "pydantic_core has no compiled module"
     assert all("cpython-313-aarch64-linux-gnu" in name for name in native), native
+
+
+def _layer_holds_only_what_the_functions_import(built: Path) -> None:
+    site = built / "SharedLayer" / "python"
+    assert not (site / "dunning_tools").exists()
+    for tooling in ("local", "commands", "simulate", "cli.py", "reports.py", "policy_lint.py", "dal/audit.py"):
+        assert not (site / "dunning" / tooling).exists(), tooling
+    assert not list(site.glob("dunning.egg-info")), "build metadata of the project itself in the layer"
+    # The built `dunning` package: every module a handler imports, and nothing else.
+    built_layer = read_layer(site)
+    shipped = {name for name in built_layer.modules if name.split(".")[0] == "dunning"}
+    closure = runtime_closure(handler_files(REPO_ROOT).values(), built_layer)
+    assert closure.unresolved == []
+    assert shipped == closure.modules
+    assert {name for name in built_layer.data if name.startswith("dunning/")} == {"dunning/default_policy.yaml"}
 
 
 def _layer_holds_exactly_the_locked_versions(built: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dunning.local import LocalStack, invoke
+from dunning_tools.local import LocalStack, invoke
 from tests.conftest import EVENTS_DIR
 
 GENERATED: dict[str, Any] = json.loads((EVENTS_DIR / "scheduled_generate_event.json").read_text(encoding="utf-8"))

@@ -29,10 +29,10 @@ from dunning import compliance
 from dunning.dal import aws
 from dunning.dal.sms import SmsGateway, SmsSettings
 from dunning.dal.transact import Unit, write_units
-from dunning.local import LocalStack, invoke
-from dunning.local.sample_events import FAILURE_GROUP, SUCCESS_GROUP, cloudwatch_logs_event, sms_delivery_log
 from dunning.models.policy import load_policy_file
 from dunning.opt_out_sync import OptOutSync
+from dunning_tools.local import LocalStack, invoke
+from dunning_tools.local.sample_events import FAILURE_GROUP, SUCCESS_GROUP, cloudwatch_logs_event, sms_delivery_log
 from tests.integration.phone_key_helpers import opted_out, state_repository
 from tests.integration.test_faults import (
     AT,

@@ -19,8 +19,8 @@ import pytest
 import time_machine
 from aws_lambda_powertools.utilities.batch import EventType
 
-from dunning.local import LocalStack, drain_stream, invoke
 from dunning.sender import SENDING_HELD_FOR
+from dunning_tools.local import LocalStack, drain_stream, invoke
 from tests.integration.phone_key_helpers import state_repository
 from tests.integration.test_faults import (
     AT,

@@ -23,8 +23,8 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
-from dunning import cli
-from dunning.local import (
+from dunning_tools import cli
+from dunning_tools.local import (
     EXECUTE_STATE_MACHINES,
     ExecutionFailed,
     LocalStack,
@@ -36,7 +36,7 @@ from dunning.local import (
     run_state_machine,
     scheduler_event,
 )
-from dunning.local.language_extensions import load_template
+from dunning_tools.local.language_extensions import load_template
 from tests.integration.after_sms_helpers import event_file, put_loan, scheduled
 
 PLAN_AT = dt.datetime(2026, 11, 28, 2, 0, tzinfo=dt.UTC)  # 10:00 in Shanghai: inside the send window

@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from dunning.local import LocalStack, invoke
 from dunning.observability import tracer
+from dunning_tools.local import LocalStack, invoke
 from tests.conftest import scheduled_event
 from tests.integration.traced_lambda import BOOK, MORNING
 
@@ -100,7 +100,7 @@ def traced_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TracedDay]:
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "POWERTOOLS_"))}
     environment.update(
         {
-            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "shared")]),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "shared"), str(ROOT / "tools")]),
             "LAMBDA_TASK_ROOT": str(ROOT),
             "_X_AMZN_TRACE_ID": TRACE_HEADER,
             "AWS_XRAY_DAEMON_ADDRESS": daemon.address,

@@ -14,9 +14,9 @@ import boto3
 import pytest
 import time_machine
 
-from dunning.cli import main
 from dunning.compose import reference_code
-from dunning.local import LocalStack, deploy_stack
+from dunning_tools.cli import main
+from dunning_tools.local import LocalStack, deploy_stack
 from tests.integration.borrower_helpers import (
     LOAN_ID,
     PHONE,

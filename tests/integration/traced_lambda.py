@@ -26,8 +26,8 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns import sns_backends
 
-from dunning.local import deploy_stack, drain_queue, drain_stream, invoke
 from dunning.observability import tracer
+from dunning_tools.local import deploy_stack, drain_queue, drain_stream, invoke
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 MORNING = dt.datetime(2026, 11, 23, 2, tzinfo=dt.UTC)  # 10:00 in Shanghai: the window is open

@@ -14,7 +14,6 @@ import pytest
 from dunning.borrower_events import effective_loan, superseded_broken_promise
 from dunning.bureau import Reported, plan_report
 from dunning.case_closing import closed_detail, closing_reason
-from dunning.case_report import case_row, write_csv, write_json_lines
 from dunning.escalation import (
     NO_FAILURES,
     CycleHistory,
@@ -26,6 +25,7 @@ from dunning.escalation import (
 from dunning.models.loan import InvalidLoan, Loan, UnreachableLoan, parse_loan, parse_unreachable
 from dunning.models.policy import load_policy_file
 from dunning.models.state import LoanControl
+from dunning_tools.case_report import case_row, write_csv, write_json_lines
 
 POLICY = load_policy_file()
 TODAY = dt.date(2026, 12, 12)

@@ -12,7 +12,8 @@ from aws_lambda_powertools.utilities.parser.models import CloudWatchLogsModel
 from pydantic import ValidationError
 
 from dunning.delivery_status import SmsDeliveryLog, Transition, transition
-from dunning.local.sample_events import (
+from dunning.models.delivery import Outcome
+from dunning_tools.local.sample_events import (
     FAILURE_GROUP,
     SAMPLE_FAILURE_MESSAGE_ID,
     SAMPLE_FAILURE_RESPONSE,
@@ -20,7 +21,6 @@ from dunning.local.sample_events import (
     SUCCESS_GROUP,
     sms_delivery_log,
 )
-from dunning.models.delivery import Outcome
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 

@@ -1,4 +1,4 @@
-"""Fn::ForEach expanded as CloudFormation expands it (dunning.local.language_extensions)."""
+"""Fn::ForEach expanded as CloudFormation expands it (dunning_tools.local.language_extensions)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dunning.local.language_extensions import LanguageExtensionsError, expand, main
+from dunning_tools.local.language_extensions import LanguageExtensionsError, expand, main
 
 TRANSFORMS = ["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"]
 

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dunning.dal.sms import Pacer
-from dunning.local.language_extensions import load_template
 from dunning.settings import Settings
+from dunning_tools.local.language_extensions import load_template
 
 TEMPLATE: dict[str, Any] = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
 RESOURCES = TEMPLATE["Resources"]

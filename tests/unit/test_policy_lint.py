@@ -11,7 +11,7 @@ import yaml
 from dunning.compose import REPLY_KINDS, format_money, render_reminder, render_reply, render_service
 from dunning.models.loan import Locale
 from dunning.models.policy import DEFAULT_POLICY_PATH, Policy, load_policy_file
-from dunning.policy_lint import WORST_CASE, LintProblem, check_policy_file, lint_policy
+from dunning_tools.policy_lint import WORST_CASE, LintProblem, check_policy_file, lint_policy
 
 POLICY = load_policy_file()
 LOCALES: tuple[Locale, ...] = ("zh-CN", "en-US")

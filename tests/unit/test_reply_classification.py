@@ -14,8 +14,8 @@ from dunning.inbound import due_now, sent_records
 from dunning.models.loan import Loan
 from dunning.models.policy import DEFAULT_POLICY_PATH, Policy, PolicyError, load_policy_file, parse_policy
 from dunning.models.state import Instalment, LoanControl
-from dunning.policy_lint import lint_policy
 from dunning.replies import Help, OptOut, Other, Reply, Verify, classify_reply
+from dunning_tools.policy_lint import lint_policy
 
 POLICY = load_policy_file()
 CODE = reference_code("L-1", "2026-11-16", "overdue_notice")

@@ -16,8 +16,8 @@ import boto3
 import pytest
 
 from dunning.dal.ladder import Cursor
-from dunning.local.language_extensions import load_template
 from dunning.models.events import ScheduledEvent
+from dunning_tools.local.language_extensions import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = REPO_ROOT / "events"

@@ -6,8 +6,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from dunning.local.language_extensions import load_template
 from dunning.sender import ROUND_SECONDS, SECONDS_LEFT_AFTER_ROUND, SENDING_HELD_FOR
+from dunning_tools.local.language_extensions import load_template
 
 TEMPLATE: dict[str, Any] = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
 SENDER = TEMPLATE["Resources"]["SendRemindersFunction"]["Properties"]

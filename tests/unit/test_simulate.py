@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from dunning import cli
 from dunning.models.policy import DEFAULT_POLICY_PATH, Policy, Window, load_policy_file
-from dunning.simulate import InputError, read_book, simulate
-from dunning.simulate.engine import MAX_LINES_PER_JOB, SimulationResult
-from dunning.simulate.prices import load_prices
+from dunning_tools import cli
+from dunning_tools.simulate import InputError, read_book, simulate
+from dunning_tools.simulate.engine import MAX_LINES_PER_JOB, SimulationResult
+from dunning_tools.simulate.prices import load_prices
 
 POLICY = load_policy_file()
 START = dt.date(2026, 12, 1)
@@ -204,18 +204,22 @@ def test_the_planners_job_size_is_the_simulators() -> None:
 
 
 def test_no_handler_imports_the_simulator() -> None:
-    """Tooling, not Lambda code: importing every handler leaves dunning.simulate unloaded."""
+    """Tooling, not Lambda code: importing every handler leaves dunning_tools.simulate unloaded."""
     handlers = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
     assert handlers
     code = (
         "import sys\n"
         + "".join(f"import functions.{name}.app\n" for name in handlers)
-        + "print(sorted(m for m in sys.modules if m.startswith('dunning.simulate')))\n"
+        + "print(sorted(m for m in sys.modules if m.startswith('dunning_tools.simulate')))\n"
     )
     found = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
-        env={"PYTHONPATH": f"{ROOT}:{ROOT / 'shared'}", "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
+        env={
+            "PYTHONPATH": f"{ROOT}:{ROOT / 'shared'}:{ROOT / 'tools'}",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PATH": "/usr/bin:/bin",
+        },
         capture_output=True,
         text=True,
         check=True,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from dunning.local.language_extensions import load_template
 from dunning.sharding import INDEX_PARTITIONS
+from dunning_tools.local.language_extensions import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE: dict[str, Any] = load_template(REPO_ROOT / "template.yaml")

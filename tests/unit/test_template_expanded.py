@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from dunning.local.language_extensions import load_template
+from dunning_tools.local.language_extensions import load_template
 
 # The local stack's own transform (Fn::ForEach, then aws-sam-translator): what moto is given.
-from dunning.local.stack import _translate
+from dunning_tools.local.stack import _translate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_TEXT = (REPO_ROOT / "template.yaml").read_text(encoding="utf-8")

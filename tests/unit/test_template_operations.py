@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from dunning.local.language_extensions import load_template
+from dunning_tools.local.language_extensions import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE: dict[str, Any] = load_template(REPO_ROOT / "template.yaml")

@@ -7,8 +7,8 @@ from typing import Any
 
 from dunning.dal.deliveries import BORROWER_INDEX
 from dunning.dal.phone_keys import ENCRYPTION_CONTEXT
-from dunning.local.language_extensions import load_template
 from dunning.models.events import LOAN_EVENT_TYPES
+from dunning_tools.local.language_extensions import load_template
 
 TEMPLATE: dict[str, Any] = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]

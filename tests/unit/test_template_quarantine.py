@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from dunning.handlers import QUARANTINING_FUNCTIONS
-from dunning.local.language_extensions import load_template
+from dunning_tools.commands.common import QUARANTINING_FUNCTIONS
+from dunning_tools.local.language_extensions import load_template
 
 TEMPLATE: dict[str, Any] = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]

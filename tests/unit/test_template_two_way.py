@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from dunning.dal.deliveries import MESSAGE_ID_INDEX, REFERENCE_ATTRIBUTES, REFERENCE_INDEX
-from dunning.local.language_extensions import load_template
+from dunning_tools.local.language_extensions import load_template
 
 TEMPLATE: dict[str, Any] = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]

@@ -73,7 +73,7 @@ def _client(service: str, region: str, endpoint: str, config: Config) -> Any:
 
 
 def client(service: str, config: Config | None = None) -> Any:
-    """Any service's cached client, untyped: for tooling (`dunning.local`); runtime code uses the typed accessors."""
+    """Any service's cached client, untyped: for tooling (`dunning_tools`); runtime code uses the typed accessors."""
     return _client(service, _region(), os.environ.get("AWS_ENDPOINT_URL", ""), config or STANDARD)
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from dunning.dal.aws import batch_get, conditional_write, dynamodb, from_item, query_items, to_item
@@ -35,22 +34,6 @@ CASE_PREFIX = "CASE#"
 
 def case_key(loan_id: str, cycle: str) -> RawItem:
     return {"pk": {"S": f"LOAN#{loan_id}"}, "sk": {"S": f"{CASE_PREFIX}{cycle}"}}
-
-
-def scan_cases(table: str) -> Iterator[dict[str, Any]]:
-    """Every case item of StateTable: a paginated, filtered scan for `dunning cases` (operators), never a function."""
-    pages = (
-        dynamodb()
-        .get_paginator("scan")
-        .paginate(
-            TableName=table,
-            FilterExpression="begins_with(sk, :case)",
-            ExpressionAttributeValues={":case": {"S": CASE_PREFIX}},
-        )
-    )
-    for page in pages:
-        for item in page.get("Items", []):
-            yield from_item(item)
 
 
 class CaseRepository:
