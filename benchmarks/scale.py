@@ -120,23 +120,28 @@ def book(size: int, today: dt.date, seed: int = SEED) -> Iterator[Loan]:
             yield Loan(f"LN{made:010d}", f"BR{borrower:09d}", rng.choice(days))
 
 
-# What LoanChangesFunction copies and derives for typical numbers (loan_changes.index_values).
+# What LoanChangesFunction copies and derives for typical numbers (loan_changes.index_values and
+# contact_values): a number pattern (filled with the borrower's digits) and a name per profile.
+_CN = {"currency": "CNY", "locale": "zh-CN", "phone_region": "CN", "phone_zones": ["Asia/Shanghai"]}
 _PROFILES = (
-    (0.80, {"currency": "CNY", "locale": "zh-CN", "phone_region": "CN", "phone_zones": ["Asia/Shanghai"]}),
-    (0.12, {"currency": "CNY", "timezone": "Asia/Urumqi", "phone_region": "CN", "phone_zones": ["Asia/Shanghai"]}),
-    (0.05, {"currency": "USD", "locale": "en-US", "phone_region": "US", "phone_zones": ["America/New_York"]}),
-    (0.03, {"currency": "CNY", "locale": "zh-CN", "phone_region": "SG", "phone_zones": ["Asia/Singapore"]}),
-)
+    (0.80, ("+86139", 8), "王小明", _CN),
+    (0.12, ("+86138", 8), "李娜", {**_CN, "timezone": "Asia/Urumqi"}),
+    (0.05, ("+1212555", 4), "Jane Roe", {"currency": "USD", "locale": "en-US", "phone_region": "US",
+                                         "phone_zones": ["America/New_York"]}),
+    (0.03, ("+659", 7), "Tan Wei", {"currency": "CNY", "locale": "zh-CN", "phone_region": "SG",
+                                    "phone_zones": ["Asia/Singapore"]}),
+)  # fmt: skip
 
 
 def index_item(loan: Loan, bucket: int, rng: random.Random) -> dict[str, Any]:
     """The loan's CONTROL item as the ladder index holds it (values as `dal.aws.from_item` gives them)."""
-    pick, profile = rng.random(), _PROFILES[-1][1]
-    for share, candidate in _PROFILES:
+    pick, (_, number, name, profile) = rng.random(), _PROFILES[-1]
+    for share, candidate_number, candidate_name, candidate in _PROFILES:
         if pick < share:
-            profile = candidate
+            number, name, profile = candidate_number, candidate_name, candidate
             break
         pick -= share
+    prefix, width = number
     item: dict[str, Any] = {
         "pk": f"LOAN#{loan.loan_id}",
         "sk": "CONTROL",
@@ -146,6 +151,9 @@ def index_item(loan: Loan, bucket: int, rng: random.Random) -> dict[str, Any]:
         "due_date": loan.due_date,
         "amount_due": Decimal(rng.randrange(50_000, 5_000_000)) / 100,
         **{k: list(v) if isinstance(v, list) else v for k, v in profile.items()},
+        "phone": f"{prefix}{int(loan.borrower_id[2:]) % 10**width:0{width}d}",
+        "borrower_name": name,
+        "contact_of": loan.borrower_id,
         "ladder_bucket": sharding.bucket_key(bucket),
         "ladder_part": sharding.partition_key(bucket),
         "ladder_due": f"{loan.due_date}#{loan.loan_id}",
