@@ -236,14 +236,30 @@ class Planner:
         """Plan one shard (every bucket without `shard`), from `cursor` if given; stop between pages near the limit."""
         one, of = (0, 1) if shard is None else (shard, shards)
         check_shard(one, of)
-        partitions = partitions_of_shard(one, of)
         report = PlanReport(now=now.isoformat(), shard=shard, shards=of)
+        begun = self._begin(now, one, of, cursor, report)
+        if begun is None:
+            return report
+        run, start = begun
+        if self._read(run, start, one, of, time_left, min_seconds_left):
+            self._flush(run)
+            # An incomplete run leaves the old agenda, already due: the next fire reads again.
+            agenda = PlannerAgenda(wake_at=run.wake.at, read_at=now, poke_version=run.poke_version)
+            self.state.save_planner_agenda(one, of, agenda)
+        metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=report.jobs_enqueued)
+        return report
+
+    def _begin(
+        self, now: dt.datetime, one: int, of: int, cursor: str | None, report: PlanReport
+    ) -> tuple[_Run, Cursor] | None:
+        """The run's state and where it reads from: fresh (None when the agenda says nothing changed) or resumed."""
+        partitions = partitions_of_shard(one, of)
         if cursor is None:
             agenda, poke_version = self.state.planner_agenda(one, of)
             if agenda is not None and agenda.poke_version == poke_version and agenda.read_at <= now < agenda.wake_at:
                 report.asleep_until = utc_iso(agenda.wake_at)
                 metrics.add_metric(name="PlannerRunsAsleep", unit=MetricUnit.Count, value=1)
-                return report
+                return None
             # Marks are trusted only when nothing was poked since the last complete read of the shard.
             trust = agenda is not None and agenda.poke_version == poke_version
             start = Cursor(partitions[0])
@@ -255,41 +271,50 @@ class Planner:
             extra = start.extra
             trust, poke_version, wake_at = bool(extra["t"]), int(extra["p"]), dt.datetime.fromisoformat(extra["w"])
         run = _Run(now, ladder.business_date(now, self.policy), report, _Wake(wake_at), trust, poke_version)
+        return run, start
+
+    def _read(
+        self, run: _Run, start: Cursor, one: int, of: int, time_left: Callable[[], float], min_seconds_left: float
+    ) -> bool:
+        """Read the shard's partitions from `start`, planning as it goes; False when it stopped near the limit."""
+        partitions = partitions_of_shard(one, of)
         earliest, latest = ladder.due_date_window(run.today, self.policy)
-        first, last = earliest.isoformat(), f"{latest.isoformat()}#\uffff"
+        window = (earliest.isoformat(), f"{latest.isoformat()}#\uffff")
         read_one = False  # at least one page per invocation, whatever the time left: every resumption progresses
         for partition in partitions[partitions.index(start.partition) :]:
             key = start.start_key if partition == start.partition else None
             while True:
                 if read_one and time_left() < min_seconds_left:
-                    self._flush(run)
-                    report.complete = False
-                    report.cursor = Cursor(
-                        partition, key, {"t": trust, "p": poke_version, "w": run.wake.at.isoformat()}
-                    ).encode()
-                    logger.warning("planner stopping early: time limit near", extra={"partition": partition})
-                    metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=report.jobs_enqueued)
-                    return report
-                page = self.index.page(f"{partition:02d}", first, last, key, PAGE_SIZE)
+                    self._stop_early(run, partition, key)
+                    return False
+                key = self._read_page(run, partition, window, key, one, of)
                 read_one = True
-                report.pages_read += 1
-                for item in page.items:
-                    if in_shard(item["ladder_bucket"], one, of):
-                        self._consider(item, run)
-                if run.waiting_lines >= FLUSH_LINES:
-                    self._flush(run)
-                key = page.next_key
                 if key is None:
                     break
             if run.waiting_lines >= FLUSH_AT:
                 self._flush(run)  # a borrower's loans are all in one partition: one job per borrower
+        return True
+
+    def _read_page(
+        self, run: _Run, partition: int, window: tuple[str, str], key: dict[str, Any] | None, one: int, of: int
+    ) -> dict[str, Any] | None:
+        """One index page of the partition: each item of the shard considered; the next page's key."""
+        page = self.index.page(f"{partition:02d}", window[0], window[1], key, PAGE_SIZE)
+        run.report.pages_read += 1
+        for item in page.items:
+            if in_shard(item["ladder_bucket"], one, of):
+                self._consider(item, run)
+        if run.waiting_lines >= FLUSH_LINES:
+            self._flush(run)
+        return page.next_key
+
+    def _stop_early(self, run: _Run, partition: int, key: dict[str, Any] | None) -> None:
+        """Enqueue what waits and leave a cursor for the next invocation (same schedule time)."""
         self._flush(run)
-        metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=report.jobs_enqueued)
-        # An incomplete run leaves the old agenda, already due: the next fire reads again.
-        self.state.save_planner_agenda(
-            one, of, PlannerAgenda(wake_at=run.wake.at, read_at=now, poke_version=poke_version)
-        )
-        return report
+        run.report.complete = False
+        extra = {"t": run.trust_marks, "p": run.poke_version, "w": run.wake.at.isoformat()}
+        run.report.cursor = Cursor(partition, key, extra).encode()
+        logger.warning("planner stopping early: time limit near", extra={"partition": partition})
 
     # ---------------------------------------------------------------- one index item
     def _consider(self, item: dict[str, Any], run: _Run) -> None:
