@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dunning import ladder
-from dunning.borrower_events import effective_loan, missed_promise
+from dunning.chased import effective_loan, missed_promise
 from dunning.dal.bus import EventBus
 from dunning.dal.cases import CaseRepository
 from dunning.dal.deliveries import DeliveriesRepository

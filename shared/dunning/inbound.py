@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from dunning import compliance, decisions, ladder
-from dunning.borrower_events import effective_loan
+from dunning.chased import effective_loan
 from dunning.compliance import region_of
 from dunning.compose import ComposedSms, render_reply, render_service
 from dunning.dal.bus import EventBus

@@ -29,8 +29,8 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from dunning.borrower_events import chased_due
 from dunning.case_closing import CLOSING_REASONS, CaseCloser
+from dunning.chased import chased_due
 from dunning.compliance import phone_timezones, region_of
 from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.ladder import BACKFILL_SEQ, COPIED, DERIVED, LadderRepository, ladder_due, sequence

@@ -35,20 +35,20 @@ import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import phonenumbers
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dunning import compliance, decisions, ladder
-from dunning.borrower_events import effective_loan
-from dunning.dal.deliveries import DeliveriesRepository
-from dunning.dal.ladder import Cursor, LadderRepository
-from dunning.dal.queue import JobQueue
+from dunning.chased import effective_loan
+from dunning.dal.ladder import Cursor
+from dunning.dal.ports import JobSink, LadderPages, PlannerState, RecordSink
 from dunning.dal.snapshots import snapshot_from_index
-from dunning.dal.state import ClaimKey, ClaimWrite, StateRepository, stage_mark
+from dunning.dal.state import ClaimKey, ClaimWrite, stage_mark
 from dunning.models.jobs import JobLine, LineSnapshot, SendJob, utc_iso
-from dunning.models.loan import Loan, LoanStatus, outstanding
+from dunning.models.loan import Loan, LoanStatus, mobile, outstanding
 from dunning.models.money import quantize
 from dunning.models.policy import Policy
 from dunning.models.state import ClaimState, LoanControl, PlannerAgenda
@@ -111,8 +111,11 @@ class PlanReport:
         }
 
 
+@cache
 def stand_in_phone(region: str | None) -> str:
-    """A number of the borrower's region: the send window depends on the region alone (the index holds no number)."""
+    """A number of the borrower's region: the send window depends on the region alone (the index holds no number).
+
+    Cached per region (a few hundred at most): phonenumbers takes ~150 µs to find and format one."""
     example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE) if region else None
     if example is None:
         example = phonenumbers.example_number_for_non_geo_entity(800)
@@ -121,11 +124,33 @@ def stand_in_phone(region: str | None) -> str:
     return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
 
 
+_LOAN_FIELDS = tuple(Loan.model_fields)
+
+
+class _IndexedLoan(Loan):
+    """A loan read from the index: every upstream value is validated as in `Loan`; the phone is our own
+    stand-in, checked once per region (`_mobile_stand_in`), so it is not parsed again for every loan."""
+
+    phone: str
+
+
+@cache
+def _mobile_stand_in(phone: str) -> bool:
+    """Whether `Loan` accepts the stand-in as a mobile (one without, e.g. +800, sets the loan aside as before)."""
+    try:
+        mobile(phone)
+    except ValueError:
+        return False
+    return True
+
+
 def indexed_loan(item: Mapping[str, Any]) -> Loan:
     """The loan as its index item holds it. Its phone is a stand-in of the number's region: the planner
     only derives the send window from it (no number to validate per loan); the job carries the item's own."""
-    values = {name: item.get(name) for name in Loan.model_fields if item.get(name) is not None}
-    return Loan.model_validate({**values, "phone": stand_in_phone(item.get("phone_region")), "borrower_name": "-"})
+    values = {name: item[name] for name in _LOAN_FIELDS if item.get(name) is not None}
+    phone = stand_in_phone(item.get("phone_region"))
+    model = _IndexedLoan if _mobile_stand_in(phone) else Loan
+    return model.model_validate({**values, "phone": phone, "borrower_name": "-"})
 
 
 def indexed_timezones(loan: Loan, item: Mapping[str, Any], policy: Policy) -> tuple[str, ...]:
@@ -161,18 +186,35 @@ class _Run:
     trust_marks: bool
     poke_version: int
     due: dict[str, list[_Due]] = field(default_factory=lambda: defaultdict(list))  # borrower id -> stages due
+    # Answers that depend on the run's fixed clock and a few values (a due date; zones and region): once each.
+    _stages: dict[dt.date, ladder.Stage | None] = field(default_factory=dict)
+    _windows: dict[tuple[tuple[str, ...], str], tuple[bool, dt.datetime | None]] = field(default_factory=dict)
 
     @property
     def waiting_lines(self) -> int:
         return sum(len(lines) for lines in self.due.values())
 
+    def stage(self, due_date: dt.date, policy: Policy) -> ladder.Stage | None:
+        if due_date not in self._stages:
+            self._stages[due_date] = ladder.current_stage(due_date, self.today, policy)
+        return self._stages[due_date]
+
+    def window(self, zones: tuple[str, ...], phone: str, policy: Policy) -> tuple[bool, dt.datetime | None]:
+        """Whether the send window is open now for these zones and (stand-in) number; if not, when it opens."""
+        answer = self._windows.get((zones, phone))
+        if answer is None:
+            inside = compliance.in_send_window(self.now, zones, phone, policy)
+            opens = None if inside else compliance.next_window_open(self.now, zones, phone, policy)
+            answer = self._windows[(zones, phone)] = (inside, opens)
+        return answer
+
 
 @dataclass
 class Planner:
-    index: LadderRepository
-    state: StateRepository
-    deliveries: DeliveriesRepository
-    queue: JobQueue
+    index: LadderPages
+    state: PlannerState
+    deliveries: RecordSink
+    queue: JobSink
     policy: Policy
     retention_days: int
 
@@ -302,16 +344,17 @@ class Planner:
         if loan.status is not LoanStatus.OPEN:
             run.report.waiting["plan_paid"] += 1
             return
-        stage = ladder.current_stage(loan.due_date, run.today, self.policy)
+        stage = run.stage(loan.due_date, self.policy)
         if stage is None:
             return
         # The sums its SMS will state: a loan whose amounts break them is set aside here, never enqueued.
         quantize(outstanding(loan) + ladder.late_fees(loan, run.today, self.policy), loan.currency)
         zones = indexed_timezones(loan, item, self.policy)
-        if not compliance.in_send_window(run.now, zones, loan.phone, self.policy):
+        inside, opens = run.window(zones, loan.phone, self.policy)
+        if not inside:
             # Cheap pure check first: most hours most borrowers are asleep.
             run.report.waiting["outside_window"] += 1
-            run.wake.no_later_than(compliance.next_window_open(run.now, zones, loan.phone, self.policy))
+            run.wake.no_later_than(opens)
             return
         marked = item.get("planned") == stage_mark(loan.cycle, stage.id)
         until = dt.datetime.fromisoformat(str(item["planned_until"])) if item.get("planned_until") else None

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from botocore.exceptions import ClientError
 
-from dunning.dal.deliveries import DeliveriesRepository
+from dunning.dal.ports import RecordSink
 from dunning.models.delivery import DeliveryRecord, Outcome, expires_at, record_id
 from dunning.models.loan import InvalidLoan
 from dunning.observability import MetricUnit, logger, metrics
@@ -79,7 +79,7 @@ class SetAside:
     a name from the item, and the log line never the value or the exception's message.
     """
 
-    deliveries: DeliveriesRepository
+    deliveries: RecordSink
     stage: str  # `planning`, `escalation`, `bureau`: which run set the loan aside
     retention_days: int
 

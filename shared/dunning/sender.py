@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dunning import compliance, decisions, ladder
-from dunning.borrower_events import effective_loan, missed_promise
+from dunning.chased import effective_loan, missed_promise
 from dunning.compose import reference_code, render_reminder
 from dunning.dal import snapshots
 from dunning.dal.aws import from_item
