@@ -19,7 +19,7 @@ help:
 	@echo "make test      lint, type-check, template checks, policy lint and every test"
 	@echo "make unit      the fast unit tier: pure core and in-memory fakes, no AWS (under 10 s)"
 	@echo "make e2e       plan -> send -> record against a deployed stack (AWS_SAM_STACK_NAME)"
-	@echo "make bench     benchmarks (composition, planning throughput, AWS calls per SMS)"
+	@echo "make bench     benchmarks (composition, planning at scale, cold init, AWS calls per SMS)"
 	@echo "make build     sam build (python3.13 from pyenv)"
 	@echo "make deploy    sam deploy --guided"
 	@echo "make lock      recompile shared/requirements.txt (hashes) from shared/requirements.in"
@@ -95,6 +95,7 @@ test: envs
 
 bench: env
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/scale.py
 	$(PY) benchmarks/send_path.py
 	$(PY) benchmarks/simulate.py
 

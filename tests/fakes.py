@@ -17,6 +17,7 @@ import bisect
 import datetime as dt
 import functools
 import math
+import pickle
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -59,7 +60,9 @@ class FakeStateTable:
     """StateTable as the planner sees it: CONTROL items by loan id, send claims, agendas and the poke version."""
 
     keep: bool = True
-    controls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Pickled, as a table holds bytes and not live objects: the book stays out of the caller's heap (and out
+    # of its garbage collector's passes, which a Lambda reading DynamoDB never makes over the table).
+    _controls: dict[str, bytes] = field(default_factory=dict)
     claims: dict[ClaimKey, dict[str, Any]] = field(default_factory=dict)
     agendas: dict[tuple[int, int], PlannerAgenda] = field(default_factory=dict)
     poke_version: int = 0
@@ -70,13 +73,28 @@ class FakeStateTable:
     def put_control(self, item: dict[str, Any]) -> None:
         """Write a CONTROL item (as LoanChangesFunction would); it is in the index when it has the index keys."""
         loan_id = str(item["loan_id"])
-        old = self.controls.get(loan_id)
+        old = self.control(loan_id)
         if old is not None and "ladder_part" in old:
             self._partitions[str(old["ladder_part"])].remove((str(old["ladder_due"]), loan_id))
-        self.controls[loan_id] = item
+        self._controls[loan_id] = pickle.dumps(item)
         if "ladder_part" in item and "ladder_due" in item:
             self._partitions.setdefault(str(item["ladder_part"]), []).append((str(item["ladder_due"]), loan_id))
             self._sorted = False
+
+    def control(self, loan_id: str) -> dict[str, Any] | None:
+        """The CONTROL item as it is now (a fresh copy)."""
+        raw = self._controls.get(loan_id)
+        return pickle.loads(raw) if raw is not None else None
+
+    def change_control(self, loan_id: str, change: Callable[[dict[str, Any]], None], *, create: bool) -> None:
+        """Change an item's non-key attributes (the planner's marks), creating it if asked."""
+        item = self.control(loan_id)
+        if item is None:
+            if not create:
+                return
+            item = {"loan_id": loan_id}
+        change(item)
+        self._controls[loan_id] = pickle.dumps(item)
 
     def poke(self) -> None:
         """Something a planner shard read changed (a borrower event, a deferral): the marks are not trusted."""
@@ -119,10 +137,9 @@ class FakeLadder:
         evaluated = [entry for entry in entries[at : at + limit] if entry[0] <= last]
         items = []
         for _, loan_id in evaluated:
-            item = self.table.controls[loan_id]
-            if due_on_or_before is None or str(item.get("due_date")) <= due_on_or_before:
-                # A Query answers fresh objects, never the table's own.
-                items.append({k: list(v) if isinstance(v, list) else v for k, v in item.items()})
+            item = self.table.control(loan_id)
+            if item is not None and (due_on_or_before is None or str(item.get("due_date")) <= due_on_or_before):
+                items.append(item)
         # DynamoDB gives a LastEvaluatedKey whenever it stopped at the limit, even with nothing after it.
         if len(evaluated) < limit:
             return Page(items, None)
@@ -195,12 +212,16 @@ class FakeState:
             "record_id": write.record_id,
             "retry_after": utc_iso(write.retry_after) if write.retry_after else None,
         }
-        control = self.table.controls.setdefault(loan_id, {"loan_id": loan_id})
-        control["planned"] = stage_mark(cycle, stage)
-        if write.retry_after is not None:
-            control["planned_until"] = utc_iso(write.retry_after)
-        else:
-            control.pop("planned_until", None)
+        until = utc_iso(write.retry_after) if write.retry_after is not None else None
+
+        def mark(control: dict[str, Any]) -> None:
+            control["planned"] = stage_mark(cycle, stage)
+            if until is not None:
+                control["planned_until"] = until
+            else:
+                control.pop("planned_until", None)
+
+        self.table.change_control(loan_id, mark, create=True)
 
     @_metered
     def give_back(self, keys: list[ClaimKey], now: dt.datetime) -> None:
@@ -211,16 +232,20 @@ class FakeState:
             claim = self.table.claims.get(key)
             if claim is not None and claim["state"] == ClaimState.PLANNED.value and claim["updated_at"] == at:
                 del self.table.claims[key]
-                control = self.table.controls.get(key[0], {})
-                control.pop("planned", None)
-                control.pop("planned_until", None)
+                self.table.change_control(key[0], _unmark, create=False)
 
     @_metered
     def mark_deferred(self, key: ClaimKey, retry_after: dt.datetime) -> None:
         self.meter.calls["UpdateItem"] += 1
-        control = self.table.controls.get(key[0])
+        control = self.table.control(key[0])
         if control is not None and control.get("planned") == stage_mark(key[1], key[2]):
-            control["planned_until"] = utc_iso(retry_after)
+            until = utc_iso(retry_after)
+            self.table.change_control(key[0], lambda item: item.update(planned_until=until), create=False)
+
+
+def _unmark(control: dict[str, Any]) -> None:
+    control.pop("planned", None)
+    control.pop("planned_until", None)
 
 
 class FakeDeliveries:

@@ -72,10 +72,9 @@ class FakeCases:
         for loan_id, cycle in loans:
             if (loan_id, cycle) in self.cases:
                 cases[loan_id] = dict(self.cases[(loan_id, cycle)])
-            if loan_id in self.table.controls:
-                controls[loan_id] = LoanControl.model_validate(
-                    self.table.controls[loan_id]
-                )  # may raise, as the real one
+            control = self.table.control(loan_id)
+            if control is not None:  # a corrupt CONTROL item raises here, as the real batched read does
+                controls[loan_id] = LoanControl.model_validate(control)
         return cases, controls
 
     def open(self, loan_id: str, cycle: str, borrower_id: str, detail: dict[str, Any], now: dt.datetime) -> bool:
@@ -96,10 +95,12 @@ class FakeCases:
         return True
 
     def stop_cycle(self, loan_id: str, cycle: str, detail: str | None = None) -> None:
-        control = self.table.controls.setdefault(loan_id, {"loan_id": loan_id})
-        control["case_cycle"] = cycle
-        if detail is not None:
-            control["case_detail"] = detail
+        def stop(control: dict[str, Any]) -> None:
+            control["case_cycle"] = cycle
+            if detail is not None:
+                control["case_detail"] = detail
+
+        self.table.change_control(loan_id, stop, create=True)
 
     def mark_published(self, loan_id: str, cycle: str, now: dt.datetime) -> None:
         case = self.cases.get((loan_id, cycle))
@@ -124,8 +125,10 @@ class FakeEscalationState:
         return {}, {}, {phone for phone in phones if phone in self.opted_out}
 
     def note_broken_promise(self, loan_id: str, promised_date: dt.date) -> None:
-        control = self.table.controls.setdefault(loan_id, {"loan_id": loan_id})
-        control["broken_promises"] = sorted({*control.get("broken_promises", ()), promised_date.isoformat()})
+        def add(control: dict[str, Any]) -> None:
+            control["broken_promises"] = sorted({*control.get("broken_promises", ()), promised_date.isoformat()})
+
+        self.table.change_control(loan_id, add, create=True)
 
 
 @dataclass

@@ -89,20 +89,11 @@ class Notices:
     retention_days: int
     pacer: Pacer | None = None  # None: unpaced (tests that publish one notice)
 
-    def send(self, notice: Notice, now: dt.datetime) -> NoticeResult:  # noqa: C901 — split after the send-path merge (issue 13)
+    def send(self, notice: Notice, now: dt.datetime) -> NoticeResult:
         # Step 1, as for reminders (docs/exactly-once.md): the claim SENDING and the opt-out check, all or nothing.
-        take = [self.state.notice_take(notice.owner, notice.notice_id, ClaimState.SENDING, now, kind=notice.kind)]
-        if notice.respect_opt_out:
-            take += self.state.not_opted_out(notice.phone)
-        refused = write_units([Unit(notice.notice_id, take)])
-        if refused and 0 in refused[0].found:
-            return self._found(notice, now, refused[0].found[0])
-        if refused:  # only the opt-out checks failed: the claim was not taken, so settle it unsent
-            if self._settle(notice, now, None, ClaimState.SUPPRESSED, Outcome.SUPPRESSED, "opted_out") is not None:
-                return NoticeResult.DUPLICATE  # a concurrent delivery of the same event took it meanwhile
-            metrics.add_metric(name="Suppressed_opted_out", unit=MetricUnit.Count, value=1)
-            return NoticeResult.OPTED_OUT
-
+        not_taken = self._take(notice, now)
+        if not_taken is not None:
+            return not_taken
         # Step 2: Publish, paced, never retried by the SDK.
         if self.pacer is not None:
             self.pacer.wait(notice.sms.segments)
@@ -114,17 +105,7 @@ class Notices:
             metrics.add_metric(name="SmsUncertain", unit=MetricUnit.Count, value=1)
             return NoticeResult.UNCERTAIN
         except PublishRejected as exc:
-            if exc.retryable:
-                back = self.state.notice_transition(
-                    notice.owner, notice.notice_id, ClaimState.PLANNED, now, ClaimState.SENDING
-                )
-                write_units([Unit(notice.notice_id, [back])])
-                raise NoticeRetry(f"publish throttled or failed: {exc.code}") from None
-            if notice.subject is not None:
-                self.state.note_failed_delivery(notice.subject.loan_id, now)  # escalation's hint, as for reminders
-            self._settle(notice, now, ClaimState.SENDING, ClaimState.SUPPRESSED, Outcome.FAILED, f"rejected_{exc.code}")
-            return NoticeResult.FAILED
-
+            return self._rejected(notice, now, exc)
         # Step 3: record and claim SENT together.
         refused_sent = self._settle(notice, now, ClaimState.SENDING, ClaimState.SENT, Outcome.SENT, None, message_id)
         if refused_sent is not None:
@@ -135,6 +116,35 @@ class Notices:
             extra={"kind": notice.kind, "phone": mask_phone(notice.phone), "segments": notice.sms.segments},
         )
         return NoticeResult.SENT
+
+    def _take(self, notice: Notice, now: dt.datetime) -> NoticeResult | None:
+        """Take the claim SENDING (None), or what the notice comes to when it cannot be taken."""
+        take = [self.state.notice_take(notice.owner, notice.notice_id, ClaimState.SENDING, now, kind=notice.kind)]
+        if notice.respect_opt_out:
+            take += self.state.not_opted_out(notice.phone)
+        refused = write_units([Unit(notice.notice_id, take)])
+        if not refused:
+            return None
+        if 0 in refused[0].found:
+            return self._found(notice, now, refused[0].found[0])
+        # Only the opt-out checks failed: the claim was not taken, so settle it unsent.
+        if self._settle(notice, now, None, ClaimState.SUPPRESSED, Outcome.SUPPRESSED, "opted_out") is not None:
+            return NoticeResult.DUPLICATE  # a concurrent delivery of the same event took it meanwhile
+        metrics.add_metric(name="Suppressed_opted_out", unit=MetricUnit.Count, value=1)
+        return NoticeResult.OPTED_OUT
+
+    def _rejected(self, notice: Notice, now: dt.datetime, exc: PublishRejected) -> NoticeResult:
+        """SNS refused the Publish: hand the claim back for a retry, or record the notice FAILED."""
+        if exc.retryable:
+            back = self.state.notice_transition(
+                notice.owner, notice.notice_id, ClaimState.PLANNED, now, ClaimState.SENDING
+            )
+            write_units([Unit(notice.notice_id, [back])])
+            raise NoticeRetry(f"publish throttled or failed: {exc.code}") from None
+        if notice.subject is not None:
+            self.state.note_failed_delivery(notice.subject.loan_id, now)  # escalation's hint, as for reminders
+        self._settle(notice, now, ClaimState.SENDING, ClaimState.SUPPRESSED, Outcome.FAILED, f"rejected_{exc.code}")
+        return NoticeResult.FAILED
 
     def _found(self, notice: Notice, now: dt.datetime, claim: dict[str, Any] | None) -> NoticeResult:
         """The notice was taken before: a redelivery, a replay, or a concurrent delivery of the same event."""

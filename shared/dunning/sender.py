@@ -176,11 +176,21 @@ class Sender:
         return result
 
     @tracer.capture_method(capture_response=False, capture_error=False)  # its outcomes are traced by the handler
-    def send_batch(  # noqa: C901 — split after the send-path merge (issue 13)
+    def send_batch(
         self, jobs: Sequence[SendJob], now: dt.datetime, time_left: Callable[[], float] = lambda: math.inf
     ) -> list[SendOutcome | Exception]:
         """Each job's outcome, or the exception that fails it (SQS redelivers it); in the jobs' order."""
         batch = [_Job(job) for job in jobs]
+        work = self._prepare_batch(batch, now)
+        try:
+            self._send_rounds(work, now, time_left)
+        finally:
+            if any(j.outcome.deferred for j in batch):
+                self.state.wake_planner()  # the planner may be asleep past these retry times
+        return [self._result(j) for j in batch]
+
+    def _prepare_batch(self, batch: list[_Job], now: dt.datetime) -> list[_Sms | _Settle]:
+        """What each job's lines come to (SMS to send, lines to settle); a job that cannot be prepared fails alone."""
         work: list[_Sms | _Settle] = []
         # Lines of an older planner carry no snapshot: their loans are read, all in one batched read.
         unread = [line.loan_id for j in batch for line in j.job.lines if line.snapshot is None]
@@ -194,30 +204,30 @@ class Sender:
         for j in batch:
             if j.error is None:
                 self._guarded(j, functools.partial(self._prepare_into, work, j, live, now))
-        try:
-            while work:
-                work = [w for w in work if w.job.error is None]
-                if not work:
-                    break
-                if time_left() < SECONDS_LEFT_AFTER_ROUND + ROUND_SECONDS:
-                    for w in work:
-                        w.job.error = w.job.error or RetryLater("too little time left in this invocation")
-                    break
-                taken, later = self._round(work)
-                work = later + self._run_round(taken, now)
-        finally:
-            if any(j.outcome.deferred for j in batch):
-                self.state.wake_planner()  # the planner may be asleep past these retry times
-        results: list[SendOutcome | Exception] = []
-        for j in batch:
-            if j.error is None and j.held:
-                # Nothing was done for these lines: SQS redelivers the job after its visibility timeout,
-                # when the holder has finished (the claim is final, the lines are skipped) or died.
-                logger.info("claim held by a running sender; retry later", extra={"loan_ids": j.held})
-                metrics.add_metric(name="SendClaimHeldElsewhere", unit=MetricUnit.Count, value=len(j.held))
-                j.error = RetryLater(f"{len(j.held)} claim(s) held by a running sender")
-            results.append(j.error or j.outcome)
-        return results
+        return work
+
+    def _send_rounds(self, work: list[_Sms | _Settle], now: dt.datetime, time_left: Callable[[], float]) -> None:
+        """Round after round until nothing is left or too little time is: then the rest is retried later."""
+        while work:
+            work = [w for w in work if w.job.error is None]
+            if not work:
+                return
+            if time_left() < SECONDS_LEFT_AFTER_ROUND + ROUND_SECONDS:
+                for w in work:
+                    w.job.error = w.job.error or RetryLater("too little time left in this invocation")
+                return
+            taken, later = self._round(work)
+            work = later + self._run_round(taken, now)
+
+    @staticmethod
+    def _result(j: _Job) -> SendOutcome | Exception:
+        if j.error is None and j.held:
+            # Nothing was done for these lines: SQS redelivers the job after its visibility timeout,
+            # when the holder has finished (the claim is final, the lines are skipped) or died.
+            logger.info("claim held by a running sender; retry later", extra={"loan_ids": j.held})
+            metrics.add_metric(name="SendClaimHeldElsewhere", unit=MetricUnit.Count, value=len(j.held))
+            j.error = RetryLater(f"{len(j.held)} claim(s) held by a running sender")
+        return j.error or j.outcome
 
     @staticmethod
     def _guarded(j: _Job, action: Callable[[], object]) -> None:
@@ -505,49 +515,53 @@ class Sender:
         except (PublishUncertain, PublishRejected) as exc:
             return exc
 
-    def _record_round(self, outcomes: list[tuple[_Sms, str | Exception]], now: dt.datetime) -> None:  # noqa: C901 — split after the send-path merge (issue 13)
+    def _record_round(self, outcomes: list[tuple[_Sms, str | Exception]], now: dt.datetime) -> None:
         """What the round's Publish calls did: records, claims and pointers, in as few transactions as possible."""
-        units: list[Unit] = []
-        for sms, result in outcomes:
-            j = sms.job
-            if isinstance(result, str):
-                units.append(Unit(("sent", sms, result), self._sent_items(sms, result, now)))
-                self._count_sent(sms)
-            elif isinstance(result, PublishUncertain):
-                logger.error(
-                    "publish outcome unknown; recorded UNCERTAIN",
-                    extra={"phone": mask_phone(sms.phone), "error": str(result)},
-                )
-                units.append(Unit(("uncertain", sms), self._uncertain_items(sms, f"publish_{result}", now)))
-                j.outcome.uncertain += len(sms.group)
-                metrics.add_metric(name="SmsUncertain", unit=MetricUnit.Count, value=len(sms.group))
-            elif isinstance(result, PublishRejected) and result.retryable:
-                give_back = [
-                    self.state.claim_update(e.key, ClaimState.PLANNED, now, ClaimState.SENDING) for e in sms.group
-                ]
-                units.append(Unit(("given_back", sms), give_back))
-                units.append(Unit(("cap_back", sms), [self._give_back_cap(sms)]))
-                j.error = j.error or RetryLater(f"publish throttled or failed: {result.code}")
-            elif isinstance(result, PublishRejected):
-                reason = f"rejected_{result.code}"
-                units.append(Unit(("failed", sms), self._failed_items(sms, reason, now)))
-                units.append(Unit(("cap_back", sms), [self._give_back_cap(sms)]))
-                j.outcome.suppressed[reason] += len(sms.group)
+        units = [unit for sms, result in outcomes for unit in self._outcome_units(sms, result, now)]
         if not units:
             return
         try:
             refused = self._with_retries(lambda: write_units(units, self.sleep))
         except (ClientError, BotoCoreError):
-            # The round's outcomes one unit at a time, so that one failing write does not cost the others.
-            refused = []
-            for unit in units:
-                try:
-                    refused += self._with_retries(functools.partial(write_units, [unit], self.sleep))
-                except (ClientError, BotoCoreError) as exc:
-                    owner_sms = unit.owner[1]
-                    owner_sms.job.error = owner_sms.job.error or exc
+            refused = self._write_one_by_one(units)
         for r in refused:
             self._post_refused(r, now)
+
+    def _outcome_units(self, sms: _Sms, result: str | Exception, now: dt.datetime) -> list[Unit]:
+        """The writes one Publish's result needs (a message id: sent; an exception: uncertain, given back, failed)."""
+        j = sms.job
+        if isinstance(result, str):
+            self._count_sent(sms)
+            return [Unit(("sent", sms, result), self._sent_items(sms, result, now))]
+        if isinstance(result, PublishUncertain):
+            logger.error(
+                "publish outcome unknown; recorded UNCERTAIN",
+                extra={"phone": mask_phone(sms.phone), "error": str(result)},
+            )
+            j.outcome.uncertain += len(sms.group)
+            metrics.add_metric(name="SmsUncertain", unit=MetricUnit.Count, value=len(sms.group))
+            return [Unit(("uncertain", sms), self._uncertain_items(sms, f"publish_{result}", now))]
+        if not isinstance(result, PublishRejected):
+            return []
+        cap_back = Unit(("cap_back", sms), [self._give_back_cap(sms)])
+        if result.retryable:
+            give_back = [self.state.claim_update(e.key, ClaimState.PLANNED, now, ClaimState.SENDING) for e in sms.group]
+            j.error = j.error or RetryLater(f"publish throttled or failed: {result.code}")
+            return [Unit(("given_back", sms), give_back), cap_back]
+        reason = f"rejected_{result.code}"
+        j.outcome.suppressed[reason] += len(sms.group)
+        return [Unit(("failed", sms), self._failed_items(sms, reason, now)), cap_back]
+
+    def _write_one_by_one(self, units: list[Unit]) -> list[Refused]:
+        """The round's outcomes one unit at a time, so that one failing write does not cost the others."""
+        refused: list[Refused] = []
+        for unit in units:
+            try:
+                refused += self._with_retries(functools.partial(write_units, [unit], self.sleep))
+            except (ClientError, BotoCoreError) as exc:
+                owner_sms = unit.owner[1]
+                owner_sms.job.error = owner_sms.job.error or exc
+        return refused
 
     def _post_refused(self, refused: Refused, now: dt.datetime) -> None:
         kind, sms = refused.unit.owner[0], refused.unit.owner[1]
@@ -821,28 +835,7 @@ class Sender:
     ) -> None:
         """A previous attempt stopped after taking the claim (no sender still holds it). Finish it from its record."""
         existing = self.deliveries.get(key[0], record_id(sending_at, key[1], key[2]))
-        if existing is not None and existing.get("outcome") == Outcome.UNCERTAIN.value:
-            # The attempt recorded UNCERTAIN (with what it sent) and stopped before the claim: keep that record.
-            self.state.move_claim(
-                key,
-                ClaimState.UNCERTAIN,
-                now,
-                ClaimState.SENDING,
-                reason=str(existing.get("reason") or "unknown_after_retry"),
-                record_id=str(existing["record_id"]),
-            )
-            outcome.uncertain += 1
-            return
-        if existing is not None and existing.get("message_id"):
-            self.state.move_claim(
-                key,
-                ClaimState.SENT,
-                now,
-                ClaimState.SENDING,
-                message_id=str(existing["message_id"]),
-                record_id=str(existing["record_id"]),
-            )
-            outcome.skipped["completed_after_retry"] += 1
+        if existing is not None and self._finish_from_record(key, existing, now, outcome):
             return
         # Record and claim in one transaction, the claim's condition guarding both: if the attempt completes
         # meanwhile (claim SENT), its SENT record is not overwritten. If it writes its record after this, it
@@ -879,6 +872,35 @@ class Sender:
         logger.error("a previous attempt may have sent this SMS; recorded UNCERTAIN", extra={"loan_id": key[0]})
         outcome.uncertain += 1
         metrics.add_metric(name="SmsUncertain", unit=MetricUnit.Count, value=1)
+
+    def _finish_from_record(
+        self, key: ClaimKey, existing: dict[str, Any], now: dt.datetime, outcome: SendOutcome
+    ) -> bool:
+        """The claim follows the attempt's own record when it wrote one that says what happened."""
+        if existing.get("outcome") == Outcome.UNCERTAIN.value:
+            # The attempt recorded UNCERTAIN (with what it sent) and stopped before the claim: keep that record.
+            self.state.move_claim(
+                key,
+                ClaimState.UNCERTAIN,
+                now,
+                ClaimState.SENDING,
+                reason=str(existing.get("reason") or "unknown_after_retry"),
+                record_id=str(existing["record_id"]),
+            )
+            outcome.uncertain += 1
+            return True
+        if existing.get("message_id"):
+            self.state.move_claim(
+                key,
+                ClaimState.SENT,
+                now,
+                ClaimState.SENDING,
+                message_id=str(existing["message_id"]),
+                record_id=str(existing["record_id"]),
+            )
+            outcome.skipped["completed_after_retry"] += 1
+            return True
+        return False
 
     # ---------------------------------------------------------------- settling without an SMS
     def _suppress(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
-from dunning.borrower_events import BorrowerEvents
-from dunning.bureau import BureauReporter
-from dunning.case_closing import CaseCloser
 from dunning.config import current_policy
 from dunning.dal.bureau import BureauState, ReportStore
 from dunning.dal.bus import EventBus
@@ -18,15 +16,21 @@ from dunning.dal.phone_keys import PhoneKeys
 from dunning.dal.queue import JobQueue
 from dunning.dal.sms import Pacer, SmsGateway, SmsSettings
 from dunning.dal.state import StateRepository
-from dunning.delivery_status import DeliveryStatusRecorder
-from dunning.escalation import Escalator
-from dunning.inbound import InboundReplies
-from dunning.loan_changes import LoanChanges
-from dunning.notices import Notices
-from dunning.opt_out_sync import OptOutSync
-from dunning.planner import Planner
-from dunning.sender import Sender
 from dunning.settings import Settings, SettingsError
+
+# Each function builds one service: it imports that service's module when it builds it, not all of them at
+# cold start (issue 11: cold init; `benchmarks/scale.py` measures it).
+if TYPE_CHECKING:
+    from dunning.borrower_events import BorrowerEvents
+    from dunning.bureau import BureauReporter
+    from dunning.case_closing import CaseCloser
+    from dunning.delivery_status import DeliveryStatusRecorder
+    from dunning.escalation import Escalator
+    from dunning.inbound import InboundReplies
+    from dunning.loan_changes import LoanChanges
+    from dunning.opt_out_sync import OptOutSync
+    from dunning.planner import Planner
+    from dunning.sender import Sender
 
 
 def sms_gateway(settings: Settings) -> SmsGateway:
@@ -48,6 +52,8 @@ def state_repository(settings: Settings) -> StateRepository:
 
 
 def planner(settings: Settings) -> Planner:
+    from dunning.planner import Planner
+
     return Planner(
         index=LadderRepository(settings.state_table),
         # No phone keys: the planner reads no opt-out (the sender does), so it needs no phone-hash key.
@@ -66,6 +72,8 @@ def _pacer(parts_per_second: float) -> Pacer:
 
 
 def sender(settings: Settings) -> Sender:
+    from dunning.sender import Sender
+
     return Sender(
         loans=LoansRepository(settings.loans_table),
         state=state_repository(settings),
@@ -79,6 +87,9 @@ def sender(settings: Settings) -> Sender:
 
 def borrower_events(settings: Settings) -> BorrowerEvents:
     """Loan events (LoanEventsFunction)."""
+    from dunning.borrower_events import BorrowerEvents
+    from dunning.notices import Notices
+
     state = state_repository(settings)
     return BorrowerEvents(
         loans=LoansRepository(settings.loans_table),
@@ -98,6 +109,9 @@ def borrower_events(settings: Settings) -> BorrowerEvents:
 
 def inbound_replies(settings: Settings) -> InboundReplies:
     """InboundSmsFunction: replies to our SMS (opt-out, HELP, a code to verify, BorrowerReplied)."""
+    from dunning.inbound import InboundReplies
+    from dunning.notices import Notices
+
     if not settings.event_bus_name:
         raise SettingsError("function environment is invalid: EVENT_BUS_NAME is required to publish replies")
     state = state_repository(settings)
@@ -116,6 +130,8 @@ def inbound_replies(settings: Settings) -> InboundReplies:
 
 def case_closer(settings: Settings) -> CaseCloser:
     """Collection cases closed when their loan is paid or closed (CollectionCaseClosed)."""
+    from dunning.case_closing import CaseCloser
+
     if not settings.event_bus_name:
         raise SettingsError("function environment is invalid: EVENT_BUS_NAME is required to announce closed cases")
     return CaseCloser(CaseRepository(settings.state_table), EventBus(settings.event_bus_name))
@@ -123,6 +139,8 @@ def case_closer(settings: Settings) -> CaseCloser:
 
 def delivery_recorder(settings: Settings) -> DeliveryStatusRecorder:
     """RecordDeliveryFunction: SNS SMS delivery-status logs onto delivery records."""
+    from dunning.delivery_status import DeliveryStatusRecorder
+
     return DeliveryStatusRecorder(
         deliveries=DeliveriesRepository(settings.deliveries_table), state=StateRepository(settings.state_table)
     )
@@ -130,11 +148,15 @@ def delivery_recorder(settings: Settings) -> DeliveryStatusRecorder:
 
 def opt_out_sync(settings: Settings) -> OptOutSync:
     """SyncOptOutsFunction: SNS's opt-out list copied into the product's hashed opt-out items."""
+    from dunning.opt_out_sync import OptOutSync
+
     return OptOutSync(state=state_repository(settings), sms=sms_gateway(settings))
 
 
 def escalator(settings: Settings) -> Escalator:
     """EscalateFunction: collection cases for loans the SMS ladder could not bring back."""
+    from dunning.escalation import Escalator
+
     if not settings.event_bus_name:
         raise SettingsError("function environment is invalid: EVENT_BUS_NAME is required to announce cases")
     return Escalator(
@@ -151,6 +173,8 @@ def escalator(settings: Settings) -> Escalator:
 
 def bureau_reporter(settings: Settings) -> BureauReporter:
     """BureauReportFunction: the daily credit-bureau delinquency file."""
+    from dunning.bureau import BureauReporter
+
     if not settings.reports_bucket:
         raise SettingsError("function environment is invalid: REPORTS_BUCKET is required to write the file")
     return BureauReporter(
@@ -166,6 +190,8 @@ def bureau_reporter(settings: Settings) -> BureauReporter:
 
 def loan_changes(settings: Settings) -> LoanChanges:
     """LoanChangesFunction: every LoansTable write checked as it happens (the table's stream)."""
+    from dunning.loan_changes import LoanChanges
+
     return LoanChanges(
         deliveries=deliveries_repository(settings),
         ladder=LadderRepository(settings.state_table),

@@ -14,11 +14,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_LINES = 60
-# TEMPORARY: the send path's long units, split by the lead after the send-path merge (issue 13).
-ALLOWED_LONGER = {
-    "shared/dunning/planner.py::Planner.run",
-    "shared/dunning/sender.py::Sender._resolve_sending",
-}
 
 
 def tooling_globs() -> list[str]:
@@ -72,13 +67,7 @@ def test_the_runtime_set_is_the_handlers_and_the_domain_without_the_tooling() ->
 
 def test_no_runtime_function_is_longer_than_60_lines() -> None:
     over = {name: lines for name, lines in all_lengths().items() if lines > MAX_LINES}
-    assert sorted(set(over) - ALLOWED_LONGER) == [], f"split these (lines): {over}"
-
-
-def test_the_allow_list_holds_only_functions_still_too_long() -> None:
-    lengths = all_lengths()
-    stale = sorted(name for name in ALLOWED_LONGER if lengths.get(name, 0) <= MAX_LINES)
-    assert stale == [], f"now within {MAX_LINES} lines (or gone): remove from ALLOWED_LONGER"
+    assert over == {}, f"split these (lines): {over}"
 
 
 def test_the_measure_counts_from_def_to_the_last_line_and_names_nested_units(tmp_path: Path) -> None:

@@ -74,6 +74,11 @@ class Stores:
     def run(self, **kwargs: Any) -> dict[str, object]:
         return self.escalator().run(NOW, **kwargs).as_dict()
 
+    def control(self, loan_id: str) -> dict[str, Any]:
+        control = self.table.control(loan_id)
+        assert control is not None
+        return control
+
     def opened(self) -> dict[str, str]:
         """Reason of each CollectionCaseOpened on the bus, by loan id."""
         return {d["loan_id"]: d["reason"] for kind, d in self.bus.events if kind == DETAIL_TYPE}
@@ -105,7 +110,7 @@ def test_a_loan_past_the_ladder_gets_one_case_and_one_event_whatever_the_reruns(
     assert first["opened"] == {"ladder_exhausted": 1} and first["loans_read"] == 2
     assert second["opened"] == {} and second["already_open"] == 1
     # SMS stopped for the cycle before the case existed (the CONTROL item names it).
-    assert stores.table.controls["L-30"]["case_cycle"] == stores.loans.items["L-30"]["due_date"]
+    assert stores.control("L-30")["case_cycle"] == stores.loans.items["L-30"]["due_date"]
 
 
 @pytest.mark.parametrize(
@@ -152,10 +157,11 @@ def test_the_second_broken_promise_of_a_cycle_opens_a_case_and_the_first_is_reme
 
     stores.run()
     assert stores.opened() == {}
-    assert stores.table.controls["L-P"]["broken_promises"] == [promised.isoformat()]
+    assert stores.control("L-P")["broken_promises"] == [promised.isoformat()]
 
     # A new promise replaces the first, and is broken too.
-    stores.table.controls["L-P"]["promised_date"] = (TODAY - dt.timedelta(days=1)).isoformat()
+    newer = (TODAY - dt.timedelta(days=1)).isoformat()
+    stores.table.change_control("L-P", lambda control: control.update(promised_date=newer), create=False)
     stores.run()
     assert stores.opened() == {"L-P": "broken_promises"}
 

@@ -113,8 +113,15 @@ def reset_clients() -> None:
 
 # ---------------------------------------------------------------- items
 def to_item(values: Mapping[str, Any]) -> RawItem:
-    """Python values (Decimal for numbers) to a DynamoDB item; None values are left out."""
-    return {key: _serializer.serialize(value) for key, value in values.items() if value is not None}
+    """Python values (Decimal for numbers) to a DynamoDB item; None values are left out.
+
+    A str is {"S": value} as TypeSerializer makes it, without its chain of type tests: most attributes
+    are strings, and the planner serialises every job line's loan (issue 11: planning CPU per loan)."""
+    return {
+        key: {"S": value} if type(value) is str else _serializer.serialize(value)
+        for key, value in values.items()
+        if value is not None
+    }
 
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -60,7 +60,9 @@ Reason = Annotated[str, Field(min_length=1, max_length=500, description="free te
 
 
 class _Detail(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # defer_build: a function builds the validators of the events it parses, at the first one, not all
+    # of them at cold start (issue 11: scheduled functions import this module for ScheduledEvent alone).
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
 
 class PaymentReceived(_Detail):
@@ -147,6 +149,8 @@ LoanEventDetail = (
 class _LoanEvent(EventBridgeModel):
     """The EventBridge envelope; `time` orders events of one kind for one loan or phone."""
 
+    model_config = ConfigDict(defer_build=True)
+
     time: AwareDatetime
 
 
@@ -211,6 +215,8 @@ LoanEvent = Annotated[
 
 class LoanEventEnvelope(RootModel[LoanEvent]):
     """Any contract event, chosen by `detail-type`; an unknown one is an error naming the known ones."""
+
+    model_config = ConfigDict(defer_build=True)
 
 
 LOAN_EVENT_TYPES = (
