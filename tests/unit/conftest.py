@@ -1,6 +1,7 @@
 """The unit tier's two lanes. `make unit` runs `-m "not slow and not template"` (under 10 s); `make test` runs all.
 
-- `slow`: hypothesis tests (hundreds of examples each), marked here from hypothesis's own flag.
+- `slow`: hypothesis tests (hundreds of examples each), marked here from hypothesis's own flag, and the tests
+  that time a fresh Python process (SUBPROCESS_TESTS).
 - `template`: the modules that read template.yaml (infrastructure checks; parsing the template is most of
   their cost). Left out of `make unit` without being imported at all.
 """
@@ -12,6 +13,13 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).parent
+# Each starts a Python process and imports the package in it (~1 s apiece on this machine).
+SUBPROCESS_TESTS = frozenset(
+    {
+        "test_simulate.py::test_no_handler_imports_the_simulator",
+        "test_scale_bench.py::test_cold_init_is_measured_in_a_fresh_process",
+    }
+)
 TEMPLATE_READERS = frozenset(
     path.name for path in HERE.glob("test_*.py") if "template.yaml" in path.read_text(encoding="utf-8")
 )
@@ -29,7 +37,8 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+        hypothesis_test = getattr(getattr(item, "obj", None), "is_hypothesis_test", False)
+        if hypothesis_test or f"{item.path.name}::{item.name}" in SUBPROCESS_TESTS:
             item.add_marker(pytest.mark.slow)
         if item.path.parent == HERE and item.path.name in TEMPLATE_READERS:
             item.add_marker(pytest.mark.template)
