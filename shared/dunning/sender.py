@@ -37,10 +37,9 @@ from dunning.chased import effective_loan, missed_promise
 from dunning.compose import ReminderContext, ReminderMessage, reference_code, render_reminder
 from dunning.dal import snapshots
 from dunning.dal.aws import from_item
-from dunning.dal.deliveries import DeliveriesRepository
-from dunning.dal.loans import LoansRepository
-from dunning.dal.sms import Pacer, PublishRejected, PublishUncertain, SmsGateway
-from dunning.dal.state import ClaimKey, StateRepository, control_key
+from dunning.dal.ports import SenderDeliveries, SenderLoans, SenderState, SendPacer, SmsPublisher, UnitWriter
+from dunning.dal.sms import PublishRejected, PublishUncertain
+from dunning.dal.state import ClaimKey, control_key
 from dunning.dal.transact import Refused, Unit, write_units
 from dunning.models.delivery import DeliveryRecord, Outcome, expires_at, record_id
 from dunning.models.jobs import JobLine, LineSnapshot, SendJob
@@ -158,15 +157,17 @@ class _Settle:
 
 @dataclass
 class Sender:
-    loans: LoansRepository
-    state: StateRepository
-    deliveries: DeliveriesRepository
-    sms: SmsGateway
-    pacer: Pacer
+    loans: SenderLoans
+    state: SenderState
+    deliveries: SenderDeliveries
+    sms: SmsPublisher
+    pacer: SendPacer
     policy: Policy
     retention_days: int
     # Backoff between in-invocation retries; looked up at construction so tests can observe it.
     sleep: Callable[[float], None] = field(default_factory=lambda: time.sleep)
+    # The round's TransactWriteItems (`dal.transact.write_units`); the unit tier hands in an in-memory one.
+    write_units: UnitWriter = write_units
 
     def send(self, job: SendJob, now: dt.datetime) -> SendOutcome:
         """One job alone (a batch of one)."""
@@ -375,7 +376,7 @@ class Sender:
         """Claims and caps for the round's SMS (with its settlements) in one transaction, Publish, record."""
         units = [self._pre_unit(w, now) if isinstance(w, _Sms) else Unit(w, w.items) for w in taken]
         try:
-            refused = write_units(units, self.sleep)
+            refused = self.write_units(units, self.sleep)
         except (ClientError, BotoCoreError) as exc:
             # Nothing of this call was written: its jobs are redelivered.
             for w in taken:
@@ -521,7 +522,7 @@ class Sender:
         if not units:
             return
         try:
-            refused = self._with_retries(lambda: write_units(units, self.sleep))
+            refused = self._with_retries(lambda: self.write_units(units, self.sleep))
         except (ClientError, BotoCoreError):
             refused = self._write_one_by_one(units)
         for r in refused:
@@ -557,7 +558,7 @@ class Sender:
         refused: list[Refused] = []
         for unit in units:
             try:
-                refused += self._with_retries(functools.partial(write_units, [unit], self.sleep))
+                refused += self._with_retries(functools.partial(self.write_units, [unit], self.sleep))
             except (ClientError, BotoCoreError) as exc:
                 owner_sms = unit.owner[1]
                 owner_sms.job.error = owner_sms.job.error or exc
@@ -577,7 +578,7 @@ class Sender:
 
                 self._guarded(sms.job, finish)
             pointer = Unit("pointer", [self._pointer(sms, message_id, now)])
-            self._guarded(sms.job, lambda: write_units([pointer], self.sleep))
+            self._guarded(sms.job, lambda: self.write_units([pointer], self.sleep))
         elif kind == "cap_back":
             logger.warning(
                 "could not give back the borrower's cap slot", extra={"borrower_id": sms.job.job.borrower_id}

@@ -1,16 +1,21 @@
-"""What the planner needs of each store, as Protocols: the DynamoDB/SQS repositories satisfy them, and so do
-the in-memory fakes of the unit tier and `benchmarks/scale.py` (tests/fakes.py)."""
+"""What the planner, escalator and sender need of each store, as Protocols: the DynamoDB/SQS repositories
+satisfy them, and so do the in-memory fakes of the unit tier and `benchmarks/scale.py` (tests/fakes.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dunning.dal.ladder import Page
 from dunning.dal.state import ClaimKey, ClaimWrite
+from dunning.dal.transact import Refused, Unit
 from dunning.models.delivery import DeliveryRecord
 from dunning.models.jobs import SendJob
-from dunning.models.state import LoanControl, PlannerAgenda, SendClaim
+from dunning.models.state import ClaimState, LoanControl, PlannerAgenda, SendClaim
+
+if TYPE_CHECKING:
+    from dunning.dal.aws import Write
 
 
 class LadderPages(Protocol):
@@ -95,3 +100,109 @@ class EventSink(Protocol):
     """LoanEventsBus (`dal.bus.EventBus`): returns the event's id."""
 
     def put(self, detail_type: str, detail: dict[str, Any], time: dt.datetime) -> str: ...
+
+
+# ---------------------------------------------------------------- sending: what the Sender needs of each store
+
+
+class UnitWriter(Protocol):
+    """Independent all-or-nothing writes; the refused ones come back with what they found (`transact.write_units`)."""
+
+    def __call__(self, units: Sequence[Unit], sleep: Callable[[float], None] = ...) -> list[Refused]: ...
+
+
+class SenderLoans(Protocol):
+    """LoansTable, whose items the send's ConditionChecks name (`dal.loans.LoansRepository`)."""
+
+    table: str
+
+
+class SenderState(Protocol):
+    """Claims, caps, opt-outs, CONTROL marks and message pointers, as transaction entries or single writes
+    (`dal.state.StateRepository`)."""
+
+    table: str
+
+    def claim_update(
+        self, key: ClaimKey, to: ClaimState, now: dt.datetime, from_state: ClaimState, **extra: Any
+    ) -> Write: ...
+
+    def settle_put(
+        self,
+        key: ClaimKey,
+        borrower_id: str,
+        state: ClaimState,
+        now: dt.datetime,
+        only_from: tuple[ClaimState, ...],
+        **values: Any,
+    ) -> Write: ...
+
+    def not_opted_out(self, phone: str) -> list[Write]: ...
+
+    def take_cap(self, borrower_id: str, day: dt.date, per_day: int, per_week: int, expires_at: int) -> Write: ...
+
+    def give_back_cap(self, borrower_id: str, day: dt.date, per_day: int, per_week: int) -> Write: ...
+
+    def message_pointer(self, message_id: str, records: list[tuple[str, str]], expires_at: int) -> Write: ...
+
+    def handled_update(
+        self,
+        key: ClaimKey,
+        state: ClaimState,
+        now: dt.datetime,
+        *,
+        retry_after: dt.datetime | None = None,
+        failed_at: dt.datetime | None = None,
+    ) -> Write: ...
+
+    def move_claim(
+        self, key: ClaimKey, to: ClaimState, now: dt.datetime, from_state: ClaimState, **extra: Any
+    ) -> tuple[bool, SendClaim | None]: ...
+
+    def move_claim_with(
+        self,
+        writes: list[Write],
+        key: ClaimKey,
+        to: ClaimState,
+        now: dt.datetime,
+        from_state: ClaimState,
+        **extra: Any,
+    ) -> tuple[bool, SendClaim | None]: ...
+
+    def settle(
+        self,
+        key: ClaimKey,
+        borrower_id: str,
+        state: ClaimState,
+        now: dt.datetime,
+        *,
+        reason: str | None = None,
+        retry_after: dt.datetime | None = None,
+        record_id: str | None = None,
+        message_id: str | None = None,
+        only_from: tuple[ClaimState, ...] | None = None,
+    ) -> bool: ...
+
+    def wake_planner(self, bucket: int | None = None) -> None: ...
+
+
+class SenderDeliveries(RecordSink, Protocol):
+    """DeliveriesTable: records written alone or as transaction entries, and read back (`dal.deliveries`)."""
+
+    def put_item_request(self, record: DeliveryRecord) -> Write: ...
+
+    def get(self, loan_id: str, record_id: str) -> dict[str, Any] | None: ...
+
+
+class SmsPublisher(Protocol):
+    """SNS Publish of one SMS: its message id (`dal.sms.SmsGateway`; raises PublishRejected/PublishUncertain)."""
+
+    def publish(self, phone: str, body: str) -> str: ...
+
+
+class SendPacer(Protocol):
+    """The origination identity's parts-per-second budget (`dal.sms.Pacer`)."""
+
+    parts_per_second: float
+
+    def wait(self, parts: int) -> None: ...
