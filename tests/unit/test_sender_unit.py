@@ -10,22 +10,22 @@ tests/integration/test_send_path_batched.py, test_sender_races.py, test_faults.p
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from dunning import ladder
-from dunning.dal.aws import to_item
-from dunning.dal.deliveries import DeliveriesRepository
-from dunning.dal.loans import LoansRepository
+from dunning.dal.aws import from_item, to_item
 from dunning.dal.sms import PublishRejected, PublishUncertain
 from dunning.dal.snapshots import snapshot_from_item
-from dunning.dal.state import StateRepository
-from dunning.models.jobs import JobLine, SendJob
+from dunning.dal.state import control_key
+from dunning.models.jobs import JobLine, SendJob, utc_iso
 from dunning.models.policy import load_policy_file
-from dunning.models.state import LoanControl
-from dunning.sender import Sender, _Job, _Settle, _Sms
+from dunning.models.state import ClaimState, LoanControl
+from dunning.sender import Sender, SendOutcome
+from tests.fakes_send import FakeLoansTable, FakeSendDeliveries, FakeSendState, FakeTables
 from tests.fakes_sms import FakePacer, FakeSms
 
 POLICY = load_policy_file()
@@ -53,114 +53,177 @@ def line(loan_id: str, days_past_due: int, stage: str, control: dict[str, Any] |
     return JobLine(loan_id=loan_id, cycle=cycle, stage=stage, snapshot=snapshot_from_item(to_item(upstream), held))
 
 
-def sender(sms: FakeSms | None = None, pacer: FakePacer | None = None, sleeps: list[float] | None = None) -> Sender:
-    return Sender(
-        LoansRepository("LoansTable"),
-        StateRepository("StateTable"),
-        DeliveriesRepository("DeliveriesTable"),
-        sms=sms or FakeSms(),
-        pacer=pacer or FakePacer(),
+@dataclass
+class Run:
+    outcome: SendOutcome | Exception
+    sms: FakeSms
+    state: FakeSendState
+    deliveries: FakeSendDeliveries
+    sleeps: list[float]
+
+    def records(self, loan_id: str) -> list[dict[str, Any]]:
+        return self.deliveries.records().get(loan_id, [])
+
+    def claim(self, job_line: JobLine) -> dict[str, Any]:
+        found = self.state.claim((job_line.loan_id, job_line.cycle, job_line.stage))
+        assert found is not None
+        return found
+
+
+def send(
+    *lines: JobLine,
+    now: dt.datetime = NOW,
+    sms: FakeSms | None = None,
+    opted_out: str | None = None,
+    claims: ClaimState = ClaimState.PLANNED,
+) -> Run:
+    """One job of these lines through `Sender.send_batch`, on in-memory stores holding their PLANNED claims."""
+    tables = FakeTables()
+    state, deliveries = FakeSendState(tables), FakeSendDeliveries(tables)
+    for job_line in lines:
+        assert job_line.snapshot is not None
+        tables.put("LoansTable", {"loan_id": job_line.loan_id, **from_item(job_line.snapshot.loan)})
+        if job_line.snapshot.control:
+            tables.put("StateTable", {**from_item(control_key(job_line.loan_id)), **job_line.snapshot.control})
+        state.settle((job_line.loan_id, job_line.cycle, job_line.stage), "B-1", claims, now)
+    if opted_out:
+        tables.put("StateTable", {"pk": state.phone_partition(opted_out), "sk": "OPTOUT"})
+    gateway, sleeps = sms or FakeSms(), []
+    sender = Sender(
+        FakeLoansTable(),
+        state,
+        deliveries,
+        sms=gateway,
+        pacer=FakePacer(),
         policy=POLICY,
         retention_days=400,
-        sleep=(sleeps if sleeps is not None else []).append,
+        sleep=sleeps.append,
+        write_units=tables.write_units,
     )
-
-
-def decide(*lines: JobLine, now: dt.datetime = NOW) -> tuple[list[_Sms], dict[str, _Settle]]:
-    job = SendJob(borrower_id="B-1", lines=lines, planned_at=NOW)
-    work = sender()._prepare(_Job(job), job.lines, {}, now)
-    return [w for w in work if isinstance(w, _Sms)], {w.key[0]: w for w in work if isinstance(w, _Settle)}
+    (outcome,) = sender.send_batch([SendJob(borrower_id="B-1", lines=lines, planned_at=NOW)], now)
+    return Run(outcome, gateway, state, deliveries, sleeps)
 
 
 def test_a_due_line_becomes_one_sms_stating_the_amount_fees_pay_by_and_reference() -> None:
-    (sms,), settled = decide(line("L-1", 6, "follow_up_6"))
+    job_line = line("L-1", 6, "follow_up_6")
 
-    assert settled == {}
-    assert [e.line.loan_id for e in sms.group] == ["L-1"]
-    message = sms.message
-    assert message.late_fees == {"L-1": Decimal("3.00")}  # 0.05 % a day for 6 days
-    assert "CN¥1,003.00" in message.body and "Dec 15, 2026" in message.body  # pay by: today + 3
-    assert f"ref {message.reference}" in message.body and message.body.startswith("XinFei: Hi Ann Lee,")
-    assert (message.encoding, message.segments, message.locale) == ("GSM-7", sms.parts, "en-US")
-    assert sms.day == TODAY and sms.tomorrow == MIDNIGHT
+    run = send(job_line)
+
+    assert isinstance(run.outcome, SendOutcome) and (run.outcome.sent, run.outcome.messages) == (1, 1)
+    ((phone, body, message_id),) = run.sms.sent
+    (record,) = run.records("L-1")
+    assert phone == "+8613800138000" and record["body"] == body and record["message_id"] == message_id
+    assert record["outcome"] == "SENT" and record["late_fees"] == Decimal("3.00")  # 0.05 % a day for 6 days
+    assert "CN¥1,003.00" in body and "Dec 15, 2026" in body  # pay by: today + 3
+    assert f"ref {record['reference']}" in body and body.startswith("XinFei: Hi Ann Lee,")
+    assert (record["encoding"], record["locale"]) == ("GSM-7", "en-US")
+    claim = run.claim(job_line)
+    assert (claim["state"], claim["message_id"]) == ("SENT", message_id)
 
 
 def test_a_borrowers_overdue_loans_share_one_sms_and_a_courtesy_reminder_waits_for_tomorrow() -> None:
-    (sms,), settled = decide(
-        line("L-1", 1, "overdue_notice"), line("L-2", 3, "follow_up_3"), line("L-3", -3, "courtesy")
-    )
+    courtesy = line("L-3", -3, "courtesy")
 
-    assert [e.line.loan_id for e in sms.group] == ["L-2", "L-1"]  # the most overdue leads
-    assert "2 of your loan payments are overdue" in sms.message.body and "CN¥2,002.00" in sms.message.body
-    assert sms.message.late_fees == {"L-2": Decimal("1.50"), "L-1": Decimal("0.50")}
-    assert (settled["L-3"].reason, settled["L-3"].retry_after) == ("cap_daily", MIDNIGHT)
+    run = send(line("L-1", 1, "overdue_notice"), line("L-2", 3, "follow_up_3"), courtesy)
+
+    assert isinstance(run.outcome, SendOutcome)
+    ((_, body, _),) = run.sms.sent
+    assert "2 of your loan payments are overdue" in body and "CN¥2,002.00" in body
+    assert (run.records("L-2")[0]["late_fees"], run.records("L-1")[0]["late_fees"]) == (
+        Decimal("1.50"),
+        Decimal("0.50"),
+    )
+    assert run.outcome.sent == 2 and run.outcome.deferred == {"cap_daily": 1}
+    assert (run.claim(courtesy)["state"], run.claim(courtesy)["retry_after"]) == ("DEFERRED", utc_iso(MIDNIGHT))
+    assert run.state.wakes == 1  # the planner is told a retry time was set
 
 
 def test_a_loan_on_another_number_is_not_in_todays_sms() -> None:
-    (sms,), settled = decide(line("L-1", 3, "follow_up_3"), line("L-2", 1, "overdue_notice", phone="+8613900139000"))
+    other = line("L-2", 1, "overdue_notice", phone="+8613900139000")
 
-    assert [e.line.loan_id for e in sms.group] == ["L-1"]
-    assert (settled["L-2"].reason, settled["L-2"].retry_after) == ("cap_daily", MIDNIGHT)
+    run = send(line("L-1", 3, "follow_up_3"), other)
+
+    assert [phone for phone, _, _ in run.sms.sent] == ["+8613800138000"]
+    assert isinstance(run.outcome, SendOutcome) and run.outcome.deferred == {"cap_daily": 1}
+    assert run.claim(other)["retry_after"] == utc_iso(MIDNIGHT)
 
 
 @pytest.mark.parametrize(
-    ("job_line", "reason", "retry_after"),
+    ("job_line", "reason", "state"),
     [
-        (line("L-1", 6, "follow_up_6", status="PAID"), "paid", None),
-        (line("L-1", 6, "follow_up_6", status="WRITTEN_OFF"), "written_off", None),
-        (line("L-1", 6, "follow_up_3"), "stage_superseded", None),
-        (line("L-1", 6, "follow_up_6", control={"dispute_hold": True}), "hold_dispute", MIDNIGHT),
-        (line("L-1", 6, "follow_up_6", amount_due="9E+125"), "invalid_amount", None),
-        (line("L-1", 6, "follow_up_6", phone="12345"), "invalid_phone", None),
+        (line("L-1", 6, "follow_up_6", status="PAID"), "paid", "SUPPRESSED"),
+        (line("L-1", 6, "follow_up_6", status="WRITTEN_OFF"), "written_off", "SUPPRESSED"),
+        (line("L-1", 6, "follow_up_3"), "stage_superseded", "SUPPRESSED"),
+        (line("L-1", 6, "follow_up_6", control={"dispute_hold": True}), "hold_dispute", "DEFERRED"),
+        (line("L-1", 6, "follow_up_6", amount_due="9E+125"), "invalid_amount", "SUPPRESSED"),
+        (line("L-1", 6, "follow_up_6", phone="12345"), "invalid_phone", "SUPPRESSED"),
     ],
     ids=["paid", "written_off", "stage_superseded", "dispute", "absurd_amount", "bad_phone"],
 )
 def test_a_line_that_may_not_go_out_is_settled_with_its_reason_and_no_sms(
-    job_line: JobLine, reason: str, retry_after: dt.datetime | None
+    job_line: JobLine, reason: str, state: str
 ) -> None:
-    smses, settled = decide(job_line)
+    run = send(job_line)
 
-    assert smses == []
-    assert (settled["L-1"].reason, settled["L-1"].retry_after) == (reason, retry_after)
-    assert not settled["L-1"].quiet  # a SUPPRESSED record goes with it
+    assert run.sms.calls == 0
+    ((record,), claim) = run.records("L-1"), run.claim(job_line)
+    assert (record["outcome"], record["reason"]) == ("SUPPRESSED", reason)  # a SUPPRESSED record goes with it
+    assert (claim["state"], claim["reason"]) == (state, reason)
 
 
 def test_a_line_arriving_outside_the_window_is_deferred_quietly_to_the_window_open() -> None:
     night = dt.datetime(2026, 12, 11, 19, 0, tzinfo=dt.UTC)  # 03:00 in Shanghai, the same business day
+    job_line = line("L-1", 6, "follow_up_6")
 
-    smses, settled = decide(line("L-1", 6, "follow_up_6"), now=night)
+    run = send(job_line, now=night)
 
-    assert smses == []
-    assert settled["L-1"].reason == "outside_window" and settled["L-1"].quiet
-    assert settled["L-1"].retry_after == dt.datetime(2026, 12, 12, 1, 0, tzinfo=dt.UTC)
+    assert run.sms.calls == 0 and run.records("L-1") == []
+    assert isinstance(run.outcome, SendOutcome) and run.outcome.deferred == {"outside_window": 1}
+    assert run.claim(job_line)["retry_after"] == utc_iso(dt.datetime(2026, 12, 12, 1, 0, tzinfo=dt.UTC))
 
 
 def test_a_broken_promise_is_mentioned_in_the_next_reminder() -> None:
     promised = TODAY - dt.timedelta(days=2)
-    (broken,), _ = decide(line("L-1", 6, "follow_up_6", control={"promised_date": promised.isoformat()}))
-    (none_made,), _ = decide(line("L-1", 6, "follow_up_6"))
+    broken = send(line("L-1", 6, "follow_up_6", control={"promised_date": promised.isoformat()}))
+    none_made = send(line("L-1", 6, "follow_up_6"))
 
-    assert "Your promised payment has not arrived." in broken.message.body
-    assert "promise" not in none_made.message.body
+    assert "Your promised payment has not arrived." in broken.sms.sent[0][1]
+    assert "promise" not in none_made.sms.sent[0][1]
+
+
+def test_an_opted_out_number_gets_no_sms_and_its_line_is_suppressed() -> None:
+    job_line = line("L-1", 6, "follow_up_6")
+
+    run = send(job_line, opted_out="+8613800138000")
+
+    assert run.sms.calls == 0
+    assert isinstance(run.outcome, SendOutcome) and run.outcome.suppressed == {"opted_out": 1}
+    assert run.claim(job_line)["state"] == "SUPPRESSED"
+
+
+def test_a_line_whose_claim_is_already_sent_is_not_sent_again() -> None:
+    run = send(line("L-1", 6, "follow_up_6"), claims=ClaimState.SENT)
+
+    assert run.sms.calls == 0 and run.records("L-1") == []
+    assert isinstance(run.outcome, SendOutcome) and run.outcome.sent == 0
 
 
 def test_a_throttled_publish_is_retried_paced_with_backoff_and_a_refusal_is_not() -> None:
-    sms, pacer, sleeps = FakeSms([PublishRejected("Throttling", retryable=True)] * 2), FakePacer(), []
+    throttled = send(line("L-1", 6, "follow_up_6"), sms=FakeSms([PublishRejected("Throttling", retryable=True)] * 2))
 
-    message_id = sender(sms, pacer, sleeps)._publish("+8613800138000", "body", 2)
-
-    assert message_id == "msg-1" and sms.calls == 3
-    assert pacer.waited == [2, 2, 2] and sleeps == [0.2, 0.4]
-    refused = FakeSms([PublishRejected("InvalidParameter", retryable=False)])
-    with pytest.raises(PublishRejected):
-        sender(refused)._publish("+8613800138000", "body", 1)
-    assert refused.calls == 1 and refused.sent == []
+    assert throttled.sms.calls == 3 and len(throttled.sms.sent) == 1 and throttled.sleeps == [0.2, 0.4]
+    assert throttled.records("L-1")[0]["outcome"] == "SENT"
+    job_line = line("L-1", 6, "follow_up_6")
+    refused = send(job_line, sms=FakeSms([PublishRejected("InvalidParameter", retryable=False)]))
+    assert refused.sms.calls == 1 and refused.sms.sent == []
+    assert refused.records("L-1")[0]["outcome"] == "FAILED" and refused.claim(job_line)["state"] == "SUPPRESSED"
 
 
-def test_a_lost_answer_is_never_published_again() -> None:
-    sms = FakeSms([PublishUncertain("timeout")])
+def test_a_lost_answer_is_never_published_again_and_is_recorded_uncertain() -> None:
+    job_line = line("L-1", 6, "follow_up_6")
 
-    with pytest.raises(PublishUncertain):
-        sender(sms)._publish("+8613800138000", "body", 1)
+    run = send(job_line, sms=FakeSms([PublishUncertain("timeout")]))
 
-    assert sms.calls == 1
+    assert run.sms.calls == 1
+    assert isinstance(run.outcome, SendOutcome) and run.outcome.uncertain == 1
+    assert run.records("L-1")[0]["outcome"] == "UNCERTAIN" and run.claim(job_line)["state"] == "UNCERTAIN"
