@@ -1,10 +1,11 @@
-"""The sender's decisions, without the transaction store: what it sends, to whom, in how many SMS, and why not.
+"""The sender through its public `Sender.send_batch`, on in-memory stores (tests/fakes_send.py, tests/fakes_sms.py).
 
-`Sender._prepare` decides a job's lines from the loans the planner read (their snapshots) and composes the
-SMS, before any write: it reads nothing and calls no AWS (the repositories only build the transaction
-entries it will write). Publishing is checked against the in-memory gateway (tests/fakes_sms.py). The
-transactions themselves (claims, caps, opt-out and snapshot checks, records) are the moto tier's:
-tests/integration/test_send_path_batched.py, test_sender_races.py, test_faults.py.
+What it sends, to whom, in how many SMS, and why not: each test reads the outcome, the SMS the fake gateway
+sent, and the claims and records the in-memory transactions left. The fake applies the sender's own
+transaction entries (claims, caps, opt-out and snapshot checks, records) with their conditions, so a refused
+unit takes the path it takes on DynamoDB; tests/integration/test_fakes_agree.py checks the fake against moto.
+Races and faults stay in the moto tier: tests/integration/test_send_path_batched.py, test_sender_races.py,
+test_faults.py.
 """
 
 from __future__ import annotations
