@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dunning.dal.state import ClaimKey
-from dunning.models.delivery import DeliveryRecord
+from dunning.models.delivery import DeliveryRecord, StoredRecord
 from dunning.models.jobs import utc_iso
 from dunning.models.state import LoanControl, SendClaim
 from tests.fakes import FakeStateTable
@@ -50,8 +50,8 @@ class FakeHistory:
         """A record as an earlier send or delivery status wrote it (`outcome`, `cycle`, ...)."""
         self.records[(loan_id, record_id)] = {"loan_id": loan_id, "record_id": record_id, **attributes}
 
-    def history(self, loan_id: str) -> list[dict[str, Any]]:
-        return [dict(r) for (lid, rid), r in sorted(self.records.items()) if lid == loan_id]
+    def history(self, loan_id: str) -> list[StoredRecord]:
+        return [StoredRecord.model_validate(r) for (lid, rid), r in sorted(self.records.items()) if lid == loan_id]
 
     def suppressed(self) -> dict[str, str]:
         """The SUPPRESSED records' reasons, by loan id."""

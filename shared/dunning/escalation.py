@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ from dunning import ladder
 from dunning.chased import effective_loan, missed_promise
 from dunning.dal.ladder import Cursor
 from dunning.dal.ports import CaseStore, DeliveryHistory, EscalationState, EventSink, LadderPages, LiveLoans
-from dunning.models.delivery import Outcome
+from dunning.models.delivery import Outcome, StoredRecord
 from dunning.models.jobs import utc_iso
 from dunning.models.loan import (
     InvalidLoan,
@@ -67,12 +67,10 @@ class CycleHistory:
 NO_FAILURES = CycleHistory(reminders_sent=0, last_outcome=None, trailing_failures=0)  # only trailing_failures is read
 
 
-def cycle_history(records: Iterable[Mapping[str, Any]], cycle: str) -> CycleHistory:
+def cycle_history(records: Iterable[StoredRecord], cycle: str) -> CycleHistory:
     """Summarise a loan's delivery records for one cycle (records sort by record_id = time)."""
     outcomes = [
-        Outcome(str(r["outcome"]))
-        for r in sorted(records, key=lambda r: str(r["record_id"]))
-        if r.get("cycle") == cycle and r.get("outcome") in SMS_OUTCOMES
+        r.outcome for r in sorted(records, key=lambda r: r.record_id) if r.cycle == cycle and r.outcome in SMS_OUTCOMES
     ]
     trailing = 0
     for outcome in reversed(outcomes):

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from dunning.dal.ladder import Page
 from dunning.dal.state import ClaimKey, ClaimWrite
-from dunning.models.delivery import DeliveryRecord
+from dunning.models.delivery import DeliveryRecord, StoredRecord
 from dunning.models.jobs import SendJob
 from dunning.models.state import LoanControl, PlannerAgenda, SendClaim
 
@@ -66,7 +66,7 @@ class LiveLoans(Protocol):
 class DeliveryHistory(RecordSink, Protocol):
     """A loan's delivery records, oldest first, and where SUPPRESSED records go (`dal.deliveries`)."""
 
-    def history(self, loan_id: str) -> list[dict[str, Any]]: ...
+    def history(self, loan_id: str) -> list[StoredRecord]: ...
 
 
 class CaseStore(Protocol):
