@@ -18,7 +18,7 @@ from typing import Any
 from dunning.dal.state import ClaimKey
 from dunning.models.delivery import DeliveryRecord, StoredRecord
 from dunning.models.jobs import utc_iso
-from dunning.models.state import LoanControl, SendClaim
+from dunning.models.state import CollectionCase, LoanControl, SendClaim
 from tests.fakes import FakeStateTable
 
 
@@ -66,12 +66,12 @@ class FakeCases:
         self.cases: dict[tuple[str, str], dict[str, Any]] = {}
         self.open_calls = 0
 
-    def load(self, loans: list[tuple[str, str]]) -> tuple[dict[str, dict[str, Any]], dict[str, LoanControl]]:
-        cases: dict[str, dict[str, Any]] = {}
+    def load(self, loans: list[tuple[str, str]]) -> tuple[dict[str, CollectionCase], dict[str, LoanControl]]:
+        cases: dict[str, CollectionCase] = {}
         controls: dict[str, LoanControl] = {}
         for loan_id, cycle in loans:
             if (loan_id, cycle) in self.cases:
-                cases[loan_id] = dict(self.cases[(loan_id, cycle)])
+                cases[loan_id] = CollectionCase.model_validate(self.cases[(loan_id, cycle)])
             control = self.table.control(loan_id)
             if control is not None:  # a corrupt CONTROL item raises here, as the real batched read does
                 controls[loan_id] = LoanControl.model_validate(control)

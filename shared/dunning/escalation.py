@@ -43,7 +43,7 @@ from dunning.models.loan import (
     parse_unreachable,
 )
 from dunning.models.policy import Policy
-from dunning.models.state import LoanControl
+from dunning.models.state import CollectionCase, LoanControl
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import SetAside, is_loan_fault
 from dunning.sharding import check_shard, in_shard, partitions_of_shard
@@ -305,7 +305,7 @@ class Escalator:
                 self._unprocessable(exc, loan, day)
 
     def _escalate_one(
-        self, day: _Day, upstream: Loan, case: dict[str, Any] | None, control: LoanControl | None, *, opted_out: bool
+        self, day: _Day, upstream: Loan, case: CollectionCase | None, control: LoanControl | None, *, opted_out: bool
     ) -> None:
         """One loan: finish a case an earlier run left half-done, or open one when a rule says so."""
         now, today, report = day.now, day.today, day.report
@@ -314,10 +314,10 @@ class Escalator:
         if loan.cycle != upstream.cycle:
             case = self.cases.load([(loan.loan_id, loan.cycle)])[0].get(loan.loan_id)
         if case is not None:
-            if case.get("published"):
+            if case.published:
                 report.already_open += 1
             else:
-                self._finish(loan, case["detail"], now)
+                self._finish(loan, case.detail, now)
                 report.completed += 1
             return
         if control is not None and control.case_cycle == loan.cycle and control.case_detail:

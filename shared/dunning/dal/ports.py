@@ -10,7 +10,7 @@ from dunning.dal.ladder import Page
 from dunning.dal.state import ClaimKey, ClaimWrite
 from dunning.models.delivery import DeliveryRecord, StoredRecord
 from dunning.models.jobs import SendJob
-from dunning.models.state import LoanControl, PlannerAgenda, SendClaim
+from dunning.models.state import CollectionCase, LoanControl, PlannerAgenda, SendClaim
 
 
 class LadderPages(Protocol):
@@ -72,7 +72,7 @@ class DeliveryHistory(RecordSink, Protocol):
 class CaseStore(Protocol):
     """Collection cases, one per loan cycle ever (`dal.cases.CaseRepository`)."""
 
-    def load(self, loans: list[tuple[str, str]]) -> tuple[dict[str, dict[str, Any]], dict[str, LoanControl]]: ...
+    def load(self, loans: list[tuple[str, str]]) -> tuple[dict[str, CollectionCase], dict[str, LoanControl]]: ...
 
     def open(self, loan_id: str, cycle: str, borrower_id: str, detail: dict[str, Any], now: dt.datetime) -> bool: ...
 

@@ -1,4 +1,5 @@
-"""StoredRecord: a DeliveriesTable record as the repository reads it back (full, projected or erased)."""
+"""Read models: StoredRecord (a DeliveriesTable record read back, full, projected or erased) and
+CollectionCase (a StateTable case item)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import ValidationError
 
 from dunning.dal.aws import from_item, to_item
 from dunning.models.delivery import DeliveryRecord, Outcome, StoredRecord, expires_at, record_id
+from dunning.models.state import CollectionCase
 
 SENT_AT = dt.datetime(2026, 11, 20, 1, 30, tzinfo=dt.UTC)
 
@@ -61,3 +63,40 @@ def test_a_projection_reads_with_only_its_attributes_and_unknown_ones_are_ignore
 def test_an_unknown_outcome_is_refused_naming_the_field() -> None:
     with pytest.raises(ValidationError, match="outcome"):
         StoredRecord.model_validate({"loan_id": "L-1", "record_id": "r", "outcome": "LOST"})
+
+
+def case_item(**changes: object) -> dict[str, object]:
+    """A case item as `CaseRepository.open` writes it and DynamoDB returns it (keys included)."""
+    item: dict[str, object] = {
+        "pk": "LOAN#L-35",
+        "sk": "CASE#2026-11-07",
+        "loan_id": "L-35",
+        "cycle": "2026-11-07",
+        "borrower_id": "B-35",
+        "reason": "ladder_exhausted",
+        "opened_at": "2026-12-12T06:30:00.000Z",
+        "detail": '{"loan_id": "L-35", "reason": "ladder_exhausted"}',
+        "published": False,
+    }
+    return from_item(to_item({**item, **changes}))
+
+
+def test_an_open_case_reads_not_published_and_not_closed() -> None:
+    case = CollectionCase.model_validate(case_item())
+    assert (case.loan_id, case.cycle, case.borrower_id) == ("L-35", "2026-11-07", "B-35")
+    assert (case.published, case.closed_at, case.close_detail, case.close_published) == (False, None, None, False)
+    assert case.opened_at == dt.datetime(2026, 12, 12, 6, 30, tzinfo=dt.UTC)
+
+
+def test_a_closed_case_reads_its_closing() -> None:
+    case = CollectionCase.model_validate(
+        case_item(published=True, closed_at="2026-12-20T01:00:00.000Z", close_reason="paid", close_detail="{}")
+    )
+    assert (case.published, case.close_reason, case.close_detail, case.close_published) == (True, "paid", "{}", False)
+
+
+def test_a_case_without_its_detail_is_refused_naming_it() -> None:
+    item = case_item()
+    del item["detail"]
+    with pytest.raises(ValidationError, match="detail"):
+        CollectionCase.model_validate(item)
