@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dunning.dal.state import ClaimKey
-from dunning.models.delivery import DeliveryRecord
+from dunning.models.delivery import DeliveryRecord, StoredRecord
 from dunning.models.jobs import utc_iso
-from dunning.models.state import LoanControl, SendClaim
+from dunning.models.state import CollectionCase, LoanControl, SendClaim
 from tests.fakes import FakeStateTable
 
 
@@ -50,8 +50,8 @@ class FakeHistory:
         """A record as an earlier send or delivery status wrote it (`outcome`, `cycle`, ...)."""
         self.records[(loan_id, record_id)] = {"loan_id": loan_id, "record_id": record_id, **attributes}
 
-    def history(self, loan_id: str) -> list[dict[str, Any]]:
-        return [dict(r) for (lid, rid), r in sorted(self.records.items()) if lid == loan_id]
+    def history(self, loan_id: str) -> list[StoredRecord]:
+        return [StoredRecord.model_validate(r) for (lid, rid), r in sorted(self.records.items()) if lid == loan_id]
 
     def suppressed(self) -> dict[str, str]:
         """The SUPPRESSED records' reasons, by loan id."""
@@ -66,12 +66,12 @@ class FakeCases:
         self.cases: dict[tuple[str, str], dict[str, Any]] = {}
         self.open_calls = 0
 
-    def load(self, loans: list[tuple[str, str]]) -> tuple[dict[str, dict[str, Any]], dict[str, LoanControl]]:
-        cases: dict[str, dict[str, Any]] = {}
+    def load(self, loans: list[tuple[str, str]]) -> tuple[dict[str, CollectionCase], dict[str, LoanControl]]:
+        cases: dict[str, CollectionCase] = {}
         controls: dict[str, LoanControl] = {}
         for loan_id, cycle in loans:
             if (loan_id, cycle) in self.cases:
-                cases[loan_id] = dict(self.cases[(loan_id, cycle)])
+                cases[loan_id] = CollectionCase.model_validate(self.cases[(loan_id, cycle)])
             control = self.table.control(loan_id)
             if control is not None:  # a corrupt CONTROL item raises here, as the real batched read does
                 controls[loan_id] = LoanControl.model_validate(control)

@@ -25,7 +25,7 @@ from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.phone_keys import PhoneHasher, PhoneKeys
 from dunning.dal.state import ClaimKey, StateRepository, claim_key
 from dunning.dal.transact import MAX_ITEMS, Refused, Unit
-from dunning.models.delivery import DeliveryRecord
+from dunning.models.delivery import DeliveryRecord, StoredRecord
 from dunning.models.state import ClaimState, SendClaim
 
 Item = dict[str, dict[str, Any]]
@@ -309,9 +309,10 @@ class FakeSendDeliveries(DeliveriesRepository):
         self.tables.calls["PutItem"] += 1
         self.tables.write_units([Unit(None, [self.put_item_request(record)])])
 
-    def get(self, loan_id: str, record_id: str) -> dict[str, Any] | None:
+    def get(self, loan_id: str, record_id: str) -> StoredRecord | None:
         self.tables.calls["GetItem"] += 1
-        return self.tables.get(self.table, {"loan_id": {"S": loan_id}, "record_id": {"S": record_id}})
+        found = self.tables.get(self.table, {"loan_id": {"S": loan_id}, "record_id": {"S": record_id}})
+        return StoredRecord.model_validate(found) if found is not None else None
 
     def records(self) -> dict[str, list[dict[str, Any]]]:
         """Every record, by loan id."""

@@ -26,6 +26,7 @@ from dunning.dal.bus import EventBus
 from dunning.dal.cases import CaseRepository
 from dunning.models.jobs import utc_iso
 from dunning.models.loan import Loan, LoanStatus
+from dunning.models.state import CollectionCase
 from dunning.observability import MetricUnit, logger, metrics
 
 OPENED_DETAIL_TYPE = "CollectionCaseOpened"
@@ -39,12 +40,12 @@ def closing_reason(loan: Loan) -> str | None:
     return CLOSING_REASONS.get(loan.status)
 
 
-def closed_detail(case: dict[str, Any], reason: str, now: dt.datetime) -> dict[str, Any]:
+def closed_detail(case: CollectionCase, reason: str, now: dt.datetime) -> dict[str, Any]:
     """The CollectionCaseClosed detail (docs/contract.md#events-out) of a case item."""
     return {
-        "loan_id": str(case["loan_id"]),
-        "borrower_id": str(case["borrower_id"]),
-        "cycle": str(case["cycle"]),
+        "loan_id": case.loan_id,
+        "borrower_id": case.borrower_id,
+        "cycle": case.cycle,
         "reason": reason,
         "closed_at": utc_iso(now),
     }
@@ -62,14 +63,14 @@ class CaseCloser:
             return 0
         announced = 0
         for case in self.cases.loan_cases(loan.loan_id):
-            if case.get("close_published"):
+            if case.close_published:
                 continue
-            cycle = str(case["cycle"])
-            if not case.get("published"):
-                self.bus.put(OPENED_DETAIL_TYPE, json.loads(str(case["detail"])), now)
+            cycle = case.cycle
+            if not case.published:
+                self.bus.put(OPENED_DETAIL_TYPE, json.loads(case.detail), now)
                 self.cases.mark_published(loan.loan_id, cycle, now)
-            if case.get("close_detail"):
-                detail = json.loads(str(case["close_detail"]))  # closed by a delivery that died before announcing it
+            if case.close_detail:
+                detail = json.loads(case.close_detail)  # closed by a delivery that died before announcing it
             else:
                 detail = closed_detail(case, reason, now)
                 if not self.cases.close(loan.loan_id, cycle, detail, now):

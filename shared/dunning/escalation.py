@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ from dunning import ladder
 from dunning.chased import effective_loan, missed_promise
 from dunning.dal.ladder import Cursor
 from dunning.dal.ports import CaseStore, DeliveryHistory, EscalationState, EventSink, LadderPages, LiveLoans
-from dunning.models.delivery import Outcome
+from dunning.models.delivery import Outcome, StoredRecord
 from dunning.models.jobs import utc_iso
 from dunning.models.loan import (
     InvalidLoan,
@@ -43,7 +43,7 @@ from dunning.models.loan import (
     parse_unreachable,
 )
 from dunning.models.policy import Policy
-from dunning.models.state import LoanControl
+from dunning.models.state import CollectionCase, LoanControl
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import SetAside, is_loan_fault
 from dunning.sharding import check_shard, in_shard, partitions_of_shard
@@ -67,12 +67,10 @@ class CycleHistory:
 NO_FAILURES = CycleHistory(reminders_sent=0, last_outcome=None, trailing_failures=0)  # only trailing_failures is read
 
 
-def cycle_history(records: Iterable[Mapping[str, Any]], cycle: str) -> CycleHistory:
+def cycle_history(records: Iterable[StoredRecord], cycle: str) -> CycleHistory:
     """Summarise a loan's delivery records for one cycle (records sort by record_id = time)."""
     outcomes = [
-        Outcome(str(r["outcome"]))
-        for r in sorted(records, key=lambda r: str(r["record_id"]))
-        if r.get("cycle") == cycle and r.get("outcome") in SMS_OUTCOMES
+        r.outcome for r in sorted(records, key=lambda r: r.record_id) if r.cycle == cycle and r.outcome in SMS_OUTCOMES
     ]
     trailing = 0
     for outcome in reversed(outcomes):
@@ -307,7 +305,7 @@ class Escalator:
                 self._unprocessable(exc, loan, day)
 
     def _escalate_one(
-        self, day: _Day, upstream: Loan, case: dict[str, Any] | None, control: LoanControl | None, *, opted_out: bool
+        self, day: _Day, upstream: Loan, case: CollectionCase | None, control: LoanControl | None, *, opted_out: bool
     ) -> None:
         """One loan: finish a case an earlier run left half-done, or open one when a rule says so."""
         now, today, report = day.now, day.today, day.report
@@ -316,10 +314,10 @@ class Escalator:
         if loan.cycle != upstream.cycle:
             case = self.cases.load([(loan.loan_id, loan.cycle)])[0].get(loan.loan_id)
         if case is not None:
-            if case.get("published"):
+            if case.published:
                 report.already_open += 1
             else:
-                self._finish(loan, case["detail"], now)
+                self._finish(loan, case.detail, now)
                 report.completed += 1
             return
         if control is not None and control.case_cycle == loan.cycle and control.case_detail:

@@ -29,7 +29,6 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from dunning import compliance, decisions, ladder
 from dunning.chased import effective_loan
@@ -40,9 +39,9 @@ from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.inbound import InboundState
 from dunning.dal.loans import LoansRepository
 from dunning.dal.state import StateRepository
-from dunning.models.delivery import Outcome
+from dunning.models.delivery import Outcome, StoredRecord
 from dunning.models.events import InboundSms
-from dunning.models.loan import InvalidLoan, Loan, LoanStatus, Locale, parse_loan
+from dunning.models.loan import SUPPORTED_LOCALES, InvalidLoan, Loan, LoanStatus, Locale, parse_loan
 from dunning.models.policy import Policy
 from dunning.models.state import LoanControl
 from dunning.notices import Notice, NoticeResult, Notices
@@ -98,9 +97,9 @@ def due_now(loans: Sequence[tuple[Loan, LoanControl | None]], now: dt.datetime, 
     return DueNow(total, chased[0].currency, pay_by, tuple(loan.loan_id for loan in chased))
 
 
-def sent_records(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def sent_records(records: Sequence[StoredRecord]) -> list[StoredRecord]:
     """The records of an SMS that was composed for the number (a SUPPRESSED record sent nothing)."""
-    return [r for r in records if r.get("outcome") != Outcome.SUPPRESSED.value]
+    return [r for r in records if r.outcome is not Outcome.SUPPRESSED]
 
 
 # ---------------------------------------------------------------- effects
@@ -189,13 +188,13 @@ class InboundReplies:
             metrics.add_metric(name="VerifyUnmatched", unit=MetricUnit.Count, value=1)
             logger.info("reference code not sent to this number", extra={"phone": mask_phone(phone)})
             return self._plain("verify_unmatched", fallback)
-        loans = self._live_loans([str(r["loan_id"]) for r in records])
+        loans = self._live_loans([r.loan_id for r in records])
         due = due_now(loans, now, self.policy)
         lead = records[-1]  # the latest SMS with the code
-        locale: Locale = lead["locale"] if lead.get("locale") in ("zh-CN", "en-US") else fallback
+        locale: Locale = next((known for known in SUPPORTED_LOCALES if known == lead.locale), fallback)
         logger.info(
             "reference code verified for its number",
-            extra={"phone": mask_phone(phone), "loan_ids": sorted({str(r["loan_id"]) for r in records})},
+            extra={"phone": mask_phone(phone), "loan_ids": sorted({r.loan_id for r in records})},
         )
         if due is None:
             # The loans could not be read (gone upstream, or an item we cannot parse): no amount to state.

@@ -41,7 +41,7 @@ from dunning.dal.ports import SenderDeliveries, SenderLoans, SenderState, SendPa
 from dunning.dal.sms import PublishRejected, PublishUncertain
 from dunning.dal.state import ClaimKey, control_key
 from dunning.dal.transact import Refused, Unit, write_units
-from dunning.models.delivery import DeliveryRecord, Outcome, expires_at, record_id
+from dunning.models.delivery import DeliveryRecord, Outcome, StoredRecord, expires_at, record_id
 from dunning.models.jobs import JobLine, LineSnapshot, SendJob
 from dunning.models.loan import InvalidLoan, Loan, parse_loan
 from dunning.models.policy import Policy, PolicyError
@@ -875,29 +875,29 @@ class Sender:
         metrics.add_metric(name="SmsUncertain", unit=MetricUnit.Count, value=1)
 
     def _finish_from_record(
-        self, key: ClaimKey, existing: dict[str, Any], now: dt.datetime, outcome: SendOutcome
+        self, key: ClaimKey, existing: StoredRecord, now: dt.datetime, outcome: SendOutcome
     ) -> bool:
         """The claim follows the attempt's own record when it wrote one that says what happened."""
-        if existing.get("outcome") == Outcome.UNCERTAIN.value:
+        if existing.outcome is Outcome.UNCERTAIN:
             # The attempt recorded UNCERTAIN (with what it sent) and stopped before the claim: keep that record.
             self.state.move_claim(
                 key,
                 ClaimState.UNCERTAIN,
                 now,
                 ClaimState.SENDING,
-                reason=str(existing.get("reason") or "unknown_after_retry"),
-                record_id=str(existing["record_id"]),
+                reason=existing.reason or "unknown_after_retry",
+                record_id=existing.record_id,
             )
             outcome.uncertain += 1
             return True
-        if existing.get("message_id"):
+        if existing.message_id:
             self.state.move_claim(
                 key,
                 ClaimState.SENT,
                 now,
                 ClaimState.SENDING,
-                message_id=str(existing["message_id"]),
-                record_id=str(existing["record_id"]),
+                message_id=existing.message_id,
+                record_id=existing.record_id,
             )
             outcome.skipped["completed_after_retry"] += 1
             return True

@@ -148,6 +148,7 @@ def test_a_half_done_case_is_announced_once_by_the_next_run(local_stack: LocalSt
             "sk": {"S": f"CASE#{cycle}"},
             "loan_id": {"S": "L-33"},
             "cycle": {"S": cycle},
+            "borrower_id": {"S": "B-L-33"},
             "detail": {"S": json.dumps(stored)},
             "published": {"BOOL": False},
         },

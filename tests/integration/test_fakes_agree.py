@@ -28,7 +28,7 @@ def play(cases: Any, state: Any) -> list[object]:
         found, controls = cases.load(list(pairs))
         seen.append(
             (
-                {loan_id: (case["cycle"], case["reason"], case["published"]) for loan_id, case in found.items()},
+                {loan_id: (case.cycle, case.reason, case.published) for loan_id, case in found.items()},
                 {loan_id: (c.case_cycle, c.case_detail, sorted(c.broken_promises)) for loan_id, c in controls.items()},
             )
         )

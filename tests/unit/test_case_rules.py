@@ -25,7 +25,7 @@ from dunning.escalation import (
 )
 from dunning.models.loan import InvalidLoan, Loan, UnreachableLoan, parse_loan, parse_unreachable
 from dunning.models.policy import load_policy_file
-from dunning.models.state import LoanControl
+from dunning.models.state import CollectionCase, LoanControl
 from dunning_tools.case_report import case_row, write_csv, write_json_lines
 
 POLICY = load_policy_file()
@@ -235,7 +235,7 @@ def test_closing_reasons_follow_upstream_status(status: str, expected: str | Non
 
 
 def test_the_closed_detail_has_the_contract_keys() -> None:
-    case = {"loan_id": "L-1", "borrower_id": "B-1", "cycle": "2026-11-01", "detail": "{}"}
+    case = CollectionCase(loan_id="L-1", borrower_id="B-1", cycle="2026-11-01", opened_at=NOW, detail="{}")
     assert closed_detail(case, "paid", NOW) == {
         "loan_id": "L-1",
         "borrower_id": "B-1",

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from dunning.compose import REFERENCE_ALPHABET, parse_reference_code, reference_code, render_reply
 from dunning.inbound import due_now, sent_records
+from dunning.models.delivery import Outcome, StoredRecord
 from dunning.models.loan import Loan
 from dunning.models.policy import DEFAULT_POLICY_PATH, Policy, PolicyError, load_policy_file, parse_policy
 from dunning.models.state import Instalment, LoanControl
@@ -170,7 +171,10 @@ def test_no_loans_no_answer_about_money() -> None:
 
 
 def test_a_suppressed_record_sent_nothing_to_verify() -> None:
-    records = [{"loan_id": "L-1", "outcome": "SUPPRESSED"}, {"loan_id": "L-1", "outcome": "DELIVERED"}]
+    records = [
+        StoredRecord(loan_id="L-1", record_id="r1", outcome=Outcome.SUPPRESSED),
+        StoredRecord(loan_id="L-1", record_id="r2", outcome=Outcome.DELIVERED),
+    ]
     assert sent_records(records) == [records[1]]
 
 

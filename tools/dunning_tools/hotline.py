@@ -18,6 +18,8 @@ from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.loans import LoansRepository
 from dunning.dal.state import StateRepository
 from dunning.inbound import due_now
+from dunning.models.delivery import Outcome
+from dunning.models.jobs import utc_iso
 from dunning.models.loan import InvalidLoan, parse_loan
 from dunning.models.money import quantize
 from dunning.models.policy import Policy
@@ -79,25 +81,25 @@ def verify_code(
 ) -> list[CodeMatch]:
     """Every record that printed `code` (an upper-case, well-formed code), oldest first."""
     found = deliveries.records_with_reference(code)
-    live = loans.get_many(sorted({str(r["loan_id"]) for r in found}))
+    live = loans.get_many(sorted({r.loan_id for r in found}))
     matches: list[CodeMatch] = []
     for record in found:
-        loan_id = str(record["loan_id"])
+        loan_id = record.loan_id
         status, amount, currency, pay_by = _owed_now(live.get(loan_id), state, policy, now)
-        sent_to = record.get("phone")
+        sent_to = record.phone
         matches.append(
             CodeMatch(
                 loan_id=loan_id,
-                stage=str(record.get("stage", "")),
-                cycle=str(record.get("cycle", "")),
-                sent_at=str(record.get("created_at", "")),
-                outcome=str(record.get("outcome", "")),
-                masked_phone=mask_phone(str(sent_to)) if sent_to else "<erased>",
+                stage=record.stage or "",
+                cycle=record.cycle or "",
+                sent_at=utc_iso(record.created_at) if record.created_at else "",
+                outcome=record.outcome.value if record.outcome else "",
+                masked_phone=mask_phone(sent_to) if sent_to else "<erased>",
                 loan_status=status,
                 amount_due_now=amount,
                 currency=currency,
                 pay_by=pay_by,
-                received=None if phone is None else sent_to == phone and record.get("outcome") != "SUPPRESSED",
+                received=None if phone is None else sent_to == phone and record.outcome is not Outcome.SUPPRESSED,
             )
         )
     return matches

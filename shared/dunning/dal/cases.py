@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from dunning.dal.aws import batch_get, conditional_write, dynamodb, from_item, query_items, to_item
 from dunning.dal.state import control_key
 from dunning.models.jobs import utc_iso
-from dunning.models.state import LoanControl
+from dunning.models.state import CollectionCase, LoanControl
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import UpdateItemInputTypeDef
@@ -40,18 +40,18 @@ class CaseRepository:
     def __init__(self, table: str) -> None:
         self.table = table
 
-    def load(self, loans: list[tuple[str, str]]) -> tuple[dict[str, dict[str, Any]], dict[str, LoanControl]]:
+    def load(self, loans: list[tuple[str, str]]) -> tuple[dict[str, CollectionCase], dict[str, LoanControl]]:
         """Existing cases (by loan id, for the given cycle) and CONTROL items of (loan_id, cycle) pairs."""
         keys = [case_key(loan_id, cycle) for loan_id, cycle in loans] + [control_key(loan_id) for loan_id, _ in loans]
         cycles = dict(loans)
-        cases: dict[str, dict[str, Any]] = {}
+        cases: dict[str, CollectionCase] = {}
         controls: dict[str, LoanControl] = {}
         for item in map(from_item, batch_get(self.table, keys)):
             loan_id = str(item["pk"]).removeprefix("LOAN#")
             if item["sk"] == "CONTROL":
                 controls[loan_id] = LoanControl.model_validate(item)
             elif item["sk"] == f"CASE#{cycles.get(loan_id)}":
-                cases[loan_id] = item
+                cases[loan_id] = CollectionCase.model_validate(item)
         return cases, controls
 
     def control_items(self, loan_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -91,16 +91,15 @@ class CaseRepository:
             ExpressionAttributeValues={":t": {"BOOL": True}, ":now": {"S": utc_iso(now)}},
         )
 
-    def loan_cases(self, loan_id: str) -> list[dict[str, Any]]:
+    def loan_cases(self, loan_id: str) -> list[CollectionCase]:
         """Every case of the loan, whatever its cycle (one Query of the loan's partition)."""
-        return list(
-            query_items(
-                TableName=self.table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :case)",
-                ExpressionAttributeValues={":pk": {"S": f"LOAN#{loan_id}"}, ":case": {"S": CASE_PREFIX}},
-                ConsistentRead=True,
-            )
+        items = query_items(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :case)",
+            ExpressionAttributeValues={":pk": {"S": f"LOAN#{loan_id}"}, ":case": {"S": CASE_PREFIX}},
+            ConsistentRead=True,
         )
+        return [CollectionCase.model_validate(item) for item in items]
 
     def close(self, loan_id: str, cycle: str, detail: dict[str, Any], now: dt.datetime) -> bool:
         """Record the case's closing (reason and CollectionCaseClosed detail); False when it is closed already."""

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from dunning.dal.aws import batch_get, conditional_write, dynamodb, from_item, query_items, to_item
-from dunning.models.delivery import DeliveryRecord, Outcome
+from dunning.models.delivery import DeliveryRecord, Outcome, StoredRecord
 from dunning.models.jobs import utc_iso
 
 if TYPE_CHECKING:
@@ -51,14 +51,14 @@ class DeliveriesRepository:
         dynamodb().put_item(TableName=self.table, Item=self._item(record))
 
     # ---------------------------------------------------------------- delivery status (RecordDeliveryFunction)
-    def get(self, loan_id: str, record_id: str) -> dict[str, Any] | None:
+    def get(self, loan_id: str, record_id: str) -> StoredRecord | None:
         response = dynamodb().get_item(
             TableName=self.table,
             Key={"loan_id": {"S": loan_id}, "record_id": {"S": record_id}},
             ConsistentRead=True,
         )
         item = response.get("Item")
-        return from_item(item) if item else None
+        return StoredRecord.model_validate(from_item(item)) if item else None
 
     def records_for_message(self, message_id: str) -> list[tuple[str, str]]:
         """(loan_id, record_id) of every record of one SNS message (one per loan it covered)."""
@@ -71,7 +71,7 @@ class DeliveriesRepository:
         return sorted((str(item["loan_id"]), str(item["record_id"])) for item in items)
 
     # ---------------------------------------------------------------- reference codes (inbound SMS, `dunning verify`)
-    def records_with_reference(self, code: str, phone: str | None = None) -> list[dict[str, Any]]:
+    def records_with_reference(self, code: str, phone: str | None = None) -> list[StoredRecord]:
         """The records whose SMS printed `code` (oldest first); with `phone`, only those sent to that number.
 
         Codes are short hashes, so records of other loans and numbers may share one: the number is
@@ -91,7 +91,8 @@ class DeliveriesRepository:
             request["FilterExpression"] = "#p = :phone"
             request["ExpressionAttributeValues"][":phone"] = {"S": phone}
         request["ExpressionAttributeNames"] = names
-        return sorted(query_items(**request), key=lambda item: str(item["record_id"]))
+        records = (StoredRecord.model_validate(item) for item in query_items(**request))
+        return sorted(records, key=lambda record: record.record_id)
 
     def reference_exists(self, code: str) -> bool:
         """Whether any record printed `code` (a count: no record of anyone is read)."""
@@ -145,19 +146,18 @@ class DeliveriesRepository:
         }
 
     # ---------------------------------------------------------------- history (EscalateFunction)
-    def history(self, loan_id: str) -> list[dict[str, Any]]:
+    def history(self, loan_id: str) -> list[StoredRecord]:
         """The loan's records, oldest first, with only the attributes decisions need."""
         names = {f"#a{i}": name for i, name in enumerate(HISTORY_ATTRIBUTES)}
-        return list(
-            query_items(
-                TableName=self.table,
-                KeyConditionExpression="loan_id = :l",
-                ExpressionAttributeValues={":l": {"S": loan_id}},
-                ProjectionExpression=", ".join(names),
-                ExpressionAttributeNames=names,
-                ConsistentRead=True,
-            )
+        items = query_items(
+            TableName=self.table,
+            KeyConditionExpression="loan_id = :l",
+            ExpressionAttributeValues={":l": {"S": loan_id}},
+            ProjectionExpression=", ".join(names),
+            ExpressionAttributeNames=names,
+            ConsistentRead=True,
         )
+        return [StoredRecord.model_validate({"loan_id": loan_id, **item}) for item in items]
 
     # ---------------------------------------------------------------- erasure (LoanEventsFunction)
     def borrower_records(self, borrower_id: str) -> list[tuple[str, str]]:

@@ -89,6 +89,9 @@ class Cursor:
 
 @dataclass(frozen=True)
 class Page:
+    """Index items as stored, not models: they carry upstream's copied values, and a broken one must reach
+    the planner, escalation or bureau to be set aside with its reason (as `dal.loans.get_many`)."""
+
     items: list[dict[str, Any]]
     next_key: dict[str, Any] | None  # None: the bucket's range is done
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from dunning.dal.ladder import Page
 from dunning.dal.state import ClaimKey, ClaimWrite
 from dunning.dal.transact import Refused, Unit
-from dunning.models.delivery import DeliveryRecord
+from dunning.models.delivery import DeliveryRecord, StoredRecord
 from dunning.models.jobs import SendJob
-from dunning.models.state import ClaimState, LoanControl, PlannerAgenda, SendClaim
+from dunning.models.state import ClaimState, CollectionCase, LoanControl, PlannerAgenda, SendClaim
 
 if TYPE_CHECKING:
     from dunning.dal.aws import Write
@@ -71,13 +71,13 @@ class LiveLoans(Protocol):
 class DeliveryHistory(RecordSink, Protocol):
     """A loan's delivery records, oldest first, and where SUPPRESSED records go (`dal.deliveries`)."""
 
-    def history(self, loan_id: str) -> list[dict[str, Any]]: ...
+    def history(self, loan_id: str) -> list[StoredRecord]: ...
 
 
 class CaseStore(Protocol):
     """Collection cases, one per loan cycle ever (`dal.cases.CaseRepository`)."""
 
-    def load(self, loans: list[tuple[str, str]]) -> tuple[dict[str, dict[str, Any]], dict[str, LoanControl]]: ...
+    def load(self, loans: list[tuple[str, str]]) -> tuple[dict[str, CollectionCase], dict[str, LoanControl]]: ...
 
     def open(self, loan_id: str, cycle: str, borrower_id: str, detail: dict[str, Any], now: dt.datetime) -> bool: ...
 
@@ -191,7 +191,7 @@ class SenderDeliveries(RecordSink, Protocol):
 
     def put_item_request(self, record: DeliveryRecord) -> Write: ...
 
-    def get(self, loan_id: str, record_id: str) -> dict[str, Any] | None: ...
+    def get(self, loan_id: str, record_id: str) -> StoredRecord | None: ...
 
 
 class SmsPublisher(Protocol):

@@ -58,6 +58,39 @@ class DeliveryRecord(BaseModel):
         return values
 
 
+class StoredRecord(BaseModel):
+    """A DeliveriesTable record as read back: the fields of DeliveryRecord, each absent where the read
+    projected it away (an index, `history`) or an erasure removed it (`phone`, `body`; `erased_at` set).
+    Attributes this model does not name are ignored, so an older or newer record still reads."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    loan_id: str
+    record_id: str
+    borrower_id: str | None = None
+    cycle: str | None = None
+    stage: str | None = None
+    outcome: Outcome | None = None
+    reason: str | None = None
+    message_id: str | None = None
+    phone: str | None = None
+    locale: str | None = None
+    body: str | None = None
+    encoding: str | None = None
+    segments: int | None = None
+    amount_due: Decimal | None = None
+    late_fees: Decimal | None = None
+    currency: str | None = None
+    reference: str | None = None
+    created_at: AwareDatetime | None = None
+    updated_at: AwareDatetime | None = None
+    expires_at: int | None = None
+    price_usd: Decimal | None = None
+    provider_response: str | None = None
+    policy_version: str | None = None
+    erased_at: AwareDatetime | None = None
+
+
 def record_id(created_at: dt.datetime, cycle: str, stage: str, suffix: str = "") -> str:
     """Begins with the ISO-8601 UTC time so a loan's records sort by time."""
     rid = f"{utc_iso(created_at)}#{cycle}#{stage}"

@@ -79,6 +79,30 @@ class LoanControl(BaseModel):
     plan_event_at: str | None = None
 
 
+class CollectionCase(BaseModel):
+    """A loan cycle handed to human collectors (StateTable `LOAN#id / CASE#cycle`, `dal.cases`).
+
+    `detail` and `close_detail` hold the CollectionCaseOpened / CollectionCaseClosed details as JSON;
+    `published` and `close_published` turn true once that event is on the bus.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    loan_id: str
+    cycle: str
+    borrower_id: str
+    reason: str | None = None
+    opened_at: AwareDatetime | None = None  # always written; no reader needs it, so an item without it still closes
+    detail: str
+    published: bool = False
+    published_at: AwareDatetime | None = None
+    closed_at: AwareDatetime | None = None
+    close_reason: str | None = None
+    close_detail: str | None = None
+    close_published: bool = False
+    close_published_at: AwareDatetime | None = None
+
+
 class PlannerAgenda(BaseModel):
     """When a planner segment must read the book again (StateTable `PLANNER / AGENDA#...`).
 
