@@ -1,6 +1,8 @@
 """Run the stack's functions in-process, the way Lambda would, and feed them their queue and stream.
 
-Not thread-safe: an invocation swaps the process environment for the function's.
+An invocation swaps the process environment for the function's, so invocations take one process-wide
+lock: the demo's own calls (queue and stream drains) and the ones moto's Step Functions threads make
+never overlap, even when one of moto's threads is still finishing as the caller goes on.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import traceback
 import uuid
 from collections import Counter
@@ -38,6 +41,9 @@ _WHOLE_BATCH = None
 _SQS_MAX_BATCH = 10
 _STREAM_DEFAULT_BATCH = 100  # Lambda's default for DynamoDB streams
 _STREAM_MAX_GET_RECORDS = 1000  # GetRecords' limit; a larger BatchSize is gathered by Lambda over several reads
+
+
+_INVOKE_LOCK = threading.RLock()  # one in-process invocation at a time: each swaps os.environ
 
 
 def invoke(
@@ -87,7 +93,7 @@ def invoke(
         raise LocalStackError("give client_custom or a context of your own, not both")
 
     _ensure_importable(stack.root)
-    with _environment(environment), _log_level(environment.get("POWERTOOLS_LOG_LEVEL")):
+    with _INVOKE_LOCK, _environment(environment), _log_level(environment.get("POWERTOOLS_LOG_LEVEL")):
         _reset_settings()
         try:
             handler = getattr(importlib.import_module(module_name), attribute)
