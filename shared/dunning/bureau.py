@@ -54,7 +54,8 @@ from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.ladder import Cursor, LadderRepository
 from dunning.dal.loans import LoansRepository
 from dunning.escalation import plan_is_current
-from dunning.models.loan import InvalidLoan, IsoDate, Loan, iso_date, parse_loan
+from dunning.models.bureau import Reported
+from dunning.models.loan import InvalidLoan, Loan, iso_date, parse_loan
 from dunning.models.money import minor_unit
 from dunning.models.policy import Policy
 from dunning.models.state import LoanControl
@@ -114,23 +115,6 @@ def bureau_flags(loan: Loan | None, control: LoanControl | None, reporting_date:
     if loan is not None and plan_is_current(loan, control, reporting_date):
         flags["special_comment_code"] = "AC"
     return flags
-
-
-class Reported(BaseModel):
-    """A loan in the reported set (StateTable `BUREAU#REPORTED / LOAN#id`)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    loan_id: str
-    borrower_id: str
-    currency: str
-    first_delinquency_date: IsoDate
-    reported_since: IsoDate
-    settled_on: IsoDate | None = None
-
-    def to_entry(self) -> dict[str, Any]:
-        values = self.model_dump(mode="json")
-        return {key: value for key, value in values.items() if value is not None}
 
 
 @dataclass
@@ -584,12 +568,4 @@ class BureauReporter:
         return controls
 
     def _reported(self) -> dict[str, Reported]:
-        reported: dict[str, Reported] = {}
-        for item in self.state.reported():
-            try:
-                entry = Reported.model_validate(item)
-            except ValidationError:
-                logger.error("bureau: unreadable reported-set item ignored", extra={"sk": item.get("sk")})
-                continue
-            reported[entry.loan_id] = entry
-        return reported
+        return self.state.reported()

@@ -10,8 +10,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
 from dunning.dal.aws import dynamodb, query_items, s3, to_item
+from dunning.models.bureau import Reported
+from dunning.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import WriteRequestTypeDef, WriteRequestUnionTypeDef
@@ -23,15 +26,22 @@ class BureauState:
     def __init__(self, table: str) -> None:
         self.table = table
 
-    def reported(self) -> list[dict[str, Any]]:
-        return list(
-            query_items(
-                TableName=self.table,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": REPORTED_PK}},
-                ConsistentRead=True,
-            )
-        )
+    def reported(self) -> dict[str, Reported]:
+        """The reported set by loan id. An unreadable entry is logged and left out: it never fails the run."""
+        reported: dict[str, Reported] = {}
+        for item in query_items(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": REPORTED_PK}},
+            ConsistentRead=True,
+        ):
+            try:
+                entry = Reported.model_validate(item)
+            except ValidationError:
+                logger.error("bureau: unreadable reported-set item ignored", extra={"sk": item.get("sk")})
+                continue
+            reported[entry.loan_id] = entry
+        return reported
 
     def save(self, entries: list[dict[str, Any]]) -> None:
         """Put the entries (each with `loan_id`) into the reported set."""
