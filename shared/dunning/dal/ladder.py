@@ -139,7 +139,10 @@ class LadderRepository:
         return Page([from_item(i) for i in response.get("Items", [])], response.get("LastEvaluatedKey") or None)
 
     def item(self, loan_id: str) -> dict[str, Any] | None:
-        """The loan's CONTROL item as it is now (a consistent read), None when there is none."""
+        """The loan's CONTROL item as it is now (a consistent read), None when there is none.
+
+        Raw, like a page's items: it carries upstream's values, which the caller validates loan by loan.
+        """
         found = dynamodb().get_item(TableName=self.table, Key=control_key(loan_id), ConsistentRead=True)
         return from_item(found["Item"]) if "Item" in found else None
 
