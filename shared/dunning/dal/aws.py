@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         UniversalAttributeValueTypeDef,
     )
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_kms import KMSClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
@@ -102,9 +103,8 @@ def cloudformation() -> CloudFormationClient:
     return cast("CloudFormationClient", client("cloudformation"))
 
 
-def kms() -> Any:
-    """KMS, untyped until `mypy-boto3-kms` is in the dev environment (boto3-stubs[kms])."""
-    return client("kms")
+def kms() -> KMSClient:
+    return cast("KMSClient", client("kms"))
 
 
 def reset_clients() -> None:
