@@ -148,7 +148,7 @@ def run(loans: int, overdue: int, seed: int) -> dict[str, Any]:
     from moto.sns import sns_backends
 
     from dunning.dal.aws import reset_clients, to_item
-    from dunning_tools.local import deploy_stack, drain_queue, drain_stream, invoke
+    from dunning_tools.local import deploy_stack, drain_queue, drain_stream, invoke, moto_fastpath
     from dunning_tools.local.demo import _deliver
     from dunning_tools.local.schedule import scheduler_event
 
@@ -156,7 +156,9 @@ def run(loans: int, overdue: int, seed: int) -> dict[str, Any]:
         return scheduler_event(stack, "PlanningStateMachine", at)  # what the hourly schedule sends
 
     os.chdir(ROOT)
-    with moto.mock_aws():
+    # The fast path changes how long moto takes to answer, never which calls are made or what they
+    # return (tests/integration/test_moto_fastpath.py): on stock moto this book takes over 10 minutes.
+    with moto.mock_aws(), moto_fastpath.installed():
         reset_clients()
         stack = deploy_stack("template.yaml", PARAMETERS, stack_name="dunning-bench")
         book = generate_book(loans, overdue, seed, PLAN_AT.date())
