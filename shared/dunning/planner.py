@@ -41,7 +41,7 @@ from typing import Any
 import phonenumbers
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dunning import compliance, decisions, ladder
+from dunning import decisions, ladder
 from dunning.chased import effective_loan
 from dunning.dal.ladder import Cursor
 from dunning.dal.ports import JobSink, LadderPages, PlannerState, RecordSink
@@ -164,49 +164,38 @@ def indexed_timezones(loan: Loan, item: Mapping[str, Any], policy: Policy) -> tu
     return decisions.borrower_timezones(loan, policy)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Due:
-    loan: Loan  # as collection sees it (the chased instalment under a plan)
-    stage: ladder.Stage
-    snapshot: LineSnapshot | None = None  # the loan as read, for the sender (None: the sender reads it)
+    """A stage due, waiting for its claim and job: only what they need (a partition's worth wait at once)."""
 
-    @property
-    def key(self) -> ClaimKey:
-        return (self.loan.loan_id, self.loan.cycle, self.stage.id)
+    key: ClaimKey  # (loan id, cycle, stage id) of the loan as collection sees it (the instalment under a plan)
+    snapshot: LineSnapshot | None = None  # the loan as read, for the sender (None: the sender reads it)
 
 
 @dataclass
 class _Run:
     """One planning run (possibly over several invocations): its clock, what it found, when it must look again."""
 
-    now: dt.datetime
-    today: dt.date
+    # The run's fixed clock, and the answers that depend on it and a few values (a due date; zones and region),
+    # worked out once each and shared with `decisions.evaluate_at`.
+    moment: decisions.Moment
     report: PlanReport
     wake: _Wake
     trust_marks: bool
     poke_version: int
     due: dict[str, list[_Due]] = field(default_factory=lambda: defaultdict(list))  # borrower id -> stages due
-    # Answers that depend on the run's fixed clock and a few values (a due date; zones and region): once each.
-    _stages: dict[dt.date, ladder.Stage | None] = field(default_factory=dict)
-    _windows: dict[tuple[tuple[str, ...], str], tuple[bool, dt.datetime | None]] = field(default_factory=dict)
+
+    @property
+    def now(self) -> dt.datetime:
+        return self.moment.now
+
+    @property
+    def today(self) -> dt.date:
+        return self.moment.today
 
     @property
     def waiting_lines(self) -> int:
         return sum(len(lines) for lines in self.due.values())
-
-    def stage(self, due_date: dt.date, policy: Policy) -> ladder.Stage | None:
-        if due_date not in self._stages:
-            self._stages[due_date] = ladder.current_stage(due_date, self.today, policy)
-        return self._stages[due_date]
-
-    def window(self, zones: tuple[str, ...], phone: str, policy: Policy) -> tuple[bool, dt.datetime | None]:
-        """Whether the send window is open now for these zones and (stand-in) number; if not, when it opens."""
-        answer = self._windows.get((zones, phone))
-        if answer is None:
-            inside = compliance.in_send_window(self.now, zones, phone, policy)
-            opens = None if inside else compliance.next_window_open(self.now, zones, phone, policy)
-            answer = self._windows[(zones, phone)] = (inside, opens)
-        return answer
 
 
 @dataclass
@@ -270,7 +259,7 @@ class Planner:
                 raise ValueError(f"cursor is for partition {start.partition}, not in shard {one} of {of}")
             extra = start.extra
             trust, poke_version, wake_at = bool(extra["t"]), int(extra["p"]), dt.datetime.fromisoformat(extra["w"])
-        run = _Run(now, ladder.business_date(now, self.policy), report, _Wake(wake_at), trust, poke_version)
+        run = _Run(decisions.Moment(now, self.policy), report, _Wake(wake_at), trust, poke_version)
         return run, start
 
     def _read(
@@ -344,13 +333,13 @@ class Planner:
         if loan.status is not LoanStatus.OPEN:
             run.report.waiting["plan_paid"] += 1
             return
-        stage = run.stage(loan.due_date, self.policy)
+        stage = run.moment.stage(loan.due_date)
         if stage is None:
             return
         # The sums its SMS will state: a loan whose amounts break them is set aside here, never enqueued.
         quantize(outstanding(loan) + ladder.late_fees(loan, run.today, self.policy), loan.currency)
         zones = indexed_timezones(loan, item, self.policy)
-        inside, opens = run.window(zones, loan.phone, self.policy)
+        inside, opens = run.moment.window(zones, loan.phone)
         if not inside:
             # Cheap pure check first: most hours most borrowers are asleep.
             run.report.waiting["outside_window"] += 1
@@ -364,9 +353,11 @@ class Planner:
             run.wake.no_later_than(until)
             return
         # The product's opt-out list is the sender's to read (with SNS's) in its batch: not read here.
-        verdict = decisions.evaluate(loan, control, run.now, self.policy, opted_out=False, zones=zones)
+        # The same moment: the stage and the window just checked are not worked out again.
+        verdict = decisions.evaluate_at(run.moment, loan, control, opted_out=False, zones=zones)
         if isinstance(verdict, decisions.Due):
-            run.due[loan.borrower_id].append(_Due(loan, verdict.stage, snapshot_from_index(item, control)))
+            key = (loan.loan_id, loan.cycle, verdict.stage.id)
+            run.due[loan.borrower_id].append(_Due(key, snapshot_from_index(item, control)))
         elif handled:
             run.report.waiting["already_handled"] += 1  # handled before; only a deferral can need us again
             run.wake.no_later_than(until)
@@ -439,16 +430,12 @@ class Planner:
             raise
         jobs: list[SendJob] = []
         # The most overdue borrowers first: when the queue is slow, their SMS go out before the others'.
-        for borrower_id, stages in sorted(
-            due.items(), key=lambda entry: (min(d.loan.cycle for d in entry[1]), entry[0])
-        ):
+        for borrower_id, stages in sorted(due.items(), key=lambda entry: (min(d.key[1] for d in entry[1]), entry[0])):
             lines = []
             for d in stages:
                 blocking = found.get(d.key)
                 if blocking is None:
-                    lines.append(
-                        JobLine(loan_id=d.loan.loan_id, cycle=d.loan.cycle, stage=d.stage.id, snapshot=d.snapshot)
-                    )
+                    lines.append(JobLine(loan_id=d.key[0], cycle=d.key[1], stage=d.key[2], snapshot=d.snapshot))
                 else:
                     self._note_blocking(d.key, blocking.state, blocking.retry_after, run)
             for start in range(0, len(lines), MAX_LINES_PER_JOB):
