@@ -147,10 +147,10 @@ def _mobile_stand_in(phone: str) -> bool:
 def indexed_loan(item: Mapping[str, Any]) -> Loan:
     """The loan as its index item holds it. Its phone is a stand-in of the number's region: the planner
     only derives the send window from it (no number to validate per loan); the job carries the item's own."""
-    values = {name: item[name] for name in _LOAN_FIELDS if item.get(name) is not None}
-    phone = stand_in_phone(item.get("phone_region"))
-    model = _IndexedLoan if _mobile_stand_in(phone) else Loan
-    return model.model_validate({**values, "phone": phone, "borrower_name": "-"})
+    values = {name: value for name in _LOAN_FIELDS if (value := item.get(name)) is not None}
+    values["phone"] = phone = stand_in_phone(item.get("phone_region"))
+    values["borrower_name"] = "-"
+    return (_IndexedLoan if _mobile_stand_in(phone) else Loan).model_validate(values)
 
 
 def indexed_timezones(loan: Loan, item: Mapping[str, Any], policy: Policy) -> tuple[str, ...]:

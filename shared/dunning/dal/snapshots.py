@@ -65,10 +65,13 @@ def snapshot_of(loan: Loan, control: LoanControl | None) -> LineSnapshot:
 def snapshot_from_index(item: Mapping[str, Any], control: LoanControl | None) -> LineSnapshot | None:
     """The snapshot of a ladder index item (its loan's CONTROL item, `dal.ladder`), None when it holds no
     contact details (an erased borrower's, or one written before they were kept): the sender reads that loan."""
-    if not all(item.get(name) for name in ("phone", "borrower_name")):
+    if not (item.get("phone") and item.get("borrower_name")):
         return None
-    values = {name: item[name] for name in LOAN_ATTRIBUTES if item.get(name) is not None}
-    return LineSnapshot(loan=to_item(values), control=control_values(control))
+    # Built, not validated again: to_item always answers the attribute values LineSnapshot declares, and
+    # control_values a validated control's dump (the planner makes one for every loan it finds due).
+    return LineSnapshot.model_construct(
+        loan=to_item({name: item.get(name) for name in LOAN_ATTRIBUTES}), control=control_values(control)
+    )
 
 
 def snapshot_from_item(raw: Mapping[str, Any], control: LoanControl | None) -> LineSnapshot:
