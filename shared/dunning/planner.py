@@ -32,8 +32,9 @@ contract never reach the index (LoanChangesFunction records them at intake).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -47,11 +48,11 @@ from dunning.dal.ladder import Cursor
 from dunning.dal.ports import JobSink, LadderPages, PlannerState, RecordSink
 from dunning.dal.snapshots import snapshot_from_index
 from dunning.dal.state import ClaimKey, ClaimWrite, stage_mark
-from dunning.models.jobs import JobLine, LineSnapshot, SendJob, utc_iso
+from dunning.models.jobs import JobLine, SendJob, utc_iso
 from dunning.models.loan import Loan, LoanStatus, mobile, outstanding
 from dunning.models.money import quantize
 from dunning.models.policy import Policy
-from dunning.models.state import ClaimState, LoanControl, PlannerAgenda
+from dunning.models.state import ClaimState, LoanControl, PlannerAgenda, SendClaim
 from dunning.observability import MetricUnit, logger, metrics, tracer
 from dunning.records import SetAside, is_loan_fault, suppression_record
 from dunning.sharding import check_shard, in_shard, partitions_of_shard
@@ -166,10 +167,12 @@ def indexed_timezones(loan: Loan, item: Mapping[str, Any], policy: Policy) -> tu
 
 @dataclass(slots=True)
 class _Due:
-    """A stage due, waiting for its claim and job: only what they need (a partition's worth wait at once)."""
+    """A stage due, waiting for its claim and job: only what they need, as read (a partition's worth wait at once;
+    the job line and its snapshot are built as the job goes out, so a run never holds them all)."""
 
     key: ClaimKey  # (loan id, cycle, stage id) of the loan as collection sees it (the instalment under a plan)
-    snapshot: LineSnapshot | None = None  # the loan as read, for the sender (None: the sender reads it)
+    item: Mapping[str, Any]  # the index item: the job line's snapshot of the loan (`snapshot_from_index`)
+    control: LoanControl
 
 
 @dataclass
@@ -357,7 +360,7 @@ class Planner:
         verdict = decisions.evaluate_at(run.moment, loan, control, opted_out=False, zones=zones)
         if isinstance(verdict, decisions.Due):
             key = (loan.loan_id, loan.cycle, verdict.stage.id)
-            run.due[loan.borrower_id].append(_Due(key, snapshot_from_index(item, control)))
+            run.due[loan.borrower_id].append(_Due(key, item, control))
         elif handled:
             run.report.waiting["already_handled"] += 1  # handled before; only a deferral can need us again
             run.wake.no_later_than(until)
@@ -417,37 +420,24 @@ class Planner:
         if not due:
             return
         now = run.now
-        writes = [
-            ClaimWrite(key=d.key, borrower_id=borrower_id, state=ClaimState.PLANNED)
-            for borrower_id, stages in due.items()
-            for d in stages
-        ]
-        try:
-            found = self.state.take_claims(writes, now)
-        except Exception:
-            # The claims may have been written (a lost answer): give them back, no stage waits for a job never sent.
-            self._give_back([w.key for w in writes], now)
-            raise
-        jobs: list[SendJob] = []
+        found = self._take_claims(due, now)
+        taken: list[tuple[str, list[_Due]]] = []
         # The most overdue borrowers first: when the queue is slow, their SMS go out before the others'.
         for borrower_id, stages in sorted(due.items(), key=lambda entry: (min(d.key[1] for d in entry[1]), entry[0])):
-            lines = []
+            ours = []
             for d in stages:
                 blocking = found.get(d.key)
                 if blocking is None:
-                    lines.append(JobLine(loan_id=d.key[0], cycle=d.key[1], stage=d.key[2], snapshot=d.snapshot))
+                    ours.append(d)
                 else:
                     self._note_blocking(d.key, blocking.state, blocking.retry_after, run)
-            for start in range(0, len(lines), MAX_LINES_PER_JOB):
-                jobs.append(
-                    SendJob(
-                        borrower_id=borrower_id, lines=tuple(lines[start : start + MAX_LINES_PER_JOB]), planned_at=now
-                    )
-                )
+            if ours:
+                taken.append((borrower_id, ours))
+        keys = [d.key for _, stages in taken for d in stages]
         try:
-            failed = self.queue.send(jobs)
+            failed = self.queue.send(_jobs(taken, now))
         except Exception:
-            self._give_back([(line.loan_id, line.cycle, line.stage) for job in jobs for line in job.lines], now)
+            self._give_back(keys, now)
             raise
         if failed:
             logger.error(
@@ -456,9 +446,23 @@ class Planner:
             metrics.add_metric(name="EnqueueFailures", unit=MetricUnit.Count, value=len(failed))
             self._give_back([(line.loan_id, line.cycle, line.stage) for job in failed for line in job.lines], now)
             run.wake.no_later_than(now)  # the next fire plans them again
-        accepted = [job for job in jobs if job not in failed]
-        run.report.jobs_enqueued += len(accepted)
-        run.report.lines_enqueued += sum(len(job.lines) for job in accepted)
+        jobs = sum(math.ceil(len(stages) / MAX_LINES_PER_JOB) for _, stages in taken)
+        run.report.jobs_enqueued += jobs - len(failed)
+        run.report.lines_enqueued += len(keys) - sum(len(job.lines) for job in failed)
+
+    def _take_claims(self, due: Mapping[str, list[_Due]], now: dt.datetime) -> dict[ClaimKey, SendClaim | None]:
+        """Claim every stage due (PLANNED); the claims that existed already, by key (None: taken now)."""
+        writes = [
+            ClaimWrite(key=d.key, borrower_id=borrower_id, state=ClaimState.PLANNED)
+            for borrower_id, stages in due.items()
+            for d in stages
+        ]
+        try:
+            return self.state.take_claims(writes, now)
+        except Exception:
+            # The claims may have been written (a lost answer): give them back, no stage waits for a job never sent.
+            self._give_back([w.key for w in writes], now)
+            raise
 
     def _give_back(self, keys: list[ClaimKey], now: dt.datetime) -> None:
         """Give back claims whose job SQS did not take; a claim left PLANNED would never get a job."""
@@ -472,3 +476,17 @@ class Planner:
         # Left PLANNED with no job: `dunning reconcile` lists them (planned_not_sent); see docs/exactly-once.md.
         logger.error("claims could not be given back", extra={"count": len(keys)})
         metrics.add_metric(name="ClaimsNotGivenBack", unit=MetricUnit.Count, value=len(keys))
+
+
+def _jobs(taken: list[tuple[str, list[_Due]]], now: dt.datetime) -> Iterator[SendJob]:
+    """One job per borrower (more past MAX_LINES_PER_JOB), built as the queue takes it: a partition's jobs, with
+    their snapshots, are never all held at once."""
+    for borrower_id, stages in taken:
+        for start in range(0, len(stages), MAX_LINES_PER_JOB):
+            lines = tuple(
+                JobLine(
+                    loan_id=d.key[0], cycle=d.key[1], stage=d.key[2], snapshot=snapshot_from_index(d.item, d.control)
+                )
+                for d in stages[start : start + MAX_LINES_PER_JOB]
+            )
+            yield SendJob(borrower_id=borrower_id, lines=lines, planned_at=now)

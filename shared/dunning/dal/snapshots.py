@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dunning.dal.aws import batch_get_tables, to_item
 from dunning.models.jobs import LineSnapshot
@@ -69,9 +69,8 @@ def snapshot_from_index(item: Mapping[str, Any], control: LoanControl | None) ->
         return None
     # Built, not validated again: to_item always answers the attribute values LineSnapshot declares, and
     # control_values a validated control's dump (the planner makes one for every loan it finds due).
-    return LineSnapshot.model_construct(
-        loan=to_item({name: item.get(name) for name in LOAN_ATTRIBUTES}), control=control_values(control)
-    )
+    loan = cast("dict[str, dict[str, Any]]", to_item({name: item.get(name) for name in LOAN_ATTRIBUTES}))
+    return LineSnapshot.model_construct(loan=loan, control=control_values(control))
 
 
 def snapshot_from_item(raw: Mapping[str, Any], control: LoanControl | None) -> LineSnapshot:
