@@ -69,7 +69,7 @@ def snapshot_from_index(item: Mapping[str, Any], control: LoanControl | None) ->
         return None
     # Built, not validated again: to_item always answers the attribute values LineSnapshot declares, and
     # control_values a validated control's dump (the planner makes one for every loan it finds due).
-    loan = cast("dict[str, dict[str, Any]]", to_item({name: item.get(name) for name in LOAN_ATTRIBUTES}))
+    loan = cast("dict[str, dict[str, Any]]", to_item(item, LOAN_ATTRIBUTES))
     return LineSnapshot.model_construct(loan=loan, control=control_values(control))
 
 
