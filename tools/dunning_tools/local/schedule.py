@@ -127,6 +127,7 @@ def run_state_machine(
     recorder = _attach(stack)
     first = len(recorder)
     name = f"{logical_id[:40]}-{uuid.uuid4().hex}"
+    threads_before = set(threading.enumerate())
     execution_arn = client.start_execution(
         stateMachineArn=machine.arn, name=name, input=json.dumps(execution_input, ensure_ascii=False)
     )["executionArn"]
@@ -141,6 +142,7 @@ def run_state_machine(
             raise LocalStackError(f"{logical_id} execution still running after {timeout_seconds} s: {execution_arn}")
         time.sleep(poll)  # moto runs the execution in its own threads: wait for them
         poll = min(poll * 2, _POLL_LONGEST_SECONDS)
+    _join_new_threads(threads_before, deadline)
     output = description.get("output")
     run = ScheduleRun(
         state_machine=logical_id,
@@ -154,6 +156,23 @@ def run_state_machine(
     if check and run.status != "SUCCEEDED":
         raise ExecutionFailed(run)
     return run
+
+
+def _join_new_threads(before: set[threading.Thread], deadline: float) -> None:
+    """Wait for the threads moto started for the execution (in-process moto; over HTTP there are none).
+
+    An execution can end while some of its threads still run: a Map whose first iteration failed
+    ends FAILED with the others still in their Lambda task. Such a late invocation would swap the
+    process environment under whatever the caller does next (another test's set-up, say).
+    """
+    while True:
+        running = [
+            t for t in threading.enumerate() if t not in before and t.is_alive() and t is not threading.current_thread()
+        ]
+        if not running or time.monotonic() > deadline:
+            return
+        for thread in running:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def scheduler_event(stack: LocalStack, logical_id: str, at: dt.datetime) -> dict[str, Any]:
