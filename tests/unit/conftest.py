@@ -18,6 +18,7 @@ SUBPROCESS_TESTS = frozenset(
     {
         "test_simulate.py::test_no_handler_imports_the_simulator",
         "test_scale_bench.py::test_cold_init_is_measured_in_a_fresh_process",
+        "test_trace_helpers.py::test_a_function_without_tracing_never_imports_the_xray_sdk",
     }
 )
 TEMPLATE_READERS = frozenset(
