@@ -1,0 +1,69 @@
+"""What a function's cold start loads: its handler imported and its service built, in a fresh process.
+
+Not a timing (benchmarks/scale.py measures cold init): which modules a function never uses stay unloaded,
+so their import and model building are not part of its cold start.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ENVIRONMENT = {
+    "PYTHONPATH": f"{ROOT}:{ROOT / 'shared'}",
+    "PATH": "/usr/bin:/bin",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "LOANS_TABLE": "LoansTable",
+    "DELIVERIES_TABLE": "DeliveriesTable",
+    "STATE_TABLE": "StateTable",
+    "REMINDER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/ReminderQueue",
+    "QUARANTINE_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/QuarantineQueue",
+    "EVENT_BUS_NAME": "LoanEventsBus",
+    "REPORTS_BUCKET": "reports-bucket",
+    "PHONE_HASH_KEY": "arn:aws:kms:us-east-1:123456789012:key/placeholder",
+}
+# functions/<name>/app.py -> the service its handler builds (dunning.service)
+SERVICES = {
+    "bureau_report": "bureau_reporter",
+    "escalate": "escalator",
+    "inbound_sms": "inbound_replies",
+    "loan_changes": "loan_changes",
+    "loan_events": "borrower_events",
+    "plan_reminders": "planner",
+    "record_delivery": "delivery_recorder",
+    "send_reminders": "sender",
+    "sync_opt_outs": "opt_out_sync",
+}
+
+
+def loaded(*functions: str) -> set[str]:
+    """The modules loaded once `functions` are imported and their services built, in one fresh process."""
+    code = (
+        "import sys\nfrom dunning import service\nfrom dunning.settings import get_settings\n"
+        + "".join(f"import functions.{name}.app\nservice.{SERVICES[name]}(get_settings())\n" for name in functions)
+        + "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=ENVIRONMENT, capture_output=True, text=True, check=True
+    )
+    return set(run.stdout.split())
+
+
+def test_the_services_map_every_function() -> None:
+    assert sorted(SERVICES) == sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
+
+
+def test_functions_that_never_read_the_policy_never_load_it() -> None:
+    modules = loaded("record_delivery", "sync_opt_outs")
+
+    assert {"dunning.delivery_status", "dunning.opt_out_sync", "dunning.dal.state"} <= modules
+    assert {"dunning.config", "dunning.models.policy", "yaml"} & modules == set()
+
+
+def test_without_a_policy_parameter_no_function_loads_the_parameters_utility() -> None:
+    modules = loaded(*SERVICES)
+
+    assert {"dunning.config", "dunning.models.policy"} <= modules
+    assert [m for m in modules if m.startswith("aws_lambda_powertools.utilities.parameters")] == []
