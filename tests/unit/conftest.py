@@ -20,6 +20,7 @@ SUBPROCESS_TESTS = frozenset(
         "test_scale_bench.py::test_cold_init_is_measured_in_a_fresh_process",
         "test_trace_helpers.py::test_a_function_without_tracing_never_imports_the_xray_sdk",
         "test_cold_init_imports.py::test_functions_that_never_read_the_policy_never_load_it",
+        "test_cold_init_imports.py::test_the_scheduled_functions_build_the_scheduled_event_alone",
         "test_cold_init_imports.py::test_without_a_policy_parameter_no_function_loads_the_parameters_utility",
     }
 )

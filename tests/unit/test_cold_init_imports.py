@@ -62,8 +62,15 @@ def test_functions_that_never_read_the_policy_never_load_it() -> None:
     assert {"dunning.config", "dunning.models.policy", "yaml"} & modules == set()
 
 
+def test_the_scheduled_functions_build_the_scheduled_event_alone() -> None:
+    modules = loaded("plan_reminders", "escalate", "bureau_report", "sync_opt_outs")
+
+    assert "dunning.models.scheduled" in modules
+    assert {"dunning.models.events", "dunning.models.inbound", "dunning.borrower_events"} & modules == set()
+
+
 def test_without_a_policy_parameter_no_function_loads_the_parameters_utility() -> None:
     modules = loaded(*SERVICES)
 
-    assert {"dunning.config", "dunning.models.policy"} <= modules
+    assert {"dunning.config", "dunning.models.policy", "dunning.models.events"} <= modules
     assert [m for m in modules if m.startswith("aws_lambda_powertools.utilities.parameters")] == []
