@@ -22,6 +22,7 @@ SUBPROCESS_TESTS = frozenset(
         "test_cold_init_imports.py::test_functions_that_never_read_the_policy_never_load_it",
         "test_cold_init_imports.py::test_the_scheduled_functions_build_the_scheduled_event_alone",
         "test_cold_init_imports.py::test_without_a_policy_parameter_no_function_loads_the_parameters_utility",
+        "test_cold_init_imports.py::test_only_the_delivery_status_function_builds_the_cloudwatch_logs_models",
     }
 )
 TEMPLATE_READERS = frozenset(

@@ -41,8 +41,10 @@ SERVICES = {
 def loaded(*functions: str) -> set[str]:
     """The modules loaded once `functions` are imported and their services built, in one fresh process."""
     code = (
-        "import sys\nfrom dunning import service\nfrom dunning.settings import get_settings\n"
-        + "".join(f"import functions.{name}.app\nservice.{SERVICES[name]}(get_settings())\n" for name in functions)
+        "import sys\n"
+        + "".join(f"import functions.{name}.app\n" for name in functions)  # in order, as a function's init
+        + "from dunning import service\nfrom dunning.settings import get_settings\n"
+        + "".join(f"service.{SERVICES[name]}(get_settings())\n" for name in functions)
         + "print('\\n'.join(sorted(sys.modules)))\n"
     )
     run = subprocess.run(
@@ -74,3 +76,13 @@ def test_without_a_policy_parameter_no_function_loads_the_parameters_utility() -
 
     assert {"dunning.config", "dunning.models.policy", "dunning.models.events"} <= modules
     assert [m for m in modules if m.startswith("aws_lambda_powertools.utilities.parameters")] == []
+
+
+def test_only_the_delivery_status_function_builds_the_cloudwatch_logs_models() -> None:
+    # The two batch functions first, as in their own processes: Powertools' batch module, imported after
+    # pydantic, builds every record model its type hints name (Kinesis's takes CloudWatch Logs' along).
+    batch = ["send_reminders", "loan_changes"]
+    modules = loaded(*batch, *(name for name in SERVICES if name not in {"record_delivery", *batch}))
+
+    assert "aws_lambda_powertools.utilities.parser.models.sqs" in modules  # the sender's records
+    assert "aws_lambda_powertools.utilities.parser.models.cloudwatch" not in modules
