@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import subprocess
 
 import pytest
 
@@ -94,9 +95,19 @@ def test_sdk_costs_run_the_real_repositories_on_canned_answers(policy: Policy) -
     assert dict(os.environ) == before  # the placeholder credentials and endpoint are gone again
 
 
-def test_cold_init_is_measured_in_a_fresh_process() -> None:
-    found = scale.cold_init("plan_reminders", runs=1)
+@pytest.mark.parametrize("traced", [True, False])
+def test_cold_init_is_measured_in_a_fresh_process_with_its_tracing(traced: bool) -> None:
+    """Each mode in Lambda's environment; the process refuses to report if its tracer is in the other mode."""
+    found = scale.cold_init("plan_reminders", runs=1, traced=traced)
     assert 0 < found.import_s <= found.first_event_s
+    assert found.traced is traced
+
+
+def test_the_cold_init_process_refuses_a_tracer_in_the_wrong_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(scale.FUNCTION_ENV, "POWERTOOLS_TRACE_DISABLED", "true")  # wins over the Active mode's
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        scale.cold_init("plan_reminders", runs=1, traced=True)
+    assert "in the wrong mode" in refused.value.stderr
 
 
 # ---------------------------------------------------------------- the stores the bench plans on
