@@ -7,8 +7,10 @@ No timing is asserted: only that each figure is computed, and what must hold wha
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -93,6 +95,13 @@ def test_sdk_costs_run_the_real_repositories_on_canned_answers(policy: Policy) -
     assert costs.query_s > 0 and costs.claims_s > 0 and costs.enqueue_s > 0
     assert costs.item_bytes > 100
     assert dict(os.environ) == before  # the placeholder credentials and endpoint are gone again
+
+
+def test_the_cold_init_bench_times_bytecode_for_the_project_as_for_its_dependencies() -> None:
+    scale.compile_project()
+    sources = [*(scale.ROOT / "functions").rglob("*.py"), *(scale.ROOT / "shared" / "dunning").rglob("*.py")]
+    assert sources
+    assert [s for s in sources if not Path(importlib.util.cache_from_source(str(s))).is_file()] == []
 
 
 @pytest.mark.parametrize("traced", [True, False])
