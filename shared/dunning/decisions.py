@@ -6,7 +6,7 @@ The planner and the sender ask the same questions; the sender asks again against
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from dunning import compliance, ladder
@@ -62,6 +62,39 @@ def borrower_timezone(loan: Loan, policy: Policy) -> str:
     return borrower_timezones(loan, policy)[0]
 
 
+@dataclass
+class Moment:
+    """What depends only on one instant and the policy: the business day, the stage a due date has reached,
+    whether a window is open (and when it opens). Each is worked out once: a planning run asks for every loan
+    it reads, at the same `now`, and most loans share their due date and their zones."""
+
+    now: dt.datetime
+    policy: Policy
+    today: dt.date = field(init=False)
+    _stages: dict[dt.date, Stage | None] = field(default_factory=dict, init=False, repr=False)
+    _windows: dict[tuple[tuple[str, ...], str], tuple[bool, dt.datetime | None]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        self.today = ladder.business_date(self.now, self.policy)
+
+    def stage(self, due_date: dt.date) -> Stage | None:
+        """`ladder.current_stage` of the due date today."""
+        if due_date not in self._stages:
+            self._stages[due_date] = ladder.current_stage(due_date, self.today, self.policy)
+        return self._stages[due_date]
+
+    def window(self, zones: tuple[str, ...], phone: str) -> tuple[bool, dt.datetime | None]:
+        """Whether the send window of these zones and number is open now; if not, when it opens (None: not soon)."""
+        answer = self._windows.get((zones, phone))
+        if answer is None:
+            inside = compliance.in_send_window(self.now, zones, phone, self.policy)
+            opens = None if inside else compliance.next_window_open(self.now, zones, phone, self.policy)
+            answer = self._windows[(zones, phone)] = (inside, opens)
+        return answer
+
+
 def evaluate(
     loan: Loan,
     control: LoanControl | None,
@@ -78,25 +111,48 @@ def evaluate(
     `zones`: the borrower's zones when the caller knows them better than `loan` does (the planner's
     index item holds the number's zones, not the number); else `borrower_timezones(loan)`.
     """
-    today = ladder.business_date(now, policy)
+    return evaluate_at(
+        Moment(now, policy),
+        loan,
+        control,
+        opted_out=opted_out,
+        expected_cycle=expected_cycle,
+        expected_stage=expected_stage,
+        zones=zones,
+    )
+
+
+def evaluate_at(
+    moment: Moment,
+    loan: Loan,
+    control: LoanControl | None,
+    *,
+    opted_out: bool,
+    expected_cycle: str | None = None,
+    expected_stage: str | None = None,
+    zones: tuple[str, ...] | None = None,
+) -> Verdict:
+    """`evaluate` at `moment.now`, with the moment's answers (a caller judging many loans at one instant keeps one)."""
+    now, policy = moment.now, moment.policy
     zones = zones or borrower_timezones(loan, policy)
     if loan.status is not LoanStatus.OPEN:
         return Suppress("written_off" if loan.status is LoanStatus.WRITTEN_OFF else "paid")
     if expected_cycle is not None and loan.cycle != expected_cycle:
         # The chased instalment is no longer the earliest unpaid one: it was paid.
         return Suppress("paid")
-    stage = ladder.current_stage(loan.due_date, today, policy)
+    stage = moment.stage(loan.due_date)
     if stage is None:
         return Wait("no_stage_due")
     if expected_stage is not None and stage.id != expected_stage:
         return Suppress("stage_superseded")
-    held = _held(loan, control, now, today, zones[0]) if control is not None else None
+    held = _held(loan, control, now, moment.today, zones[0]) if control is not None else None
     if held is not None:
         return held
     if opted_out:
         return Suppress("opted_out")
-    if not compliance.in_send_window(now, zones, loan.phone, policy):
-        return Wait("outside_window", compliance.next_window_open(now, zones, loan.phone, policy))
+    inside, opens = moment.window(zones, loan.phone)
+    if not inside:
+        return Wait("outside_window", opens)
     return Due(stage)
 
 

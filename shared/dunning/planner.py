@@ -32,8 +32,9 @@ contract never reach the index (LoanChangesFunction records them at intake).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -41,17 +42,17 @@ from typing import Any
 import phonenumbers
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dunning import compliance, decisions, ladder
+from dunning import decisions, ladder
 from dunning.chased import effective_loan
 from dunning.dal.ladder import Cursor
 from dunning.dal.ports import JobSink, LadderPages, PlannerState, RecordSink
 from dunning.dal.snapshots import snapshot_from_index
 from dunning.dal.state import ClaimKey, ClaimWrite, stage_mark
-from dunning.models.jobs import JobLine, LineSnapshot, SendJob, utc_iso
+from dunning.models.jobs import JobLine, SendJob, utc_iso
 from dunning.models.loan import Loan, LoanStatus, mobile, outstanding
 from dunning.models.money import quantize
 from dunning.models.policy import Policy
-from dunning.models.state import ClaimState, LoanControl, PlannerAgenda
+from dunning.models.state import ClaimState, LoanControl, PlannerAgenda, SendClaim
 from dunning.observability import MetricUnit, logger, metrics, tracer
 from dunning.records import SetAside, is_loan_fault, suppression_record
 from dunning.sharding import check_shard, in_shard, partitions_of_shard
@@ -147,10 +148,10 @@ def _mobile_stand_in(phone: str) -> bool:
 def indexed_loan(item: Mapping[str, Any]) -> Loan:
     """The loan as its index item holds it. Its phone is a stand-in of the number's region: the planner
     only derives the send window from it (no number to validate per loan); the job carries the item's own."""
-    values = {name: item[name] for name in _LOAN_FIELDS if item.get(name) is not None}
-    phone = stand_in_phone(item.get("phone_region"))
-    model = _IndexedLoan if _mobile_stand_in(phone) else Loan
-    return model.model_validate({**values, "phone": phone, "borrower_name": "-"})
+    values = {name: value for name in _LOAN_FIELDS if (value := item.get(name)) is not None}
+    values["phone"] = phone = stand_in_phone(item.get("phone_region"))
+    values["borrower_name"] = "-"
+    return (_IndexedLoan if _mobile_stand_in(phone) else Loan).model_validate(values)
 
 
 def indexed_timezones(loan: Loan, item: Mapping[str, Any], policy: Policy) -> tuple[str, ...]:
@@ -164,49 +165,40 @@ def indexed_timezones(loan: Loan, item: Mapping[str, Any], policy: Policy) -> tu
     return decisions.borrower_timezones(loan, policy)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Due:
-    loan: Loan  # as collection sees it (the chased instalment under a plan)
-    stage: ladder.Stage
-    snapshot: LineSnapshot | None = None  # the loan as read, for the sender (None: the sender reads it)
+    """A stage due, waiting for its claim and job: only what they need, as read (a partition's worth wait at once;
+    the job line and its snapshot are built as the job goes out, so a run never holds them all)."""
 
-    @property
-    def key(self) -> ClaimKey:
-        return (self.loan.loan_id, self.loan.cycle, self.stage.id)
+    key: ClaimKey  # (loan id, cycle, stage id) of the loan as collection sees it (the instalment under a plan)
+    item: Mapping[str, Any]  # the index item: the job line's snapshot of the loan (`snapshot_from_index`)
+    control: LoanControl
 
 
 @dataclass
 class _Run:
     """One planning run (possibly over several invocations): its clock, what it found, when it must look again."""
 
-    now: dt.datetime
-    today: dt.date
+    # The run's fixed clock, and the answers that depend on it and a few values (a due date; zones and region),
+    # worked out once each and shared with `decisions.evaluate_at`.
+    moment: decisions.Moment
     report: PlanReport
     wake: _Wake
     trust_marks: bool
     poke_version: int
     due: dict[str, list[_Due]] = field(default_factory=lambda: defaultdict(list))  # borrower id -> stages due
-    # Answers that depend on the run's fixed clock and a few values (a due date; zones and region): once each.
-    _stages: dict[dt.date, ladder.Stage | None] = field(default_factory=dict)
-    _windows: dict[tuple[tuple[str, ...], str], tuple[bool, dt.datetime | None]] = field(default_factory=dict)
+
+    @property
+    def now(self) -> dt.datetime:
+        return self.moment.now
+
+    @property
+    def today(self) -> dt.date:
+        return self.moment.today
 
     @property
     def waiting_lines(self) -> int:
         return sum(len(lines) for lines in self.due.values())
-
-    def stage(self, due_date: dt.date, policy: Policy) -> ladder.Stage | None:
-        if due_date not in self._stages:
-            self._stages[due_date] = ladder.current_stage(due_date, self.today, policy)
-        return self._stages[due_date]
-
-    def window(self, zones: tuple[str, ...], phone: str, policy: Policy) -> tuple[bool, dt.datetime | None]:
-        """Whether the send window is open now for these zones and (stand-in) number; if not, when it opens."""
-        answer = self._windows.get((zones, phone))
-        if answer is None:
-            inside = compliance.in_send_window(self.now, zones, phone, policy)
-            opens = None if inside else compliance.next_window_open(self.now, zones, phone, policy)
-            answer = self._windows[(zones, phone)] = (inside, opens)
-        return answer
 
 
 @dataclass
@@ -270,7 +262,7 @@ class Planner:
                 raise ValueError(f"cursor is for partition {start.partition}, not in shard {one} of {of}")
             extra = start.extra
             trust, poke_version, wake_at = bool(extra["t"]), int(extra["p"]), dt.datetime.fromisoformat(extra["w"])
-        run = _Run(now, ladder.business_date(now, self.policy), report, _Wake(wake_at), trust, poke_version)
+        run = _Run(decisions.Moment(now, self.policy), report, _Wake(wake_at), trust, poke_version)
         return run, start
 
     def _read(
@@ -344,13 +336,13 @@ class Planner:
         if loan.status is not LoanStatus.OPEN:
             run.report.waiting["plan_paid"] += 1
             return
-        stage = run.stage(loan.due_date, self.policy)
+        stage = run.moment.stage(loan.due_date)
         if stage is None:
             return
         # The sums its SMS will state: a loan whose amounts break them is set aside here, never enqueued.
         quantize(outstanding(loan) + ladder.late_fees(loan, run.today, self.policy), loan.currency)
         zones = indexed_timezones(loan, item, self.policy)
-        inside, opens = run.window(zones, loan.phone, self.policy)
+        inside, opens = run.moment.window(zones, loan.phone)
         if not inside:
             # Cheap pure check first: most hours most borrowers are asleep.
             run.report.waiting["outside_window"] += 1
@@ -364,9 +356,11 @@ class Planner:
             run.wake.no_later_than(until)
             return
         # The product's opt-out list is the sender's to read (with SNS's) in its batch: not read here.
-        verdict = decisions.evaluate(loan, control, run.now, self.policy, opted_out=False, zones=zones)
+        # The same moment: the stage and the window just checked are not worked out again.
+        verdict = decisions.evaluate_at(run.moment, loan, control, opted_out=False, zones=zones)
         if isinstance(verdict, decisions.Due):
-            run.due[loan.borrower_id].append(_Due(loan, verdict.stage, snapshot_from_index(item, control)))
+            key = (loan.loan_id, loan.cycle, verdict.stage.id)
+            run.due[loan.borrower_id].append(_Due(key, item, control))
         elif handled:
             run.report.waiting["already_handled"] += 1  # handled before; only a deferral can need us again
             run.wake.no_later_than(until)
@@ -426,41 +420,24 @@ class Planner:
         if not due:
             return
         now = run.now
-        writes = [
-            ClaimWrite(key=d.key, borrower_id=borrower_id, state=ClaimState.PLANNED)
-            for borrower_id, stages in due.items()
-            for d in stages
-        ]
-        try:
-            found = self.state.take_claims(writes, now)
-        except Exception:
-            # The claims may have been written (a lost answer): give them back, no stage waits for a job never sent.
-            self._give_back([w.key for w in writes], now)
-            raise
-        jobs: list[SendJob] = []
+        found = self._take_claims(due, now)
+        taken: list[tuple[str, list[_Due]]] = []
         # The most overdue borrowers first: when the queue is slow, their SMS go out before the others'.
-        for borrower_id, stages in sorted(
-            due.items(), key=lambda entry: (min(d.loan.cycle for d in entry[1]), entry[0])
-        ):
-            lines = []
+        for borrower_id, stages in sorted(due.items(), key=lambda entry: (min(d.key[1] for d in entry[1]), entry[0])):
+            ours = []
             for d in stages:
                 blocking = found.get(d.key)
                 if blocking is None:
-                    lines.append(
-                        JobLine(loan_id=d.loan.loan_id, cycle=d.loan.cycle, stage=d.stage.id, snapshot=d.snapshot)
-                    )
+                    ours.append(d)
                 else:
                     self._note_blocking(d.key, blocking.state, blocking.retry_after, run)
-            for start in range(0, len(lines), MAX_LINES_PER_JOB):
-                jobs.append(
-                    SendJob(
-                        borrower_id=borrower_id, lines=tuple(lines[start : start + MAX_LINES_PER_JOB]), planned_at=now
-                    )
-                )
+            if ours:
+                taken.append((borrower_id, ours))
+        keys = [d.key for _, stages in taken for d in stages]
         try:
-            failed = self.queue.send(jobs)
+            failed = self.queue.send(_jobs(taken, now))
         except Exception:
-            self._give_back([(line.loan_id, line.cycle, line.stage) for job in jobs for line in job.lines], now)
+            self._give_back(keys, now)
             raise
         if failed:
             logger.error(
@@ -469,9 +446,23 @@ class Planner:
             metrics.add_metric(name="EnqueueFailures", unit=MetricUnit.Count, value=len(failed))
             self._give_back([(line.loan_id, line.cycle, line.stage) for job in failed for line in job.lines], now)
             run.wake.no_later_than(now)  # the next fire plans them again
-        accepted = [job for job in jobs if job not in failed]
-        run.report.jobs_enqueued += len(accepted)
-        run.report.lines_enqueued += sum(len(job.lines) for job in accepted)
+        jobs = sum(math.ceil(len(stages) / MAX_LINES_PER_JOB) for _, stages in taken)
+        run.report.jobs_enqueued += jobs - len(failed)
+        run.report.lines_enqueued += len(keys) - sum(len(job.lines) for job in failed)
+
+    def _take_claims(self, due: Mapping[str, list[_Due]], now: dt.datetime) -> dict[ClaimKey, SendClaim | None]:
+        """Claim every stage due (PLANNED); the claims that existed already, by key (None: taken now)."""
+        writes = [
+            ClaimWrite(key=d.key, borrower_id=borrower_id, state=ClaimState.PLANNED)
+            for borrower_id, stages in due.items()
+            for d in stages
+        ]
+        try:
+            return self.state.take_claims(writes, now)
+        except Exception:
+            # The claims may have been written (a lost answer): give them back, no stage waits for a job never sent.
+            self._give_back([w.key for w in writes], now)
+            raise
 
     def _give_back(self, keys: list[ClaimKey], now: dt.datetime) -> None:
         """Give back claims whose job SQS did not take; a claim left PLANNED would never get a job."""
@@ -485,3 +476,17 @@ class Planner:
         # Left PLANNED with no job: `dunning reconcile` lists them (planned_not_sent); see docs/exactly-once.md.
         logger.error("claims could not be given back", extra={"count": len(keys)})
         metrics.add_metric(name="ClaimsNotGivenBack", unit=MetricUnit.Count, value=len(keys))
+
+
+def _jobs(taken: list[tuple[str, list[_Due]]], now: dt.datetime) -> Iterator[SendJob]:
+    """One job per borrower (more past MAX_LINES_PER_JOB), built as the queue takes it: a partition's jobs, with
+    their snapshots, are never all held at once."""
+    for borrower_id, stages in taken:
+        for start in range(0, len(stages), MAX_LINES_PER_JOB):
+            lines = tuple(
+                JobLine(
+                    loan_id=d.key[0], cycle=d.key[1], stage=d.key[2], snapshot=snapshot_from_index(d.item, d.control)
+                )
+                for d in stages[start : start + MAX_LINES_PER_JOB]
+            )
+            yield SendJob(borrower_id=borrower_id, lines=lines, planned_at=now)

@@ -1,6 +1,6 @@
 """The DAL's two shared DynamoDB patterns, against botocore's Stubber (the SDK's own test tool, no network):
 `batch_get` finishing UnprocessedKeys with capped exponential backoff and full jitter, and
-`conditional_write` turning a failed condition into an answer.
+`conditional_write` turning a failed condition into an answer; and `to_item`, TypeSerializer's values made faster.
 
 The same helpers against moto's real BatchGetItem and conditions: tests/integration/test_dal_aws_moto.py.
 """
@@ -8,9 +8,11 @@ The same helpers against moto's real BatchGetItem and conditions: tests/integrat
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
@@ -149,3 +151,41 @@ def test_a_condition_check_is_not_a_write(stub: Stubber) -> None:
     check: aws.Write = {"ConditionCheck": {"TableName": TABLE, "Key": key(1), "ConditionExpression": "x"}}
     with pytest.raises(ValueError, match=r"not a single write .*\['ConditionCheck'\]"):
         aws.conditional_write(check)
+
+
+VALUES: list[Any] = [
+    "text",
+    "",
+    Decimal("3000.00"),
+    Decimal("-0"),
+    Decimal("1E+125"),
+    Decimal("0.1234567890123456789012345678901234567"),  # 37 digits: DynamoDB's context keeps them
+    7,
+    True,
+    b"\x00",
+    ["a", Decimal(1)],
+    {"a", "b"},
+    {"nested": {"S": Decimal("2.5")}},
+]
+REFUSED: list[Any] = [
+    Decimal("Infinity"),
+    Decimal("NaN"),
+    Decimal("1.23456789012345678901234567890123456789"),  # 39 digits: rounding would change it
+    Decimal("1E+200"),
+    1.5,
+]
+
+
+def test_to_item_makes_every_value_what_typeserializer_makes_and_refuses_what_it_refuses() -> None:
+    serializer = TypeSerializer()
+    values = {f"a{i}": value for i, value in enumerate(VALUES)}
+    assert aws.to_item(values) == {name: serializer.serialize(value) for name, value in values.items()}
+    assert aws.to_item({**values, "gone": None}, ["a2", "a0", "gone", "absent"]) == {
+        "a2": {"N": "3000.00"},
+        "a0": {"S": "text"},
+    }
+    for value in REFUSED:
+        with pytest.raises(Exception) as expected:
+            serializer.serialize(value)
+        with pytest.raises(type(expected.value)):
+            aws.to_item({"a": value})

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from dunning.dal.queue import BATCH_BYTES, _batches
+from dunning.dal.queue import BATCH_BYTES, _batched, _batches
 from dunning.dal.snapshots import LOAN_ATTRIBUTES, snapshot_from_index
 from dunning.models.jobs import JobLine, SendJob
 from dunning.models.state import LoanControl
@@ -71,3 +72,21 @@ def test_jobs_go_ten_a_batch_and_never_more_bytes_than_sqs_takes_in_one_call() -
     assert sum(len(b) for b in batches) == 10 and len(batches) > 1
     assert all(sum(len(body.encode()) for _, body in b) <= BATCH_BYTES for b in batches)
     assert [entry for b in batches for entry in b] == large  # in order, none lost
+
+
+def test_a_batch_goes_as_soon_as_it_is_complete_so_jobs_built_as_they_go_are_never_all_held() -> None:
+    read: list[int] = []
+
+    def bodies(count: int, lines: int, name_length: int) -> Iterator[tuple[SendJob, str]]:
+        one = job(lines, name_length)
+        for n in range(count):
+            read.append(n)
+            yield one, one.model_dump_json()
+
+    # A batch is given when the next body would not fit: the 11th job closes the first ten.
+    assert [(len(b), len(read)) for b in _batched(bodies(23, 1, 3))] == [(10, 11), (10, 21), (3, 23)]
+    read.clear()
+    # Past BATCH_BYTES too, and the groups are the same as for a list.
+    lazy = [len(b) for b in _batched(bodies(10, 25, 1000))]
+    assert lazy == [len(b) for b in _batches([(j, j.model_dump_json()) for j in [job(25, 1000)] * 10])]
+    assert len(lazy) > 1

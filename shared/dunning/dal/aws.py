@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict, cast
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -112,16 +113,34 @@ def reset_clients() -> None:
 
 
 # ---------------------------------------------------------------- items
-def to_item(values: Mapping[str, Any]) -> RawItem:
-    """Python values (Decimal for numbers) to a DynamoDB item; None values are left out.
+def to_item(values: Mapping[str, Any], names: Iterable[str] | None = None) -> RawItem:
+    """Python values (Decimal for numbers) to a DynamoDB item; None values are left out; with `names`, only those.
 
-    A str is {"S": value} as TypeSerializer makes it, without its chain of type tests: most attributes
-    are strings, and the planner serialises every job line's loan (issue 11: planning CPU per loan)."""
+    A str is {"S": value} as TypeSerializer makes it, without its chain of type tests, and a Decimal {"N": ...}
+    (`_attribute`): most attributes are strings, and the planner serialises every job line's loan (issue 11:
+    planning CPU per loan). The two comprehensions are one: a helper call per attribute would cost what they save."""
+    if names is None:
+        return {
+            key: {"S": value} if type(value) is str else _attribute(value)
+            for key, value in values.items()
+            if value is not None
+        }
     return {
-        key: {"S": value} if type(value) is str else _serializer.serialize(value)
-        for key, value in values.items()
-        if value is not None
+        key: {"S": value} if type(value) is str else _attribute(value)
+        for key in names
+        if (value := values.get(key)) is not None
     }
+
+
+def _attribute(value: Any) -> AttributeValueTypeDef:
+    """TypeSerializer's attribute value; a Decimal's as its `_serialize_n` makes it (DynamoDB's 38-digit context,
+    which raises rather than round; no Infinity or NaN), without the type tests before it."""
+    if type(value) is Decimal:
+        number = str(DYNAMODB_CONTEXT.create_decimal(value))
+        if number in ("Infinity", "NaN"):
+            raise TypeError("Infinity and NaN not supported")
+        return {"N": number}
+    return _serializer.serialize(value)
 
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:

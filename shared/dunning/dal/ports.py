@@ -4,7 +4,7 @@ satisfy them, and so do the in-memory fakes of the unit tier and `benchmarks/sca
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dunning.dal.ladder import Page
@@ -54,9 +54,9 @@ class RecordSink(Protocol):
 
 
 class JobSink(Protocol):
-    """Where send jobs go (`dal.queue.JobQueue`): returns the jobs not accepted."""
+    """Where send jobs go (`dal.queue.JobQueue`), taken as they come: returns the jobs not accepted."""
 
-    def send(self, jobs: list[SendJob]) -> list[SendJob]: ...
+    def send(self, jobs: Iterable[SendJob]) -> list[SendJob]: ...
 
 
 # ---------------------------------------------------------------- escalation: what the Escalator needs of each store

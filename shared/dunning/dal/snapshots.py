@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dunning.dal.aws import batch_get_tables, to_item
 from dunning.models.jobs import LineSnapshot
@@ -65,10 +65,12 @@ def snapshot_of(loan: Loan, control: LoanControl | None) -> LineSnapshot:
 def snapshot_from_index(item: Mapping[str, Any], control: LoanControl | None) -> LineSnapshot | None:
     """The snapshot of a ladder index item (its loan's CONTROL item, `dal.ladder`), None when it holds no
     contact details (an erased borrower's, or one written before they were kept): the sender reads that loan."""
-    if not all(item.get(name) for name in ("phone", "borrower_name")):
+    if not (item.get("phone") and item.get("borrower_name")):
         return None
-    values = {name: item[name] for name in LOAN_ATTRIBUTES if item.get(name) is not None}
-    return LineSnapshot(loan=to_item(values), control=control_values(control))
+    # Built, not validated again: to_item always answers the attribute values LineSnapshot declares, and
+    # control_values a validated control's dump (the planner makes one for every loan it finds due).
+    loan = cast("dict[str, dict[str, Any]]", to_item(item, LOAN_ATTRIBUTES))
+    return LineSnapshot.model_construct(loan=loan, control=control_values(control))
 
 
 def snapshot_from_item(raw: Mapping[str, Any], control: LoanControl | None) -> LineSnapshot:

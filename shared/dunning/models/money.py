@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Annotated, Any
 
 from babel.core import get_global
@@ -52,9 +53,22 @@ def is_currency(code: str) -> bool:
     return code in CURRENCIES
 
 
+@lru_cache(maxsize=1024)
+def currency_places(currency: str) -> int:
+    """Decimal places of the currency's minor unit (2 for CNY/USD, 0 for JPY), Babel's; looked up once per
+    code, as every amount checked, summed or rounded asks (the planner: several times per loan)."""
+    return get_currency_precision(currency)
+
+
+@lru_cache(maxsize=64)
+def _unit(places: int) -> Decimal:
+    """1 scaled to `places` decimals (0.01 for 2); Decimals are immutable, so one serves every caller."""
+    return Decimal(1).scaleb(-places)
+
+
 def minor_unit(currency: str) -> Decimal:
     """The smallest amount of a currency: 0.01 for CNY/USD, 1 for JPY."""
-    return Decimal(1).scaleb(-get_currency_precision(currency))
+    return _unit(currency_places(currency))
 
 
 def quantize(amount: Decimal, currency: str) -> Decimal:
@@ -85,8 +99,7 @@ def to_decimal(value: Any) -> Decimal:
 
 def _decimal_places_within(amount: Decimal, places: int) -> bool:
     """True when `amount` has no non-zero digit beyond `places` decimals (1.50 has 1, 1.00 has 0)."""
-    unit = Decimal(1).scaleb(-places)
-    return amount.quantize(unit, rounding=ROUND_HALF_UP) == amount
+    return amount.quantize(_unit(places), rounding=ROUND_HALF_UP) == amount
 
 
 def bounded_amount(amount: Decimal) -> Decimal:
@@ -103,7 +116,7 @@ def bounded_amount(amount: Decimal) -> Decimal:
 
 def check_minor_unit(amount: Decimal, currency: str) -> Decimal:
     """ValueError when `amount` is finer than the currency's minor unit (1.234 CNY, 100.5 JPY)."""
-    places = get_currency_precision(currency)
+    places = currency_places(currency)
     if not _decimal_places_within(amount, places):
         raise ValueError(f"has more decimal places than {currency}'s minor unit allows ({places})")
     return amount

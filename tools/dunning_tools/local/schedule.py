@@ -15,7 +15,7 @@ shards and invoke the functions (template.yaml). Here the same definitions run i
     A `before-call.lambda.Invoke` handler on that session (botocore's public event hooks) answers
     an invocation of one of the stack's functions by running it in-process (`dunning_tools.local.invoke`)
     and hands back the Invoke response, `FunctionError` included when the handler raises. The Map
-    state's iterations run in moto's threads; the invocations are serialised, since an in-process
+    state's iterations run in moto's threads; `invoke` serialises the invocations, since an in-process
     invocation swaps the process environment for the function's.
 
 The Scheduler's event is the template's ScheduleV2 `Input`, filled as the Scheduler fills it.
@@ -59,7 +59,10 @@ EXECUTE_STATE_MACHINES: DefaultConfig = {"stepfunctions": {"execute_state_machin
 # Short names of the template's schedules: what each starts.
 SCHEDULES = {"plan": "PlanningStateMachine", "daily": "DailyStateMachine"}
 _FINISHED = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
-_POLL_SECONDS = 0.002
+# How often a run asks moto whether its execution finished: each DescribeExecution costs a few ms of
+# the CPU the execution's threads need, so the wait grows from the first to the longest.
+_POLL_FIRST_SECONDS = 0.005
+_POLL_LONGEST_SECONDS = 0.05
 _HANDLER_ID = "dunning-local-in-process-invoke"
 _FUNCTION_IN_PATH = re.compile(r"/functions/(?P<name>[^/]+)/invocations")
 
@@ -128,6 +131,7 @@ def run_state_machine(
         stateMachineArn=machine.arn, name=name, input=json.dumps(execution_input, ensure_ascii=False)
     )["executionArn"]
     deadline = time.monotonic() + timeout_seconds
+    poll = _POLL_FIRST_SECONDS
     while True:
         description = client.describe_execution(executionArn=execution_arn)
         if description["status"] in _FINISHED:
@@ -135,7 +139,8 @@ def run_state_machine(
         if time.monotonic() > deadline:
             client.stop_execution(executionArn=execution_arn, error="LocalTimeout", cause="run_state_machine timed out")
             raise LocalStackError(f"{logical_id} execution still running after {timeout_seconds} s: {execution_arn}")
-        time.sleep(_POLL_SECONDS)  # moto runs the execution in its own threads: wait for them
+        time.sleep(poll)  # moto runs the execution in its own threads: wait for them
+        poll = min(poll * 2, _POLL_LONGEST_SECONDS)
     output = description.get("output")
     run = ScheduleRun(
         state_machine=logical_id,
@@ -248,7 +253,7 @@ class _Registry:
     """Function name -> (stack, logical ID) of the functions the hook runs in-process, and what they were asked."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()  # one in-process invocation at a time (it swaps os.environ)
+        self.lock = threading.Lock()  # the registry's own dicts (Map iterations run in moto's threads)
         self.functions: dict[str, tuple[LocalStack, str]] = {}
         self.invocations: dict[str, list[Invocation]] = {}  # per stack name
 
@@ -288,18 +293,18 @@ def _invoke_in_process(params: Mapping[str, Any], **_: Any) -> tuple[AWSResponse
     body = params.get("body") or b"{}"
     event = json.loads(body.decode("utf-8") if isinstance(body, bytes) else str(body))
     response: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST"}
+    try:  # `invoke` runs one in-process invocation at a time (it swaps os.environ)
+        result: Any = invoke(stack, logical_id, event)
+        raised = False
+    except Exception as exc:  # what Lambda reports for an unhandled error
+        result = {
+            "errorMessage": str(exc),
+            "errorType": type(exc).__name__,
+            "stackTrace": traceback.format_tb(exc.__traceback__),
+        }
+        response["FunctionError"] = "Unhandled"
+        raised = True
     with _REGISTRY.lock:
-        try:
-            result: Any = invoke(stack, logical_id, event)
-            raised = False
-        except Exception as exc:  # what Lambda reports for an unhandled error
-            result = {
-                "errorMessage": str(exc),
-                "errorType": type(exc).__name__,
-                "stackTrace": traceback.format_tb(exc.__traceback__),
-            }
-            response["FunctionError"] = "Unhandled"
-            raised = True
         _REGISTRY.invocations.setdefault(stack.name, []).append(Invocation(logical_id, event, result, raised))
     payload = json.dumps(result).encode("utf-8")
     response["Payload"] = StreamingBody(io.BytesIO(payload), len(payload))
