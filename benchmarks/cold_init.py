@@ -5,8 +5,8 @@ import until its AWS clients exist (interpreter start-up is the same for all and
 - `bare`: `import boto3` and a DynamoDB, an SQS and an SNS client (issue 11's yardstick);
 - `handler, tracing on`: the handler module imported with Lambda's environment (LAMBDA_TASK_ROOT set:
   the Tracer is on and patches botocore), then the same three clients through `dunning.dal.aws.client`;
-- `handler, tracing off`: the same with POWERTOOLS_TRACE_DISABLED=true (the Tracer still imports the
-  X-Ray SDK, patches nothing);
+- `handler, tracing off`: the same with POWERTOOLS_TRACE_DISABLED=true (template.yaml's `Tracing:
+  PassThrough`: no Tracer is built and the X-Ray SDK is not imported, `dunning.observability.Untraced`);
 - `tracer alone`: `Tracer(service=..., patch_modules=("botocore",))` with Lambda's environment, timed
   after boto3 and Powertools' Logger and Metrics are imported (what the Tracer adds, nothing else);
 - with `--without DIR` (a checkout without a Tracer, e.g. `git archive <commit> | tar -x -C DIR`):

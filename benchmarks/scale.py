@@ -15,7 +15,10 @@ lender's (`BR` + 9 digits). Prints:
   PlanningConcurrency, from the measured per-page CPU and calls and AWS's documented limits;
 - cold init of every function (import + module init, then the service its handler builds on the
   first event; CPU seconds in a fresh process, best of 5) against a fresh process that imports boto3
-  and builds three bare clients.
+  and builds three bare clients; in Lambda's environment (LAMBDA_TASK_ROOT: Powertools' Tracer and the
+  X-Ray SDK behave as they do there), once with template.yaml's `Tracing` Active (the default: the
+  Tracer is built and patches botocore) and once with PassThrough (POWERTOOLS_TRACE_DISABLED=true).
+  The project's modules are compiled to bytecode first, as pip compiled the dependencies.
 
 CPU figures are process CPU time, not wall time: on a shared machine the wall clock measures the
 neighbours. They still vary by ±10-20 % with the machine's load (caches, SMT): the report prints the
@@ -29,6 +32,7 @@ Items read per overdue loan and AWS calls per SMS are `benchmarks/send_path.py`'
 
 from __future__ import annotations
 
+import compileall
 import datetime as dt
 import gc
 import json
@@ -574,8 +578,11 @@ SERVICES = {
     "send_reminders": "sender",
     "sync_opt_outs": "opt_out_sync",
 }
-# The functions' environment: template.yaml's names, with placeholder values (nothing is called).
+# The functions' environment: template.yaml's names, with placeholder values (nothing is called), and
+# LAMBDA_TASK_ROOT, which Lambda sets: without it Powertools' Tracer is off and the X-Ray SDK's recorder
+# builds the sampler a process outside Lambda needs (two botocore X-Ray clients), which a function never does.
 FUNCTION_ENV = {
+    "LAMBDA_TASK_ROOT": str(ROOT),
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_SERVICE_NAME": "dunning",
     "POWERTOOLS_METRICS_NAMESPACE": "Dunning",
@@ -590,9 +597,16 @@ FUNCTION_ENV = {
 }
 
 
+# template.yaml's `Tracing` -> the POWERTOOLS_TRACE_DISABLED its functions get.
+TRACE_DISABLED = {True: "false", False: "true"}  # Active, PassThrough
+# Set outside Lambda only (`sam local`, chalice): they would turn the Tracer off whatever the mode.
+NOT_IN_LAMBDA = ("AWS_SAM_LOCAL", "AWS_CHALICE_CLI_MODE")
+
+
 @dataclass(frozen=True)
 class ColdInit:
     function: str
+    traced: bool  # template.yaml `Tracing: Active` (the default), else PassThrough
     import_s: float  # import + module init of functions/<name>/app.py
     first_event_s: float  # ... + the service its handler builds on the first event
 
@@ -601,9 +615,11 @@ def function_names() -> list[str]:
     return sorted(path.parent.name for path in (ROOT / "functions").glob("*/app.py"))
 
 
-def fresh_process_seconds(code: str, runs: int) -> list[float]:
+def fresh_process_seconds(code: str, runs: int, *, traced: bool = True) -> list[float]:
     """Best of `runs` fresh interpreters running `code`, which prints the seconds it measured (one or more)."""
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'shared'}", **FUNCTION_ENV}
+    env = {key: value for key, value in os.environ.items() if key not in NOT_IN_LAMBDA}
+    env.update(PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'shared'}", POWERTOOLS_TRACE_DISABLED=TRACE_DISABLED[traced])
+    env.update(FUNCTION_ENV)
     best: list[float] = []
     for _ in range(runs):
         done = subprocess.run(  # noqa: S603 (this interpreter, our own snippet)
@@ -614,22 +630,37 @@ def fresh_process_seconds(code: str, runs: int) -> list[float]:
     return best
 
 
+def compile_project() -> None:
+    """Bytecode for the handlers and the domain package, as pip wrote it for every dependency the baseline and the
+    functions import: both sides are timed running bytecode, never one of them compiling its source. Without this
+    the figure depends on the checkout: a fresh one under PYTHONDONTWRITEBYTECODE compiled ~30 ms more per process."""
+    for folder in (ROOT / "functions", ROOT / "shared" / "dunning"):
+        if not compileall.compile_dir(folder, quiet=1):
+            raise SystemExit(f"cannot compile {folder}")
+
+
 def cold_starts(functions: list[str], runs: int = 5) -> tuple[float, list[ColdInit]]:
-    """The boto3 baseline and every function's cold start, best of `runs` rounds taken in turn (a load that
-    comes and goes then weighs on all of them alike)."""
-    baseline, found = math.inf, {f: ColdInit(f, math.inf, math.inf) for f in functions}
+    """The boto3 baseline and every function's cold start traced and untraced, best of `runs` rounds taken in
+    turn (a load that comes and goes then weighs on all of them alike)."""
+    compile_project()
+    modes = [(f, traced) for f in functions for traced in (True, False)]
+    baseline, found = math.inf, {(f, t): ColdInit(f, t, math.inf, math.inf) for f, t in modes}
     for _ in range(runs):
         baseline = min(baseline, *fresh_process_seconds(BOTO3_BASELINE, 1))
-        for function in functions:
-            once, best = cold_init(function, 1), found[function]
-            found[function] = ColdInit(
-                function, min(once.import_s, best.import_s), min(once.first_event_s, best.first_event_s)
+        for function, traced in modes:
+            once, best = cold_init(function, 1, traced=traced), found[function, traced]
+            found[function, traced] = ColdInit(
+                function, traced, min(once.import_s, best.import_s), min(once.first_event_s, best.first_event_s)
             )
-    return baseline, [found[f] for f in functions]
+    return baseline, [found[mode] for mode in modes]
 
 
-def cold_init(function: str, runs: int = 5) -> ColdInit:
-    """A function's cold start in a fresh process (best of `runs`): its handler imported, then its service built."""
+def cold_init(function: str, runs: int = 5, *, traced: bool = True) -> ColdInit:
+    """A function's cold start in a fresh process (best of `runs`): its handler imported, then its service built.
+
+    `traced`: template.yaml's `Tracing` Active (the Tracer built, botocore patched), else PassThrough. The
+    process checks, after the clock stops, that its tracer is the one the mode gives.
+    """
     factory = SERVICES.get(function)
     build = (
         f"from dunning import service\nfrom dunning.settings import get_settings\nservice.{factory}(get_settings())\n"
@@ -640,12 +671,41 @@ def cold_init(function: str, runs: int = 5) -> ColdInit:
         f"import time\nstarted = time.process_time()\nimport functions.{function}.app\n"
         f"imported = time.process_time()\n{build}"
         "print(imported - started, time.process_time() - started)\n"
+        "from dunning.observability import tracer\n"
+        f"if tracer.disabled is not {not traced}:\n    raise SystemExit(f'tracer {{tracer!r}} in the wrong mode')\n"
     )
-    import_s, first_event_s = fresh_process_seconds(code, runs)
-    return ColdInit(function, import_s, first_event_s)
+    import_s, first_event_s = fresh_process_seconds(code, runs, traced=traced)
+    return ColdInit(function, traced, import_s, first_event_s)
 
 
 # ---------------------------------------------------------------- the report
+def report_cold_starts(baseline: float, inits: list[ColdInit]) -> None:
+    """A row per function, traced (`Tracing: Active`, the default) and untraced (PassThrough), vs the baseline."""
+    print(
+        "| function | Active: import + module init | + its service built (first event) | × baseline "
+        "| PassThrough: + its service built | × baseline |\n"
+        "|---|--:|--:|--:|--:|--:|"
+    )
+    found = {(i.function, i.traced): i for i in inits}
+    for function in sorted({i.function for i in inits}):
+        active, passthrough = found[function, True], found[function, False]
+        print(
+            f"| {function} | {active.import_s:.3f} s | {active.first_event_s:.3f} s | "
+            f"{active.first_event_s / baseline:.2f} | {passthrough.first_event_s:.3f} s | "
+            f"{passthrough.first_event_s / baseline:.2f} |"
+        )
+    print(
+        f"baseline: a fresh process importing boto3 and building three bare clients (dynamodb, sqs, sns), "
+        f"{baseline:.3f} s; CPU seconds, best of 5 fresh processes each, in Lambda's environment (LAMBDA_TASK_ROOT),\n"
+        "the project's modules compiled to bytecode first as the dependencies are (a Lambda built by `sam build` ships "
+        "bytecode for neither)"
+    )
+    for traced, mode in ((True, "Tracing: Active (default)"), (False, "Tracing: PassThrough")):
+        worst = max((i for i in inits if i.traced is traced), key=lambda i: i.first_event_s)
+        print(f"worst, {mode}: {worst.function} {worst.first_event_s / baseline:.2f}× with its service built "
+              "(target ≤ 1.6)")  # fmt: skip
+
+
 def machine() -> str:
     model = "unknown CPU"
     try:
@@ -711,7 +771,7 @@ def main() -> int:
         f"{sdk.enqueue_s * 1e3:.2f} ms; index item ~{sdk.item_bytes} bytes"
     )
     baseline, inits = cold_starts(function_names())
-    plan_init = next((i.first_event_s for i in inits if i.function == "plan_reminders"), 1.0)
+    plan_init = next((i.first_event_s for i in inits if i.function == "plan_reminders" and i.traced), 1.0)
     print()
     print(
         "projection (worst case: every window loan due, claimed and enqueued at this hour; planner CPU the "
@@ -740,21 +800,7 @@ def main() -> int:
         + ", ".join(f"{name} {seconds * 1e3:.0f} ms" for name, seconds in LATENCY_S.items())
     )
     print()
-    print(
-        "| function | import + module init | × baseline | + its service built (first event) | × baseline |\n"
-        "|---|--:|--:|--:|--:|"
-    )
-    for i in inits:
-        print(
-            f"| {i.function} | {i.import_s:.3f} s | {i.import_s / baseline:.2f} | "
-            f"{i.first_event_s:.3f} s | {i.first_event_s / baseline:.2f} |"
-        )
-    worst = max(inits, key=lambda i: i.first_event_s)
-    print(
-        f"baseline: a fresh process importing boto3 and building three bare clients (dynamodb, sqs, sns), "
-        f"{baseline:.3f} s; CPU seconds, best of 5 fresh processes each\n"
-        f"worst: {worst.function} {worst.first_event_s / baseline:.2f}× with its service built (target ≤ 1.6)"
-    )
+    report_cold_starts(baseline, inits)
     print(f"\n(bench ran in {time.perf_counter() - started:.0f} s)")
     return 0
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from dunning import service
 from dunning.handlers import rejected
-from dunning.models.events import ScheduledEvent
+from dunning.models.scheduled import ScheduledEvent
 from dunning.observability import logger, metrics, trace_outcome, trace_run, tracer
 from dunning.settings import get_settings
 

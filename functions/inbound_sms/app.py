@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from dunning import service
 from dunning.handlers import Rejection, describe, note_rejected, quarantine, rejected
-from dunning.models.events import InboundSms
+from dunning.models.inbound import InboundSms
 from dunning.observability import logger, metrics, trace_outcome, trace_run, tracer
 from dunning.settings import get_settings
 

@@ -15,14 +15,16 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.parser.models import CloudWatchLogsLogEvent
 from pydantic import ValidationError
 
 from dunning.dal.quarantine import Quarantine, QuarantineEntry, QuarantineWriteError
 from dunning.observability import MetricUnit, logger, metrics, tracer
 from dunning.settings import get_settings
+
+if TYPE_CHECKING:  # a type only: the model is built where a handler parses with it (RecordDeliveryFunction)
+    from aws_lambda_powertools.utilities.parser.models import CloudWatchLogsLogEvent
 
 # The ClientContext `custom` key `dunning replay` sets: the input is already in the quarantine,
 # so a replay that is rejected again only says so in its reply.

@@ -40,7 +40,7 @@ from dunning.dal.inbound import InboundState
 from dunning.dal.loans import LoansRepository
 from dunning.dal.state import StateRepository
 from dunning.models.delivery import Outcome, StoredRecord
-from dunning.models.events import InboundSms
+from dunning.models.inbound import InboundSms
 from dunning.models.loan import SUPPORTED_LOCALES, InvalidLoan, Loan, LoanStatus, Locale, parse_loan
 from dunning.models.policy import Policy
 from dunning.models.state import LoanControl

@@ -2,19 +2,89 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, TypeGuard, cast
+import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar, cast, overload
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.shared import constants
+from aws_lambda_powertools.shared.functions import strtobool
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 logger = Logger(service="dunning")
 metrics = Metrics(namespace="Dunning", service="dunning")
-# X-Ray (template.yaml: `Tracing: Active`). Off outside Lambda (no LAMBDA_TASK_ROOT, `sam local`, or
-# POWERTOOLS_TRACE_DISABLED, which the local runner sets). Only botocore is patched: each AWS call is a
-# subsegment naming its operation and table, queue, topic or bucket (and S3 object key: ours hold dates only),
-# never an item, a number or a body; exception messages are dropped below.
-tracer = Tracer(service="dunning", patch_modules=("botocore",))
+
+
+def tracing_enabled(environment: Mapping[str, str] = os.environ) -> bool:
+    """Whether this process traces, by Powertools' own rule (its Tracer is off with POWERTOOLS_TRACE_DISABLED,
+    outside Lambda: no LAMBDA_TASK_ROOT, or under `sam local` or chalice). template.yaml's `Tracing` parameter
+    sets POWERTOOLS_TRACE_DISABLED with the functions' X-Ray mode; the local runner sets it too."""
+    if strtobool(environment.get(constants.TRACER_DISABLED_ENV, "false")):
+        return False
+    inside_lambda = bool(environment.get(constants.LAMBDA_TASK_ROOT_ENV))
+    emulated = environment.get(constants.SAM_LOCAL_ENV) or environment.get(constants.CHALICE_LOCAL_ENV)
+    return inside_lambda and not emulated
+
+
+class Untraced:
+    """The tracer of a process that does not trace: the Tracer's decorators and helpers, doing nothing.
+
+    Powertools' Tracer imports the X-Ray SDK and builds its recorder even when it is disabled; without
+    tracing, a cold start does neither (issue 11: cold init; `benchmarks/scale.py` measures it).
+    """
+
+    disabled = True
+
+    def capture_lambda_handler(
+        self,
+        lambda_handler: Callable[..., Any] | None = None,
+        capture_response: bool | None = None,
+        capture_error: bool | None = None,
+    ) -> Callable[..., Any]:
+        return lambda_handler if lambda_handler is not None else _unchanged
+
+    @overload
+    def capture_method(self, method: _F) -> _F: ...
+
+    @overload
+    def capture_method(
+        self, method: None = None, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> Callable[[_F], _F]: ...
+
+    def capture_method(
+        self, method: _F | None = None, capture_response: bool | None = None, capture_error: bool | None = None
+    ) -> _F | Callable[[_F], _F]:
+        return method if method is not None else _unchanged
+
+    def put_annotation(self, key: str, value: Any) -> None:
+        return None
+
+    def put_metadata(self, key: str, value: Any, namespace: str | None = None) -> None:
+        return None
+
+
+def _unchanged(function: _F) -> _F:
+    return function
+
+
+def _tracer() -> Tracer | Untraced:
+    if not tracing_enabled():
+        return Untraced()
+    from aws_lambda_powertools import Tracer
+
+    # X-Ray (template.yaml: `Tracing`, Active by default). Only botocore is patched: each AWS call is a
+    # subsegment naming its operation and table, queue, topic or bucket (and S3 object key: ours hold dates
+    # only), never an item, a number or a body; exception messages are dropped below.
+    traced = Tracer(service="dunning", patch_modules=("botocore",))
+    recorder: Any = traced.provider
+    if not isinstance(recorder.emitter, WithoutExceptionMessages):
+        recorder.emitter = WithoutExceptionMessages(recorder.emitter)
+    return traced
 
 
 class WithoutExceptionMessages:
@@ -44,13 +114,12 @@ def _drop_exception_messages(entity: Any) -> None:
         _drop_exception_messages(child)
 
 
-if not tracer.disabled:
-    _recorder: Any = tracer.provider
-    if not isinstance(_recorder.emitter, WithoutExceptionMessages):
-        _recorder.emitter = WithoutExceptionMessages(_recorder.emitter)
+# Decided once, at import, as Powertools' Tracer decides: the handlers' and services' decorators are applied then.
+tracer = _tracer()
 
 __all__ = [
     "MetricUnit",
+    "Untraced",
     "WithoutExceptionMessages",
     "counts_only",
     "logger",
@@ -59,6 +128,7 @@ __all__ = [
     "trace_outcome",
     "trace_run",
     "tracer",
+    "tracing_enabled",
 ]
 
 

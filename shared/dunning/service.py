@@ -5,25 +5,18 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING
 
-from dunning.config import current_policy
-from dunning.dal.bureau import BureauState, ReportStore
-from dunning.dal.bus import EventBus
-from dunning.dal.cases import CaseRepository
-from dunning.dal.deliveries import DeliveriesRepository
-from dunning.dal.ladder import LadderRepository
-from dunning.dal.loans import LoansRepository
-from dunning.dal.phone_keys import PhoneKeys
-from dunning.dal.queue import JobQueue
-from dunning.dal.sms import Pacer, SmsGateway, SmsSettings
-from dunning.dal.state import StateRepository
 from dunning.settings import Settings, SettingsError
 
-# Each function builds one service: it imports that service's module when it builds it, not all of them at
-# cold start (issue 11: cold init; `benchmarks/scale.py` measures it).
+# Each function builds one service: it imports that service's module and the repositories it uses when it
+# builds it, not every service's at cold start (issue 11: cold init; `benchmarks/scale.py` measures it, the
+# service built included). Delivery status and the opt-out sync never read the policy, nor import it.
 if TYPE_CHECKING:
     from dunning.borrower_events import BorrowerEvents
     from dunning.bureau import BureauReporter
     from dunning.case_closing import CaseCloser
+    from dunning.dal.deliveries import DeliveriesRepository
+    from dunning.dal.sms import Pacer, SmsGateway
+    from dunning.dal.state import StateRepository
     from dunning.delivery_status import DeliveryStatusRecorder
     from dunning.escalation import Escalator
     from dunning.inbound import InboundReplies
@@ -34,16 +27,24 @@ if TYPE_CHECKING:
 
 
 def sms_gateway(settings: Settings) -> SmsGateway:
+    from dunning.dal.sms import SmsGateway, SmsSettings
+
     return SmsGateway(SmsSettings(settings.sms_type, settings.sender_id, settings.origination_number))
 
 
 def deliveries_repository(settings: Settings) -> DeliveriesRepository:
     """DeliveriesTable; every record written names the version of the policy in force (the audit trail)."""
+    from dunning.config import current_policy
+    from dunning.dal.deliveries import DeliveriesRepository
+
     return DeliveriesRepository(settings.deliveries_table, current_policy(settings).digest)
 
 
 def state_repository(settings: Settings) -> StateRepository:
     """StateTable with phone numbers hashed (opt-outs, notices about a number)."""
+    from dunning.dal.phone_keys import PhoneKeys
+    from dunning.dal.state import StateRepository
+
     if not settings.phone_hash_key:
         raise SettingsError("function environment is invalid: PHONE_HASH_KEY is required to key phone numbers")
     return StateRepository(
@@ -52,6 +53,10 @@ def state_repository(settings: Settings) -> StateRepository:
 
 
 def planner(settings: Settings) -> Planner:
+    from dunning.config import current_policy
+    from dunning.dal.ladder import LadderRepository
+    from dunning.dal.queue import JobQueue
+    from dunning.dal.state import StateRepository
     from dunning.planner import Planner
 
     return Planner(
@@ -68,10 +73,14 @@ def planner(settings: Settings) -> Planner:
 @cache
 def _pacer(parts_per_second: float) -> Pacer:
     # One pacer per container (and rate): the budget holds across the invocations it serves.
+    from dunning.dal.sms import Pacer
+
     return Pacer(parts_per_second)
 
 
 def sender(settings: Settings) -> Sender:
+    from dunning.config import current_policy
+    from dunning.dal.loans import LoansRepository
     from dunning.sender import Sender
 
     return Sender(
@@ -88,6 +97,9 @@ def sender(settings: Settings) -> Sender:
 def borrower_events(settings: Settings) -> BorrowerEvents:
     """Loan events (LoanEventsFunction)."""
     from dunning.borrower_events import BorrowerEvents
+    from dunning.config import current_policy
+    from dunning.dal.ladder import LadderRepository
+    from dunning.dal.loans import LoansRepository
     from dunning.notices import Notices
 
     state = state_repository(settings)
@@ -109,6 +121,9 @@ def borrower_events(settings: Settings) -> BorrowerEvents:
 
 def inbound_replies(settings: Settings) -> InboundReplies:
     """InboundSmsFunction: replies to our SMS (opt-out, HELP, a code to verify, BorrowerReplied)."""
+    from dunning.config import current_policy
+    from dunning.dal.bus import EventBus
+    from dunning.dal.loans import LoansRepository
     from dunning.inbound import InboundReplies
     from dunning.notices import Notices
 
@@ -131,6 +146,8 @@ def inbound_replies(settings: Settings) -> InboundReplies:
 def case_closer(settings: Settings) -> CaseCloser:
     """Collection cases closed when their loan is paid or closed (CollectionCaseClosed)."""
     from dunning.case_closing import CaseCloser
+    from dunning.dal.bus import EventBus
+    from dunning.dal.cases import CaseRepository
 
     if not settings.event_bus_name:
         raise SettingsError("function environment is invalid: EVENT_BUS_NAME is required to announce closed cases")
@@ -139,6 +156,8 @@ def case_closer(settings: Settings) -> CaseCloser:
 
 def delivery_recorder(settings: Settings) -> DeliveryStatusRecorder:
     """RecordDeliveryFunction: SNS SMS delivery-status logs onto delivery records."""
+    from dunning.dal.deliveries import DeliveriesRepository
+    from dunning.dal.state import StateRepository
     from dunning.delivery_status import DeliveryStatusRecorder
 
     return DeliveryStatusRecorder(
@@ -155,6 +174,11 @@ def opt_out_sync(settings: Settings) -> OptOutSync:
 
 def escalator(settings: Settings) -> Escalator:
     """EscalateFunction: collection cases for loans the SMS ladder could not bring back."""
+    from dunning.config import current_policy
+    from dunning.dal.bus import EventBus
+    from dunning.dal.cases import CaseRepository
+    from dunning.dal.ladder import LadderRepository
+    from dunning.dal.loans import LoansRepository
     from dunning.escalation import Escalator
 
     if not settings.event_bus_name:
@@ -174,6 +198,10 @@ def escalator(settings: Settings) -> Escalator:
 def bureau_reporter(settings: Settings) -> BureauReporter:
     """BureauReportFunction: the daily credit-bureau delinquency file."""
     from dunning.bureau import BureauReporter
+    from dunning.config import current_policy
+    from dunning.dal.bureau import BureauState, ReportStore
+    from dunning.dal.ladder import LadderRepository
+    from dunning.dal.loans import LoansRepository
 
     if not settings.reports_bucket:
         raise SettingsError("function environment is invalid: REPORTS_BUCKET is required to write the file")
@@ -190,6 +218,7 @@ def bureau_reporter(settings: Settings) -> BureauReporter:
 
 def loan_changes(settings: Settings) -> LoanChanges:
     """LoanChangesFunction: every LoansTable write checked as it happens (the table's stream)."""
+    from dunning.dal.ladder import LadderRepository
     from dunning.loan_changes import LoanChanges
 
     return LoanChanges(

@@ -142,6 +142,24 @@ def test_stack_names_and_parameters_are_passed_through(moto_aws: None) -> None:
     assert stack.physical_id("LoanEventsBus").startswith("dunning-other")
 
 
+def _trace_disabled(stack: LocalStack) -> set[str]:
+    """POWERTOOLS_TRACE_DISABLED of every function, as deployed (moto keeps no TracingConfig from a stack)."""
+    return {
+        stack.function_environment(f).get("POWERTOOLS_TRACE_DISABLED", "")
+        for f in stack.logical_ids("AWS::Lambda::Function")
+    }
+
+
+def test_functions_trace_by_default(local_stack: LocalStack) -> None:
+    assert _trace_disabled(local_stack) == {"false"}
+
+
+def test_the_tracing_parameter_turns_every_functions_tracer_off(moto_aws: None) -> None:
+    untraced = deploy_stack(REPO_ROOT / "template.yaml", {"Tracing": "PassThrough"}, stack_name="dunning-untraced")
+
+    assert _trace_disabled(untraced) == {"true"}
+
+
 def test_bus_refs_and_lambda_targets_are_made_moto_safe(moto_aws: None, tmp_path: Path) -> None:
     """`!Ref` of a bus and a rule targeting a function both break moto unless the runner rewrites them."""
     (tmp_path / "fn").mkdir()

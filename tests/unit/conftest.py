@@ -17,7 +17,14 @@ HERE = Path(__file__).parent
 SUBPROCESS_TESTS = frozenset(
     {
         "test_simulate.py::test_no_handler_imports_the_simulator",
-        "test_scale_bench.py::test_cold_init_is_measured_in_a_fresh_process",
+        "test_scale_bench.py::test_cold_init_is_measured_in_a_fresh_process_with_its_tracing[True]",
+        "test_scale_bench.py::test_cold_init_is_measured_in_a_fresh_process_with_its_tracing[False]",
+        "test_scale_bench.py::test_the_cold_init_process_refuses_a_tracer_in_the_wrong_mode",
+        "test_trace_helpers.py::test_a_function_without_tracing_never_imports_the_xray_sdk",
+        "test_cold_init_imports.py::test_functions_that_never_read_the_policy_never_load_it",
+        "test_cold_init_imports.py::test_the_scheduled_functions_build_the_scheduled_event_alone",
+        "test_cold_init_imports.py::test_without_a_policy_parameter_no_function_loads_the_parameters_utility",
+        "test_cold_init_imports.py::test_only_the_delivery_status_function_builds_the_cloudwatch_logs_models",
     }
 )
 TEMPLATE_READERS = frozenset(

@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 import yaml
 
-from dunning.models.policy import DEFAULT_POLICY_PATH, PolicyError, load_policy_file, parse_policy
+from dunning.models.policy import (
+    DEFAULT_POLICY_PATH,
+    SAFE_LOADER,
+    Policy,
+    PolicyError,
+    load_policy_file,
+    parse_policy,
+)
 
 DOCUMENT: dict[str, Any] = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
 
@@ -70,6 +77,19 @@ def test_broken_documents_are_refused_naming_the_field(path: str, value: Any, na
     message = str(caught.value)
     assert message.startswith("my-policy.yaml: ")
     assert named in message
+
+
+def test_the_policy_reads_with_libyaml_as_with_pure_python() -> None:
+    """PyYAML's wheels carry libyaml (the layer's too): the policy is read with its loader, to the same document."""
+    text = DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
+    assert SAFE_LOADER is yaml.CSafeLoader
+    assert yaml.load(text, Loader=SAFE_LOADER) == DOCUMENT
+    assert parse_policy(text) == Policy.model_validate(DOCUMENT)
+
+
+def test_a_document_asking_for_python_objects_is_refused() -> None:
+    with pytest.raises(PolicyError, match="not valid YAML"):
+        parse_policy("version: !!python/object/apply:os.getcwd []\n", "p.yaml")
 
 
 def test_not_yaml_or_not_a_mapping_is_refused() -> None:

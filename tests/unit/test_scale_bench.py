@@ -7,7 +7,10 @@ No timing is asserted: only that each figure is computed, and what must hold wha
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -94,9 +97,26 @@ def test_sdk_costs_run_the_real_repositories_on_canned_answers(policy: Policy) -
     assert dict(os.environ) == before  # the placeholder credentials and endpoint are gone again
 
 
-def test_cold_init_is_measured_in_a_fresh_process() -> None:
-    found = scale.cold_init("plan_reminders", runs=1)
+def test_the_cold_init_bench_times_bytecode_for_the_project_as_for_its_dependencies() -> None:
+    scale.compile_project()
+    sources = [*(scale.ROOT / "functions").rglob("*.py"), *(scale.ROOT / "shared" / "dunning").rglob("*.py")]
+    assert sources
+    assert [s for s in sources if not Path(importlib.util.cache_from_source(str(s))).is_file()] == []
+
+
+@pytest.mark.parametrize("traced", [True, False])
+def test_cold_init_is_measured_in_a_fresh_process_with_its_tracing(traced: bool) -> None:
+    """Each mode in Lambda's environment; the process refuses to report if its tracer is in the other mode."""
+    found = scale.cold_init("plan_reminders", runs=1, traced=traced)
     assert 0 < found.import_s <= found.first_event_s
+    assert found.traced is traced
+
+
+def test_the_cold_init_process_refuses_a_tracer_in_the_wrong_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(scale.FUNCTION_ENV, "POWERTOOLS_TRACE_DISABLED", "true")  # wins over the Active mode's
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        scale.cold_init("plan_reminders", runs=1, traced=True)
+    assert "in the wrong mode" in refused.value.stderr
 
 
 # ---------------------------------------------------------------- the stores the bench plans on

@@ -16,7 +16,7 @@ import boto3
 import pytest
 
 from dunning.dal.ladder import Cursor
-from dunning.models.events import ScheduledEvent
+from dunning.models.scheduled import ScheduledEvent
 from dunning_tools.local.language_extensions import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -77,6 +77,7 @@ ENVIRONMENT = {
     "POWERTOOLS_LOG_LEVEL",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_TRACE_DISABLED",
     "QUARANTINE_QUEUE_URL",
     "RECORD_RETENTION_DAYS",
     "REMINDER_QUEUE_URL",
@@ -151,6 +152,7 @@ def test_each_function_keeps_its_runtime_handler_limits_environment_and_permissi
             ["arm64"],
         ), name
         assert set(function["Environment"]["Variables"]) == ENVIRONMENT, name
+        assert function["TracingConfig"] == {"Mode": {"Ref": "Tracing"}}, name
         assert function["Layers"] == [{"Ref": layer} for layer in _of_type("AWS::Lambda::LayerVersion")], name
 
 

@@ -111,3 +111,18 @@ def test_samconfig_overrides_are_the_templates_defaults() -> None:
     for name, value in overrides.items():
         assert name in TEMPLATE["Parameters"], name
         assert value.strip('"') == str(TEMPLATE["Parameters"][name]["Default"]), name
+
+
+def test_the_state_machines_trace_exactly_when_the_functions_do() -> None:
+    """One `Tracing` parameter: the functions' X-Ray mode and POWERTOOLS_TRACE_DISABLED (their Tracer), and the
+    state machines' tracing, all from the same condition (tests/integration/test_local_stack.py deploys both)."""
+    assert TEMPLATE["Conditions"]["TracingActive"] == {"Fn::Equals": [{"Ref": "Tracing"}, "Active"]}
+    function_globals = TEMPLATE["Globals"]["Function"]
+    assert function_globals["Tracing"] == {"Ref": "Tracing"}
+    assert function_globals["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == {
+        "Fn::If": ["TracingActive", "false", "true"]
+    }
+    machines = {name: r["Properties"] for name, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::StateMachine"}
+    assert machines
+    assert all(m["Tracing"] == {"Enabled": {"Fn::If": ["TracingActive", True, False]}} for m in machines.values())
+    assert not any("Tracing" in RESOURCES[f]["Properties"] for f in FUNCTIONS)  # none overrides the parameter

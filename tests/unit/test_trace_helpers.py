@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import traceback
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+import pytest
+from aws_lambda_powertools import Tracer
 from aws_xray_sdk.core.models.segment import Segment
 from aws_xray_sdk.core.models.subsegment import Subsegment
 from botocore.exceptions import ClientError
 
-from dunning.observability import WithoutExceptionMessages, counts_only
+from dunning.observability import Untraced, WithoutExceptionMessages, counts_only, tracing_enabled
 
 PHONE = "+8613912345678"
 
@@ -89,3 +94,78 @@ def test_figures_keep_counts_and_drop_everything_else() -> None:
     }
 
     assert counts_only(report) == {"loans_read": 12, "suppressed": {"opted_out": 2, "invalid_phone": 1}}
+
+
+# ---------------------------------------------------------------- tracing off: no X-Ray SDK at all
+TRACING_ENVIRONMENTS = [
+    ({}, False),  # outside Lambda
+    ({"LAMBDA_TASK_ROOT": "/var/task"}, True),  # Lambda
+    ({"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "false"}, True),  # template.yaml `Tracing: Active`
+    ({"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "true"}, False),  # `Tracing: PassThrough`
+    ({"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "1"}, False),
+    ({"LAMBDA_TASK_ROOT": "/var/task", "AWS_SAM_LOCAL": "true"}, False),  # sam local invoke
+    ({"LAMBDA_TASK_ROOT": "/var/task", "AWS_CHALICE_CLI_MODE": "true"}, False),
+    ({"POWERTOOLS_TRACE_DISABLED": "false"}, False),  # not disabled, but outside Lambda
+]
+
+
+@pytest.mark.parametrize(("environment", "traced"), TRACING_ENVIRONMENTS)
+def test_tracing_is_on_exactly_where_powertools_would_trace(
+    environment: dict[str, str], traced: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("LAMBDA_TASK_ROOT", "POWERTOOLS_TRACE_DISABLED", "AWS_SAM_LOCAL", "AWS_CHALICE_CLI_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+    assert tracing_enabled(environment) is traced
+    assert bool(Tracer._is_tracer_disabled()) is not traced  # Powertools' own rule agrees (a private helper)
+
+
+def test_untraced_decorators_give_back_the_function_itself() -> None:
+    untraced = Untraced()
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return {"seen": event}
+
+    assert untraced.capture_lambda_handler(capture_response=False, capture_error=False)(handler) is handler
+    assert untraced.capture_lambda_handler(handler) is handler
+    assert untraced.capture_method(capture_response=False, capture_error=False)(handler) is handler
+    assert untraced.capture_method(handler) is handler
+    assert untraced.disabled is True
+    untraced.put_annotation(key="function_stage", value="plan")  # accepted, kept nowhere
+    untraced.put_metadata(key="figures", value={"loans_read": 1})
+
+
+def test_a_function_without_tracing_never_imports_the_xray_sdk() -> None:
+    """Every handler imported in Lambda's environment with POWERTOOLS_TRACE_DISABLED (template.yaml's `Tracing:
+    PassThrough`), and each service built: no aws_xray_sdk module is loaded, and the tracer is the do-nothing one."""
+    root = Path(__file__).resolve().parents[2]
+    handlers = sorted(p.parent.name for p in (root / "functions").glob("*/app.py"))
+    code = (
+        "import sys\n"
+        + "".join(f"import functions.{name}.app\n" for name in handlers)
+        + "from dunning import service\nfrom dunning.settings import get_settings\n"
+        + "".join(f"service.{name}(get_settings())\n" for name in ("planner", "sender", "bureau_reporter"))
+        + "from dunning.observability import tracer\n"
+        + "print(type(tracer).__name__, sorted(m for m in sys.modules if m.startswith('aws_xray_sdk')))\n"
+    )
+    environment = {
+        "PYTHONPATH": f"{root}:{root / 'shared'}",
+        "PATH": "/usr/bin:/bin",
+        "LAMBDA_TASK_ROOT": str(root),
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "LOANS_TABLE": "LoansTable",
+        "DELIVERIES_TABLE": "DeliveriesTable",
+        "STATE_TABLE": "StateTable",
+        "REMINDER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/ReminderQueue",
+        "QUARANTINE_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/QuarantineQueue",
+        "REPORTS_BUCKET": "reports-bucket",
+        "PHONE_HASH_KEY": "arn:aws:kms:us-east-1:123456789012:key/placeholder",
+    }
+    found = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=environment, capture_output=True, text=True, check=True
+    )
+
+    assert found.stdout.split() == ["Untraced", "[]"]

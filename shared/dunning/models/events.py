@@ -1,4 +1,8 @@
-"""Events in: the scheduled event, loan and borrower events, inbound SMS (docs/contract.md)."""
+"""Events in: loan and borrower events (docs/contract.md#events-in).
+
+The scheduled event is `dunning.models.scheduled`'s, the inbound SMS `dunning.models.inbound`'s: a function
+builds the models of the events it takes, not these at every cold start.
+"""
 
 from __future__ import annotations
 
@@ -11,47 +15,6 @@ from dunning.models.loan import IsoDate, PhoneNumber
 from dunning.models.money import Amount, check_minor_unit, is_currency
 from dunning.models.state import Instalment
 
-MAX_SHARDS = 1024  # the ladder index's buckets (dunning.sharding): a shard is a set of whole buckets
-
-
-class ShardDetail(BaseModel):
-    """The shard contract (docs/contract.md#shard-contract): `{"shard": i, "shards": n}` works on that shard alone.
-
-    Without `shard` the run covers every shard in one invocation. `cursor` resumes a shard run
-    that stopped near its time limit (the state machine passes back the cursor it returned);
-    `assemble` asks the bureau report to join the shards' parts into the day's file.
-    """
-
-    model_config = ConfigDict(extra="ignore")
-
-    shard: Annotated[int | None, Field(ge=0, description="0 <= shard < shards; absent: every shard")] = None
-    shards: Annotated[int, Field(ge=1, le=MAX_SHARDS, description="how many shards the book is cut into")] = 1
-    cursor: Annotated[str | None, Field(max_length=4096, description="where a stopped shard run resumes")] = None
-    assemble: Annotated[bool, Field(description="bureau only: join the shards' parts")] = False
-
-    @model_validator(mode="after")
-    def _shard_in_range(self) -> ShardDetail:
-        if self.shard is not None and self.shard >= self.shards:
-            raise ValueError(f"shard must be below shards ({self.shards})")
-        if self.cursor is not None and self.shard is None and self.shards != 1:
-            raise ValueError("a cursor resumes one shard: give shard too")
-        return self
-
-
-class ScheduledEvent(EventBridgeModel):
-    """An EventBridge Scheduler event; `time` (the scheduled time) is the run's clock.
-
-    `version` is optional: the Scheduler's Input (template.yaml) carries it, but the event
-    `sam local generate-event cloudwatch scheduled-event` prints has none, and neither changes the run.
-    """
-
-    version: str = "0"
-    time: AwareDatetime
-    detail: ShardDetail = ShardDetail()
-
-
-# ---------------------------------------------------------------- loan and borrower events (docs/contract.md#events-in)
-
 LoanId = Annotated[str, Field(min_length=1, max_length=128, description="LoansTable loan_id")]
 PositiveMoney = Annotated[
     Amount, Field(gt=0, description="major units, exact decimal (never a float), bounded to what a loan can be")
@@ -60,9 +23,7 @@ Reason = Annotated[str, Field(min_length=1, max_length=500, description="free te
 
 
 class _Detail(BaseModel):
-    # defer_build: a function builds the validators of the events it parses, at the first one, not all
-    # of them at cold start (issue 11: scheduled functions import this module for ScheduledEvent alone).
-    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 class PaymentReceived(_Detail):
@@ -149,8 +110,6 @@ LoanEventDetail = (
 class _LoanEvent(EventBridgeModel):
     """The EventBridge envelope; `time` orders events of one kind for one loan or phone."""
 
-    model_config = ConfigDict(defer_build=True)
-
     time: AwareDatetime
 
 
@@ -216,8 +175,6 @@ LoanEvent = Annotated[
 class LoanEventEnvelope(RootModel[LoanEvent]):
     """Any contract event, chosen by `detail-type`; an unknown one is an error naming the known ones."""
 
-    model_config = ConfigDict(defer_build=True)
-
 
 LOAN_EVENT_TYPES = (
     "PaymentReceived",
@@ -230,20 +187,3 @@ LOAN_EVENT_TYPES = (
     "ContactOptIn",
     "BorrowerErasureRequested",
 )
-
-
-# ---------------------------------------------------------------- inbound SMS (two-way SMS through SNS)
-
-
-class InboundSms(BaseModel):
-    """The two-way SMS message AWS End User Messaging / SNS publishes to the inbound topic."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    # The wire names of the AWS message.
-    originationNumber: PhoneNumber
-    destinationNumber: Annotated[str, Field(min_length=1, max_length=32)]
-    messageBody: Annotated[str, Field(max_length=1600)]
-    inboundMessageId: Annotated[str, Field(min_length=1, max_length=128)]
-    messageKeyword: str | None = None
-    previousPublishedMessageId: str | None = None

@@ -18,6 +18,9 @@ from dunning.models.money import ExactDecimal
 from dunning.replies import opt_out_keywords
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "default_policy.yaml"
+# libyaml's safe loader where PyYAML was built with it (its wheels are, the layer's arm64 one too): the same
+# document, read about 10 times faster than by the pure-Python one, which most functions' cold start pays.
+SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Template kinds: one per ladder stage kind, plus the service messages.
 LADDER_KINDS = ("courtesy", "due_today", "overdue_notice", "follow_up")
@@ -169,7 +172,7 @@ class Policy(_Strict):
 def parse_policy(text: str, source: str = "policy") -> Policy:
     """Parse and validate a policy YAML document; PolicyError names the field and the rule."""
     try:
-        data: Any = yaml.safe_load(text)
+        data: Any = yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 (SAFE_LOADER is a safe loader)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):

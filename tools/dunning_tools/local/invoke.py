@@ -78,8 +78,8 @@ def invoke(
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
         "_HANDLER": str(stack.template["Resources"][logical_id]["Properties"]["Handler"]),
     }
-    # There is no X-Ray daemon here; the Powertools tracer would only complain.
-    environment.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    # There is no X-Ray daemon here: whatever the template's `Tracing`, a handler imported here does not trace.
+    environment["POWERTOOLS_TRACE_DISABLED"] = "true"
     if context is None:
         context = FakeLambdaContext(
             function_name,

@@ -1,0 +1,88 @@
+"""What a function's cold start loads: its handler imported and its service built, in a fresh process.
+
+Not a timing (benchmarks/scale.py measures cold init): which modules a function never uses stay unloaded,
+so their import and model building are not part of its cold start.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ENVIRONMENT = {
+    "PYTHONPATH": f"{ROOT}:{ROOT / 'shared'}",
+    "PATH": "/usr/bin:/bin",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "LOANS_TABLE": "LoansTable",
+    "DELIVERIES_TABLE": "DeliveriesTable",
+    "STATE_TABLE": "StateTable",
+    "REMINDER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/ReminderQueue",
+    "QUARANTINE_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/QuarantineQueue",
+    "EVENT_BUS_NAME": "LoanEventsBus",
+    "REPORTS_BUCKET": "reports-bucket",
+    "PHONE_HASH_KEY": "arn:aws:kms:us-east-1:123456789012:key/placeholder",
+}
+# functions/<name>/app.py -> the service its handler builds (dunning.service)
+SERVICES = {
+    "bureau_report": "bureau_reporter",
+    "escalate": "escalator",
+    "inbound_sms": "inbound_replies",
+    "loan_changes": "loan_changes",
+    "loan_events": "borrower_events",
+    "plan_reminders": "planner",
+    "record_delivery": "delivery_recorder",
+    "send_reminders": "sender",
+    "sync_opt_outs": "opt_out_sync",
+}
+
+
+def loaded(*functions: str) -> set[str]:
+    """The modules loaded once `functions` are imported and their services built, in one fresh process."""
+    code = (
+        "import sys\n"
+        + "".join(f"import functions.{name}.app\n" for name in functions)  # in order, as a function's init
+        + "from dunning import service\nfrom dunning.settings import get_settings\n"
+        + "".join(f"service.{SERVICES[name]}(get_settings())\n" for name in functions)
+        + "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=ENVIRONMENT, capture_output=True, text=True, check=True
+    )
+    return set(run.stdout.split())
+
+
+def test_the_services_map_every_function() -> None:
+    assert sorted(SERVICES) == sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
+
+
+def test_functions_that_never_read_the_policy_never_load_it() -> None:
+    modules = loaded("record_delivery", "sync_opt_outs")
+
+    assert {"dunning.delivery_status", "dunning.opt_out_sync", "dunning.dal.state"} <= modules
+    assert {"dunning.config", "dunning.models.policy", "yaml"} & modules == set()
+
+
+def test_the_scheduled_functions_build_the_scheduled_event_alone() -> None:
+    modules = loaded("plan_reminders", "escalate", "bureau_report", "sync_opt_outs")
+
+    assert "dunning.models.scheduled" in modules
+    assert {"dunning.models.events", "dunning.models.inbound", "dunning.borrower_events"} & modules == set()
+
+
+def test_without_a_policy_parameter_no_function_loads_the_parameters_utility() -> None:
+    modules = loaded(*SERVICES)
+
+    assert {"dunning.config", "dunning.models.policy", "dunning.models.events"} <= modules
+    assert [m for m in modules if m.startswith("aws_lambda_powertools.utilities.parameters")] == []
+
+
+def test_only_the_delivery_status_function_builds_the_cloudwatch_logs_models() -> None:
+    # The two batch functions first, as in their own processes: Powertools' batch module, imported after
+    # pydantic, builds every record model its type hints name (Kinesis's takes CloudWatch Logs' along).
+    batch = ["send_reminders", "loan_changes"]
+    modules = loaded(*batch, *(name for name in SERVICES if name not in {"record_delivery", *batch}))
+
+    assert "aws_lambda_powertools.utilities.parser.models.sqs" in modules  # the sender's records
+    assert "aws_lambda_powertools.utilities.parser.models.cloudwatch" not in modules
