@@ -304,3 +304,19 @@ def test_the_schedule_command_refuses_a_time_without_offset(capsys: pytest.Captu
     with pytest.raises(SystemExit):
         cli.main(["schedule", "daily", "--time", "2026-11-28T06:30:00"])
     assert "expected an ISO 8601 time with its offset" in capsys.readouterr().err
+
+
+def test_moto_runs_each_map_one_iteration_at_a_time_and_the_stack_keeps_its_definition(stack: LocalStack) -> None:
+    """In-process invocations swap os.environ: the runner registers the Maps with MaxConcurrency 1 (still within the
+    template's bound), so no other iteration's thread reads the environment mid-swap; nothing else changes."""
+    run_schedule(stack, "plan", PLAN_AT)
+    machine = stack.state_machines["PlanningStateMachine"]
+    registered = json.loads(
+        boto3.client("stepfunctions").describe_state_machine(stateMachineArn=machine.arn)["definition"]
+    )
+    own = json.loads(machine.definition)
+    assert own["States"]["PlanEachShard"]["MaxConcurrencyPath"] == "$.concurrency"
+    assert registered["States"]["PlanEachShard"]["MaxConcurrency"] == 1
+    assert "MaxConcurrencyPath" not in registered["States"]["PlanEachShard"]
+    del own["States"]["PlanEachShard"]["MaxConcurrencyPath"], registered["States"]["PlanEachShard"]["MaxConcurrency"]
+    assert registered == own

@@ -64,6 +64,14 @@ def invoke(
     of the event, and a result JSON cannot carry (a Decimal, say) raises here as Lambda's
     `Runtime.MarshalError` would fail the invocation there.
     """
+    with _INVOKE_LOCK:  # reentrant: a function invoking another in-process
+        return _invoke_locked(stack, logical_id, event, context, client_custom)
+
+
+def _invoke_locked(
+    stack: LocalStack, logical_id: str, event: Mapping[str, Any], context: Any, client_custom: Mapping[str, Any] | None
+) -> Any:
+    # Under the invoke lock from here on: the configuration read below is an AWS call, which reads os.environ.
     configuration = stack.function_configuration(logical_id)
     module_name, attribute = stack.function_handler(logical_id)
     function_name = configuration["FunctionName"]
@@ -93,7 +101,7 @@ def invoke(
         raise LocalStackError("give client_custom or a context of your own, not both")
 
     _ensure_importable(stack.root)
-    with _INVOKE_LOCK, _environment(environment), _log_level(environment.get("POWERTOOLS_LOG_LEVEL")):
+    with _environment(environment), _log_level(environment.get("POWERTOOLS_LOG_LEVEL")):
         _reset_settings()
         try:
             handler = getattr(importlib.import_module(module_name), attribute)

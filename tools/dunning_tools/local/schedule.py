@@ -15,8 +15,9 @@ shards and invoke the functions (template.yaml). Here the same definitions run i
     A `before-call.lambda.Invoke` handler on that session (botocore's public event hooks) answers
     an invocation of one of the stack's functions by running it in-process (`dunning_tools.local.invoke`)
     and hands back the Invoke response, `FunctionError` included when the handler raises. The Map
-    state's iterations run in moto's threads; `invoke` serialises the invocations, since an in-process
-    invocation swaps the process environment for the function's.
+    state's iterations run in moto's threads; the invocations are serialised (the invoke lock, held from
+    the function's configuration read to its result), since an in-process invocation swaps the process
+    environment for the function's, and an AWS call in another thread reads it.
 
 The Scheduler's event is the template's ScheduleV2 `Input`, filled as the Scheduler fills it.
 """
@@ -312,7 +313,7 @@ def _invoke_in_process(params: Mapping[str, Any], **_: Any) -> tuple[AWSResponse
     body = params.get("body") or b"{}"
     event = json.loads(body.decode("utf-8") if isinstance(body, bytes) else str(body))
     response: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST"}
-    try:  # `invoke` runs one in-process invocation at a time (it swaps os.environ)
+    try:  # `invoke` holds the invoke lock from the function's configuration read to its result
         result: Any = invoke(stack, logical_id, event)
         raised = False
     except Exception as exc:  # what Lambda reports for an unhandled error
@@ -357,10 +358,31 @@ def _make_executable(stack: LocalStack, machine: StateMachine, client: Any) -> N
             "(dunning_tools.local.EXECUTE_STATE_MACHINES), or POST that to <endpoint>/moto-api/config over HTTP"
         )
     name = machine.arn.rsplit(":", 1)[1]
-    created = client.create_state_machine(name=name, definition=machine.definition, roleArn=machine.role_arn)
+    definition = json.dumps(_maps_one_at_a_time(json.loads(machine.definition)))
+    created = client.create_state_machine(name=name, definition=definition, roleArn=machine.role_arn)
     if created["stateMachineArn"] != machine.arn:
         raise LocalStackError(f"{machine.logical_id}: registered as {created['stateMachineArn']}, not {machine.arn}")
     stack.executable_state_machines.add(machine.logical_id)
+
+
+def _maps_one_at_a_time(node: Any) -> Any:
+    """The definition with every Map state's concurrency at 1, the rest unchanged.
+
+    The in-process invocations run one at a time anyway (each swaps os.environ for its function's);
+    iterations left to run side by side in moto's threads would only create their Lambda clients,
+    which read os.environ, while another iteration's invocation is swapping it. One at a time is
+    within what the template allows (MaxConcurrency is an upper bound): the same invocations,
+    results and output, the shards in turn.
+    """
+    if isinstance(node, list):
+        return [_maps_one_at_a_time(value) for value in node]
+    if not isinstance(node, dict):
+        return node
+    copy = {key: _maps_one_at_a_time(value) for key, value in node.items()}
+    if copy.get("Type") == "Map":
+        copy.pop("MaxConcurrencyPath", None)
+        copy["MaxConcurrency"] = 1
+    return copy
 
 
 def _substitute_pseudo_parameters(value: Any, stack: LocalStack, logical_id: str) -> str:
