@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -69,14 +70,25 @@ def _region() -> str:
 
 
 @cache
+def _session(region: str, endpoint: str) -> boto3.session.Session:
+    """One session per region and endpoint (botocore reads the endpoint from env): its loader reads the SDK's
+    data (endpoints, service models) once for all clients. A session per client read it per client: some
+    80 ms of a cold start each (issue 11: cold init)."""
+    return boto3.session.Session(region_name=region)
+
+
+@cache
 def _client(service: str, region: str, endpoint: str, config: Config) -> Any:
-    session = boto3.session.Session()  # endpoint is part of the cache key; botocore reads it from env
-    return session.client(service, region_name=region, config=config)  # type: ignore[call-overload]
+    return _session(region, endpoint).client(service, region_name=region, config=config)  # type: ignore[call-overload]
+
+
+_CLIENTS = threading.Lock()  # a session is not safe to create clients from in two threads at once
 
 
 def client(service: str, config: Config | None = None) -> Any:
     """Any service's cached client, untyped: for tooling (`dunning_tools`); runtime code uses the typed accessors."""
-    return _client(service, _region(), os.environ.get("AWS_ENDPOINT_URL", ""), config or STANDARD)
+    with _CLIENTS:
+        return _client(service, _region(), os.environ.get("AWS_ENDPOINT_URL", ""), config or STANDARD)
 
 
 def dynamodb() -> DynamoDBClient:
@@ -109,7 +121,9 @@ def kms() -> KMSClient:
 
 
 def reset_clients() -> None:
-    _client.cache_clear()
+    with _CLIENTS:
+        _client.cache_clear()
+        _session.cache_clear()
 
 
 # ---------------------------------------------------------------- items
