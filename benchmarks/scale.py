@@ -14,8 +14,9 @@ lender's (`BR` + 9 digits). Prints:
 - a projected wall time for a 10M-loan book (500k in the ladder) at the template's PlanningShards and
   PlanningConcurrency, from the measured per-page CPU and calls and AWS's documented limits;
 - cold init of every function (import + module init, then the service its handler builds on the
-  first event and the same three clients as the baseline, as the function makes them; CPU seconds in a fresh process, best of 5) against a fresh process that imports boto3
-  and builds three bare clients; in Lambda's environment (LAMBDA_TASK_ROOT: Powertools' Tracer and the
+  first event and the same three clients as the baseline, as the function makes them; CPU seconds
+  in a fresh process, best of 5) against a fresh process that imports boto3 and builds three bare
+  clients; in Lambda's environment (LAMBDA_TASK_ROOT: Powertools' Tracer and the
   X-Ray SDK behave as they do there), once with template.yaml's `Tracing` Active (the default: the
   Tracer is built and patches botocore) and once with PassThrough (POWERTOOLS_TRACE_DISABLED=true).
   The project's modules are compiled to bytecode first, as pip compiled the dependencies.
