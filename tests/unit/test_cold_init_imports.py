@@ -10,31 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks.scale import FUNCTION_ENV, SERVICES
+
 ROOT = Path(__file__).resolve().parents[2]
+# The functions' environment as the cold-init bench gives it (functions/<name>/app.py -> its service there too),
+# untraced: which modules load, not what X-Ray adds (the Tracer's own tests cover that).
 ENVIRONMENT = {
+    **{key: value for key, value in FUNCTION_ENV.items() if key != "LAMBDA_TASK_ROOT"},
     "PYTHONPATH": f"{ROOT}:{ROOT / 'shared'}",
     "PATH": "/usr/bin:/bin",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "LOANS_TABLE": "LoansTable",
-    "DELIVERIES_TABLE": "DeliveriesTable",
-    "STATE_TABLE": "StateTable",
-    "REMINDER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/ReminderQueue",
-    "QUARANTINE_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/QuarantineQueue",
-    "EVENT_BUS_NAME": "LoanEventsBus",
-    "REPORTS_BUCKET": "reports-bucket",
-    "PHONE_HASH_KEY": "arn:aws:kms:us-east-1:123456789012:key/placeholder",
-}
-# functions/<name>/app.py -> the service its handler builds (dunning.service)
-SERVICES = {
-    "bureau_report": "bureau_reporter",
-    "escalate": "escalator",
-    "inbound_sms": "inbound_replies",
-    "loan_changes": "loan_changes",
-    "loan_events": "borrower_events",
-    "plan_reminders": "planner",
-    "record_delivery": "delivery_recorder",
-    "send_reminders": "sender",
-    "sync_opt_outs": "opt_out_sync",
 }
 
 
