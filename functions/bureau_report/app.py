@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dunning.coldstart
+
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser import parse
@@ -41,3 +43,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     trace_outcome(manifest, complete=bool(manifest["complete"]))
     logger.info("bureau file written", extra={"manifest": manifest})
     return manifest
+
+
+dunning.coldstart.loaded()  # the last statement: the function is loaded

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dunning.coldstart
+
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser import parse
@@ -37,3 +39,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     trace_outcome(report.as_dict(), complete=report.complete, cases_opened=sum(report.opened.values()))
     logger.info("escalation run finished", extra={"report": report.as_dict()})
     return report.as_dict()
+
+
+dunning.coldstart.loaded()  # the last statement: the function is loaded

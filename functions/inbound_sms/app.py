@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dunning.coldstart
+
 import datetime as dt
 from collections import Counter
 from typing import Any
@@ -50,3 +52,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     trace_outcome({"results": Counter(results), "rejected": len(rejections)})
     logger.info("inbound sms handled", extra={"results": results})
     return {"results": results, "rejected": len(rejections)}
+
+
+dunning.coldstart.loaded()  # the last statement: the function is loaded

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dunning.coldstart
+
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -69,3 +71,6 @@ def record_handler(record: LoanStreamRecord) -> dict[str, Any]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
     trace_run("loan_change", records=len(event.get("Records") or []))
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+
+
+dunning.coldstart.loaded()  # the last statement: the function is loaded

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dunning.coldstart
+
 import datetime as dt
 from typing import Any
 
@@ -35,3 +37,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except EventRejected as refused:  # well-formed, but the policy refuses it (a pause too far ahead)
         return rejected(FUNCTION, "loan_event", refused.reason, event, context)
     return {"status": "applied", **result}
+
+
+dunning.coldstart.loaded()  # the last statement: the function is loaded

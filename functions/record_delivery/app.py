@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dunning.coldstart
+
 import datetime as dt
 from typing import Any
 
@@ -43,3 +45,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     trace_outcome({**report.as_dict(), "rejected": len(rejections)})
     logger.info("delivery status applied", extra={"log_group": logs.logGroup, "report": report.as_dict()})
     return {**report.as_dict(), "rejected": len(rejections)}
+
+
+dunning.coldstart.loaded()  # the last statement: the function is loaded

@@ -6,6 +6,8 @@ job); Powertools' BatchProcessor then reports each job that failed, so only thos
 
 from __future__ import annotations
 
+import dunning.coldstart
+
 import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
@@ -111,3 +113,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
         return {"sent": result.sent, "uncertain": result.uncertain}
 
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+
+
+dunning.coldstart.loaded()  # the last statement: the function is loaded

@@ -70,3 +70,38 @@ def test_only_the_delivery_status_function_builds_the_cloudwatch_logs_models() -
 
     assert "aws_lambda_powertools.utilities.parser.models.sqs" in modules  # the sender's records
     assert "aws_lambda_powertools.utilities.parser.models.cloudwatch" not in modules
+
+
+def collections_while_loading(function: str) -> list[str]:
+    """In a fresh process: the collections (by generation) made while `functions/<function>/app.py` loaded, then
+    whether the collector is on again and how many objects it was told to leave alone."""
+    code = (
+        "import gc, sys\n"
+        "made = []\n"
+        "gc.callbacks.append(lambda phase, info: made.append(info['generation']) if phase == 'start' else None)\n"
+        f"import functions.{function}.app\n"
+        "during = list(made)\n"
+        "print(len(during), gc.isenabled(), gc.get_freeze_count())\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=ENVIRONMENT, capture_output=True, text=True, check=True
+    )
+    return run.stdout.split()
+
+
+def test_a_handler_loads_without_a_garbage_collection_and_leaves_the_collector_on() -> None:
+    for function in SERVICES:
+        collections, enabled, frozen = collections_while_loading(function)
+
+        assert (function, collections) == (function, "0")
+        assert (function, enabled) == (function, "True")
+        assert int(frozen) > 10_000  # what it loaded is frozen: later collections do not walk it again
+
+
+def test_every_handler_imports_the_cold_start_first_and_ends_with_it_loaded() -> None:
+    for app in sorted((ROOT / "functions").glob("*/app.py")):
+        statements = [line for line in app.read_text().splitlines() if line and not line.startswith((" ", "#"))]
+        imports = [line for line in statements if line.startswith(("import ", "from ")) and "__future__" not in line]
+
+        assert imports[0] == "import dunning.coldstart", app
+        assert statements[-1].startswith("dunning.coldstart.loaded()"), app
