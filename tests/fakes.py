@@ -27,8 +27,9 @@ from typing import Any, TypeVar
 from dunning.dal.ladder import Page
 from dunning.dal.state import CLAIMS_PER_TRANSACTION, ClaimKey, ClaimWrite, stage_mark
 from dunning.models.delivery import DeliveryRecord
-from dunning.models.jobs import SendJob, utc_iso
+from dunning.models.jobs import SendJob
 from dunning.models.state import ClaimState, PlannerAgenda, SendClaim
+from dunning.models.timestamps import utc_iso
 
 T = TypeVar("T")
 SQS_BATCH = 10  # SendMessageBatch entries (dal.queue)

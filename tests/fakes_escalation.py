@@ -17,8 +17,8 @@ from typing import Any
 
 from dunning.dal.state import ClaimKey
 from dunning.models.delivery import DeliveryRecord, StoredRecord
-from dunning.models.jobs import utc_iso
 from dunning.models.state import CollectionCase, LoanControl, SendClaim
+from dunning.models.timestamps import utc_iso
 from tests.fakes import FakeStateTable
 
 

@@ -24,9 +24,9 @@ from typing import Any
 
 from dunning.dal.bus import EventBus
 from dunning.dal.cases import CaseRepository
-from dunning.models.jobs import utc_iso
 from dunning.models.loan import Loan, LoanStatus
 from dunning.models.state import CollectionCase
+from dunning.models.timestamps import utc_iso
 from dunning.observability import MetricUnit, logger, metrics
 
 OPENED_DETAIL_TYPE = "CollectionCaseOpened"

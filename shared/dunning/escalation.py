@@ -32,7 +32,6 @@ from dunning.chased import effective_loan, missed_promise
 from dunning.dal.ladder import Cursor
 from dunning.dal.ports import CaseStore, DeliveryHistory, EscalationState, EventSink, LadderPages, LiveLoans
 from dunning.models.delivery import Outcome, StoredRecord
-from dunning.models.jobs import utc_iso
 from dunning.models.loan import (
     InvalidLoan,
     Loan,
@@ -44,6 +43,7 @@ from dunning.models.loan import (
 )
 from dunning.models.policy import Policy
 from dunning.models.state import CollectionCase, LoanControl
+from dunning.models.timestamps import utc_iso
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import SetAside, is_loan_fault
 from dunning.sharding import check_shard, in_shard, partitions_of_shard

@@ -48,11 +48,12 @@ from dunning.dal.ladder import Cursor
 from dunning.dal.ports import JobSink, LadderPages, PlannerState, RecordSink
 from dunning.dal.snapshots import snapshot_from_index
 from dunning.dal.state import ClaimKey, ClaimWrite, stage_mark
-from dunning.models.jobs import JobLine, SendJob, utc_iso
+from dunning.models.jobs import JobLine, SendJob
 from dunning.models.loan import Loan, LoanStatus, mobile, outstanding
 from dunning.models.money import quantize
 from dunning.models.policy import Policy
 from dunning.models.state import ClaimState, LoanControl, PlannerAgenda, SendClaim
+from dunning.models.timestamps import utc_iso
 from dunning.observability import MetricUnit, logger, metrics, tracer
 from dunning.records import SetAside, is_loan_fault, suppression_record
 from dunning.sharding import check_shard, in_shard, partitions_of_shard

@@ -22,9 +22,10 @@ from dunning.dal.aws import from_item, to_item
 from dunning.dal.sms import PublishRejected, PublishUncertain
 from dunning.dal.snapshots import snapshot_from_item
 from dunning.dal.state import control_key
-from dunning.models.jobs import JobLine, SendJob, utc_iso
+from dunning.models.jobs import JobLine, SendJob
 from dunning.models.policy import load_policy_file
 from dunning.models.state import ClaimState, LoanControl
+from dunning.models.timestamps import utc_iso
 from dunning.sender import Sender, SendOutcome
 from tests.fakes_send import FakeLoansTable, FakeSendDeliveries, FakeSendState, FakeTables
 from tests.fakes_sms import FakePacer, FakeSms

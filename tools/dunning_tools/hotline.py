@@ -19,10 +19,10 @@ from dunning.dal.loans import LoansRepository
 from dunning.dal.state import StateRepository
 from dunning.inbound import due_now
 from dunning.models.delivery import Outcome
-from dunning.models.jobs import utc_iso
 from dunning.models.loan import InvalidLoan, parse_loan
 from dunning.models.money import quantize
 from dunning.models.policy import Policy
+from dunning.models.timestamps import utc_iso
 from dunning.observability import mask_phone
 
 

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 from dunning.decisions import REPLAN_AFTER
 from dunning.models.delivery import Outcome
-from dunning.models.jobs import utc_iso
 from dunning.models.state import FINAL_CLAIM_STATES, ClaimState
+from dunning.models.timestamps import utc_iso
 from dunning.observability import mask_phone
 from dunning_tools.dal import audit
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from dunning.dal.aws import batch_get, conditional_write, dynamodb, from_item, query_items, to_item
 from dunning.dal.state import control_key
-from dunning.models.jobs import utc_iso
 from dunning.models.state import CollectionCase, LoanControl
+from dunning.models.timestamps import utc_iso
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import UpdateItemInputTypeDef

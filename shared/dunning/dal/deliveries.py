@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from dunning.dal.aws import batch_get, conditional_write, dynamodb, from_item, query_items, to_item
 from dunning.models.delivery import DeliveryRecord, Outcome, StoredRecord
-from dunning.models.jobs import utc_iso
+from dunning.models.timestamps import utc_iso
 
 if TYPE_CHECKING:
     from dunning.dal.aws import RawItem, Write

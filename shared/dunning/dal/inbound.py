@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from dunning.dal.aws import conditional_write, dynamodb
 from dunning.dal.state import NOTICE_RETENTION_DAYS, StateRepository, expiry
-from dunning.models.jobs import utc_iso
+from dunning.models.timestamps import utc_iso
 
 if TYPE_CHECKING:
     from dunning.dal.aws import RawItem

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dunning.dal.aws import conditional_write, dynamodb, kms
-from dunning.models.jobs import utc_iso
+from dunning.models.timestamps import utc_iso
 
 if TYPE_CHECKING:
     from dunning.dal.aws import RawItem

@@ -7,15 +7,14 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dunning.dal.ladder import Page
-from dunning.dal.state import ClaimKey, ClaimWrite
-from dunning.dal.transact import Refused, Unit
-from dunning.models.delivery import DeliveryRecord, StoredRecord
-from dunning.models.jobs import SendJob
-from dunning.models.state import ClaimState, CollectionCase, LoanControl, PlannerAgenda, SendClaim
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # signatures only: a function that imports a Protocol does not build every model it names
     from dunning.dal.aws import Write
+    from dunning.dal.ladder import Page
+    from dunning.dal.state import ClaimKey, ClaimWrite
+    from dunning.dal.transact import Refused, Unit
+    from dunning.models.delivery import DeliveryRecord, StoredRecord
+    from dunning.models.jobs import SendJob
+    from dunning.models.state import ClaimState, CollectionCase, LoanControl, PlannerAgenda, SendClaim
 
 
 class LadderPages(Protocol):

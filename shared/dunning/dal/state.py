@@ -39,8 +39,8 @@ from dunning.dal.aws import (
 )
 from dunning.dal.phone_keys import PhoneKeys
 from dunning.dal.transact import Unit, write_units
-from dunning.models.jobs import utc_iso
 from dunning.models.state import ClaimState, LoanControl, PlannerAgenda, SendClaim
+from dunning.models.timestamps import utc_iso
 from dunning.sharding import LADDER_BUCKETS, buckets_of_shard
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from dunning.models.jobs import utc_iso
+from dunning.models.timestamps import utc_iso
 
 
 class Outcome(StrEnum):

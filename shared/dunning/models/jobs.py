@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -49,8 +48,3 @@ class SendJob(BaseModel):
     def job_id(self) -> str:
         keys = ",".join(f"{line.loan_id}/{line.cycle}/{line.stage}" for line in self.lines)
         return f"{self.borrower_id}:{keys}"
-
-
-def utc_iso(moment: dt.datetime) -> str:
-    """ISO-8601 UTC with milliseconds and a Z: sortable, as record ids require."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
