@@ -25,6 +25,7 @@ from dunning_tools.local import (
     drain_queue,
     invoke,
 )
+from dunning_tools.local.server import attach_stack
 from tests.integration.fixtures_handlers import app as fake_consumer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -128,6 +129,15 @@ def test_handler_modules_come_from_code_uri_and_handler(local_stack: LocalStack)
     assert local_stack.function_handler("SendRemindersFunction") == ("functions.send_reminders.app", "lambda_handler")
     with pytest.raises(LocalStackError):
         local_stack.function_handler_module("LoansTable")
+
+
+def test_a_stack_attached_later_is_the_stack_deploy_built(local_stack: LocalStack) -> None:
+    # What `dunning local` commands get from the running server: the same handle, state machines included
+    # (an attached stack runs the schedule as the deploying process does).
+    attached = attach_stack(REPO_ROOT / "template.yaml", {}, local_stack.name, local_stack.region)
+
+    assert attached == local_stack
+    assert attached.state_machines and attached.state_machines == local_stack.state_machines
 
 
 def test_deploy_refuses_to_run_without_moto(aws_credentials: None) -> None:

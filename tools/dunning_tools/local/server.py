@@ -43,17 +43,13 @@ from typing import Any
 
 import dunning
 from dunning_tools.local.stack import (
-    _HIDDEN_OUTPUT_PREFIX,
-    _HIDDEN_OUTPUT_PREFIXES,
-    _HIDDEN_STREAM_OUTPUT_PREFIX,
     DEFAULT_REGION,
     REPO_ROOT,
     LocalStack,
     LocalStackError,
-    StackResource,
-    StreamMapping,
     _find_template,
     _frozen,
+    _stack_handle,
     _stack_resources,
     _translate,
     aws_session,
@@ -315,36 +311,8 @@ def attach_stack(
         description = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
     except Exception as exc:
         raise LocalStackError(f"the local server has no stack {stack_name}: {exc}") from exc
-    raw_outputs = {o["OutputKey"]: str(o.get("OutputValue", "")) for o in description.get("Outputs", [])}
-    resources: dict[str, StackResource] = {}
-    for summary in _stack_resources(cloudformation, stack_name):
-        logical_id = summary.get("LogicalResourceId", "")
-        if logical_id:
-            physical_id = summary.get("PhysicalResourceId", "") or raw_outputs.get(
-                _HIDDEN_OUTPUT_PREFIX + logical_id, ""
-            )
-            resources[logical_id] = StackResource(logical_id, summary["ResourceType"], physical_id)
-    template = json.loads(translation.template)
-    stream_mappings = {
-        logical_id: StreamMapping(
-            logical_id,
-            function,
-            raw_outputs[_HIDDEN_STREAM_OUTPUT_PREFIX + logical_id],
-            template["Resources"][logical_id]["Properties"],
-        )
-        for logical_id, function in translation.stream_functions.items()
-        if raw_outputs.get(_HIDDEN_STREAM_OUTPUT_PREFIX + logical_id)
-    }
-    return LocalStack(
-        name=stack_name,
-        region=region,
-        root=template_file.parent,
-        outputs={k: v for k, v in raw_outputs.items() if not k.startswith(_HIDDEN_OUTPUT_PREFIXES)},
-        resources=resources,
-        template=template,
-        code_uris=dict(translation.code_uris),
-        rule_targets=dict(translation.rule_targets),
-        stream_mappings=stream_mappings,
+    return _stack_handle(
+        stack_name, region, template_file, translation, description, _stack_resources(cloudformation, stack_name)
     )
 
 

@@ -56,7 +56,7 @@ import re
 import time
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -285,19 +285,35 @@ def deploy_stack(
 
     parameters = dict(parameters or {})
     translation = _translate(template_file.read_text(encoding="utf-8"), _frozen(parameters), region)
-    body, template_json, code_uris, artifacts, rule_targets, stream_functions, state_machine_definitions = translation
     session = aws_session(region)
 
     s3 = session.client("s3")
     _create_bucket(s3, ARTIFACT_BUCKET, region)
-    for key, folder in artifacts.items():
+    for key, folder in translation.artifacts.items():
         s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=_zip_folder(template_file.parent / folder))
 
-    template = json.loads(template_json)
+    template = json.loads(translation.template)
     description, summaries = _create_stack(
-        session.client("cloudformation"), stack_name, body, {**_list_defaults(template), **parameters}
+        session.client("cloudformation"), stack_name, translation.body, {**_list_defaults(template), **parameters}
     )
 
+    stack = _stack_handle(stack_name, region, template_file, translation, description, summaries)
+    _enable_time_to_live(session.client("dynamodb"), template, stack.resources)
+    _disable_event_source_mappings(session.client("lambda"), stack.resources.values())
+    return stack
+
+
+def _stack_handle(
+    stack_name: str,
+    region: str,
+    template_file: Path,
+    translation: _Translation,
+    description: Mapping[str, Any],
+    summaries: Iterable[Mapping[str, Any]],
+) -> LocalStack:
+    """The handle on a stack in moto: the template's translation, and the stack's outputs and resources as
+    moto describes them. `deploy_stack` builds it once it created the stack; `server.attach_stack` builds
+    the same from a running server's stack."""
     raw_outputs = {o["OutputKey"]: str(o.get("OutputValue", "")) for o in description.get("Outputs", [])}
     resources: dict[str, StackResource] = {}
     for summary in summaries:
@@ -307,6 +323,7 @@ def deploy_stack(
         physical_id = summary.get("PhysicalResourceId", "") or raw_outputs.get(_HIDDEN_OUTPUT_PREFIX + logical_id, "")
         resources[logical_id] = StackResource(logical_id, summary["ResourceType"], physical_id)
 
+    template = json.loads(translation.template)
     stream_mappings = {
         logical_id: StreamMapping(
             logical_id,
@@ -314,7 +331,7 @@ def deploy_stack(
             raw_outputs[_HIDDEN_STREAM_OUTPUT_PREFIX + logical_id],
             template["Resources"][logical_id]["Properties"],
         )
-        for logical_id, function in stream_functions.items()
+        for logical_id, function in translation.stream_functions.items()
         if raw_outputs.get(_HIDDEN_STREAM_OUTPUT_PREFIX + logical_id)  # its Condition may be false
     }
     state_machines = {
@@ -327,11 +344,9 @@ def deploy_stack(
             ),
             raw_outputs[_HIDDEN_ROLE_OUTPUT_PREFIX + logical_id],
         )
-        for logical_id, (text, keys) in state_machine_definitions.items()
+        for logical_id, (text, keys) in translation.state_machines.items()
         if logical_id in resources  # its Condition may be false
     }
-    _enable_time_to_live(session.client("dynamodb"), template, resources)
-    _disable_event_source_mappings(session.client("lambda"), resources.values())
     return LocalStack(
         name=stack_name,
         region=region,
@@ -339,8 +354,8 @@ def deploy_stack(
         outputs={k: v for k, v in raw_outputs.items() if not k.startswith(_HIDDEN_OUTPUT_PREFIXES)},
         resources=resources,
         template=template,
-        code_uris=dict(code_uris),  # the cached translation stays untouched
-        rule_targets=dict(rule_targets),
+        code_uris=dict(translation.code_uris),  # the cached translation stays untouched
+        rule_targets=dict(translation.rule_targets),
         stream_mappings=stream_mappings,
         state_machines=state_machines,
     )
