@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import gzip
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +27,18 @@ def event_file(name: str) -> dict[str, Any]:
 def scheduled(name: str, at: dt.datetime) -> dict[str, Any]:
     """An events/ scheduled sample fired at `at`."""
     return {**event_file(name), "time": at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def delivery_status_event(message_id: str, phone: str, at: dt.datetime) -> dict[str, Any]:
+    """events/cloudwatch_logs_sms_success.json re-addressed to a message a run really sent."""
+    sample = event_file("cloudwatch_logs_sms_success.json")
+    payload = json.loads(gzip.decompress(base64.b64decode(sample["awslogs"]["data"])))
+    log_line = json.loads(payload["logEvents"][0]["message"])
+    log_line["notification"] = {"messageId": message_id, "timestamp": at.strftime("%Y-%m-%d %H:%M:%S.000")}
+    log_line["delivery"]["destination"] = phone
+    payload["logEvents"][0]["message"] = json.dumps(log_line)
+    payload["logEvents"][0]["timestamp"] = int(at.timestamp() * 1000)
+    return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()}}
 
 
 def put_loan(stack: LocalStack, loan_id: str, due_date: dt.date, **overrides: Any) -> None:

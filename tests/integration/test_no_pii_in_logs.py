@@ -9,9 +9,7 @@ raw and as JSON escapes (Powertools writes non-ASCII as \\uXXXX).
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import gzip
 import json
 import logging
 import sys
@@ -28,6 +26,7 @@ from moto.sns import sns_backends
 from dunning.observability import logger
 from dunning_tools.local import LocalStack, invoke
 from tests.conftest import RunHours, opt_out_at_sns
+from tests.integration.after_sms_helpers import delivery_status_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SHANGHAI_MORNING = dt.datetime(2026, 11, 23, 2, tzinfo=dt.UTC)  # 10:00 in Shanghai
@@ -143,18 +142,6 @@ def _leaks(output: str, secrets: dict[str, set[str]]) -> dict[str, list[str]]:
     return {what: spellings for what, spellings in found.items() if spellings}
 
 
-def _delivery_status_event(message_id: str, phone: str, at: dt.datetime) -> dict[str, Any]:
-    """events/cloudwatch_logs_sms_success.json re-addressed to a message the run really sent."""
-    sample = json.loads((EVENTS / "cloudwatch_logs_sms_success.json").read_text(encoding="utf-8"))
-    payload = json.loads(gzip.decompress(base64.b64decode(sample["awslogs"]["data"])))
-    log_line = json.loads(payload["logEvents"][0]["message"])
-    log_line["notification"] = {"messageId": message_id, "timestamp": at.strftime("%Y-%m-%d %H:%M:%S.000")}
-    log_line["delivery"]["destination"] = phone
-    payload["logEvents"][0]["message"] = json.dumps(log_line)
-    payload["logEvents"][0]["timestamp"] = int(at.timestamp() * 1000)
-    return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()}}
-
-
 def _stop_reply(phone: str) -> dict[str, Any]:
     """events/inbound_sms_stop.json, sent from `phone`."""
     event: dict[str, Any] = json.loads((EVENTS / "inbound_sms_stop.json").read_text(encoding="utf-8"))
@@ -178,7 +165,7 @@ def test_a_full_run_logs_no_phone_name_or_message_body(
     delivered_at = NEW_YORK_MORNING + dt.timedelta(minutes=5)
     with time_machine.travel(delivered_at, tick=False):
         for message_id, (phone, _) in sms.items():
-            invoke(local_stack, "RecordDeliveryFunction", _delivery_status_event(message_id, phone, delivered_at))
+            invoke(local_stack, "RecordDeliveryFunction", delivery_status_event(message_id, phone, delivered_at))
         invoke(local_stack, "InboundSmsFunction", _stop_reply(BOOK[0]["phone"]))
     output = debug_logs()
 

@@ -11,9 +11,7 @@ took (message id -> [phone, body]) and each invocation's result.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import gzip
 import json
 import sys
 from decimal import Decimal
@@ -28,6 +26,7 @@ from moto.sns import sns_backends
 
 from dunning.observability import tracer
 from dunning_tools.local import deploy_stack, drain_queue, drain_stream, invoke
+from tests.integration.after_sms_helpers import delivery_status_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 MORNING = dt.datetime(2026, 11, 23, 2, tzinfo=dt.UTC)  # 10:00 in Shanghai: the window is open
@@ -84,18 +83,6 @@ def scheduled(sample: str, at: dt.datetime, detail: dict[str, Any]) -> dict[str,
     return event
 
 
-def delivered(message_id: str, phone: str, at: dt.datetime) -> dict[str, Any]:
-    """events/cloudwatch_logs_sms_success.json re-addressed to a message the run sent."""
-    sample = json.loads((EVENTS / "cloudwatch_logs_sms_success.json").read_text(encoding="utf-8"))
-    payload = json.loads(gzip.decompress(base64.b64decode(sample["awslogs"]["data"])))
-    line = json.loads(payload["logEvents"][0]["message"])
-    line["notification"] = {"messageId": message_id, "timestamp": at.strftime("%Y-%m-%d %H:%M:%S.000")}
-    line["delivery"]["destination"] = phone
-    payload["logEvents"][0]["message"] = json.dumps(line)
-    payload["logEvents"][0]["timestamp"] = int(at.timestamp() * 1000)
-    return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()}}
-
-
 def main(result_path: str) -> None:
     # Built at import, here as in a function's init: before any invoke sets POWERTOOLS_TRACE_DISABLED.
     if tracer.disabled:
@@ -124,7 +111,7 @@ def main(result_path: str) -> None:
         later = MORNING + dt.timedelta(hours=4)
         with time_machine.travel(later, tick=False):
             results["delivery"] = [
-                invoke(stack, "RecordDeliveryFunction", delivered(message_id, phone, later))
+                invoke(stack, "RecordDeliveryFunction", delivery_status_event(message_id, phone, later))
                 for message_id, (phone, _) in sms.items()
             ]
             malformed = json.loads((EVENTS / "loan_event_malformed.json").read_text(encoding="utf-8"))
