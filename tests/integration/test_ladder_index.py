@@ -234,8 +234,13 @@ def test_backfill_indexes_an_existing_table_once_and_never_over_a_stream_write(
         loan("L-4", phone="12345"),
     )
 
+    pokes = StateRepository(local_stack.physical_id("StateTable"), planning_shards=SHARDS)
+    before = [pokes.planner_agenda(shard, shards)[1] for shard, shards in ((0, 1), (5, 8), (63, 64))]
     assert cli.main(["backfill", "--stack-name", local_stack.name, "--segments", "3"]) == 0
     first = json.loads(capsys.readouterr().out)
+    # Every shard woken once at the end, not once per loan indexed.
+    after = [pokes.planner_agenda(shard, shards)[1] for shard, shards in ((0, 1), (5, 8), (63, 64))]
+    assert after == [version + 1 for version in before]
     assert (
         first["items"] == 4 and first["index"] == {"entered": 3, "left": 1} and first["invalid"] == {"invalid_phone": 1}
     )
