@@ -85,7 +85,12 @@ def test_a_loan_upstream_adds_while_the_planner_sleeps_is_found_after_longest_sl
     start = dt.datetime(2026, 11, 18, 1, 0, tzinfo=dt.UTC)  # 09:00 in Shanghai: the window opens
     (first,) = run_hours(local_stack, start, 1, fires=1)
     assert first["jobs_enqueued"] == 1
-    put_loan(local_stack)  # no event of ours announces it
+    pokes = _poke_versions(local_stack)
+    # No event of ours announces it, and its change wakes no shard: stamped when nothing of it was due yet
+    # (a loan that falls due while the shard sleeps), so only the sleep's bound finds it.
+    with time_machine.travel(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), tick=False):
+        put_loan(local_stack)  # due 2026-11-16
+    assert _poke_versions(local_stack) == pokes
 
     later = run_hours(local_stack, start + dt.timedelta(hours=1), 7, fires=1)  # 02:00Z .. 08:00Z
 
@@ -188,3 +193,10 @@ def test_payments_and_redelivered_events_wake_the_planner_too(local_stack: Local
     send_event(local_stack, event("loan_event_payment_received.json"), at)
 
     assert (after_event, after_redelivery, poke_version(local_stack)) == (before + 1, before + 2, before + 3)
+
+
+def _poke_versions(stack: LocalStack) -> list[dict[str, Any]]:
+    """The planner's poke items (PLANNER / POKE#...): what a poke bumps."""
+    table = boto3.resource("dynamodb").Table(stack.physical_id("StateTable"))
+    items = table.scan(ConsistentRead=True)["Items"]
+    return sorted((i for i in items if str(i.get("sk", "")).startswith("POKE")), key=str)
