@@ -53,16 +53,14 @@ processor = _Processor(
 )
 
 
-def record_handler(record: LoanStreamRecord) -> dict[str, Any]:
-    change = LoanChange(
+def loan_change(record: LoanStreamRecord) -> LoanChange:
+    return LoanChange(
         loan_id=record.dynamodb.Keys.get("loan_id"),
         kind=record.eventName,
         changed_at=record.dynamodb.ApproximateCreationDateTime,
         sequence_number=record.dynamodb.SequenceNumber,
         item=record.dynamodb.NewImage,
     )
-    result = service.loan_changes(get_settings()).apply(change)
-    return {"outcome": result.outcome.value, "reason": result.reason}
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -70,7 +68,19 @@ def record_handler(record: LoanStreamRecord) -> dict[str, Any]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
     trace_run("loan_change", records=len(event.get("Records") or []))
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    changes = service.loan_changes(get_settings())  # one per batch: it collects the planner shards to wake
+
+    def record_handler(record: LoanStreamRecord) -> dict[str, Any]:
+        result = changes.apply(loan_change(record))
+        return {"outcome": result.outcome.value, "reason": result.reason}
+
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    # Once per shard after the records, not per record. Should it raise, Lambda delivers the batch again: its index
+    # writes are done (the records come back stale) and they poke again.
+    changes.wake_planners()
+    return response
 
 
 dunning.coldstart.loaded()  # the last statement: the function is loaded

@@ -12,6 +12,12 @@ a repayment plan the item chases the next unpaid instalment (`chased.chased_due`
 backfill (`dunning backfill`) sends an existing table's items through the same `LoanChanges.apply`.
 A deleted item's records stay as the audit trail.
 
+A change that puts an OPEN loan into the index (or moves it) with a stage of the ladder already due at the
+change's time, which the planner has not handled (`due_now`: an overdue loan migrated or booked late, a due
+date moved back), wakes the loan's planner shard, which would otherwise read it at its next wake (6 hours at
+most). The buckets are collected over a stream batch and each shard is poked once after it (`wake_planners`):
+a bulk import of overdue loans writes a few pokes, not one per loan. The backfill never pokes.
+
 An item upstream marks PAID, CLOSED or WRITTEN_OFF closes the loan's open collection cases
 (`on_ended`, `case_closing.CaseCloser`: CollectionCaseClosed once, whatever the redeliveries), also
 when its only fault is the phone (a loan the SMS could not reach has a case too). Such an OPEN
@@ -25,20 +31,27 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from dunning.case_closing import CLOSING_REASONS, CaseCloser
-from dunning.chased import chased_due
+from dunning.chased import chased_due, effective_loan
 from dunning.compliance import phone_timezones, region_of
 from dunning.dal.deliveries import DeliveriesRepository
 from dunning.dal.ladder import BACKFILL_SEQ, COPIED, DERIVED, LadderRepository, ladder_due, sequence
+from dunning.dal.state import marked_handled
+from dunning.ladder import business_date, current_stage
 from dunning.models.delivery import DeliveryRecord
 from dunning.models.loan import InvalidLoan, Loan, LoanStatus, UnreachableLoan, parse_loan, parse_unreachable
+from dunning.models.state import LoanControl
 from dunning.observability import MetricUnit, logger, metrics
 from dunning.records import UNPROCESSABLE, is_loan_fault, suppression_record
 from dunning.sharding import bucket_key, bucket_of, partition_key
+
+if TYPE_CHECKING:
+    from dunning.dal.ports import PlannerWakes
+    from dunning.models.policy import Policy
 
 INTAKE_STAGE = "intake"
 _MAX_ID_LENGTH = 128
@@ -119,6 +132,23 @@ def contact_values(loan: Loan) -> dict[str, str] | None:
     return {"phone": loan.phone, "borrower_name": loan.borrower_name}
 
 
+def due_now(loan: Loan, item: Mapping[str, Any] | None, now: dt.datetime, policy: Policy) -> bool:
+    """Whether the planner has a stage of this OPEN loan to take at `now` that it has not taken yet.
+
+    A stage is due when the ladder has one for the date collection chases (`chased.effective_loan`: the next
+    unpaid instalment under a plan) on the business day of `now`; it is taken when the index item's mark says
+    so (`dal.state.marked_handled`), so a rewrite of a loan already handled wakes nobody. `item` is the index
+    item as written; None when it is not known (a stale change, judged on its own values).
+    """
+    chased = effective_loan(loan, LoanControl.model_validate(item) if item is not None else None)
+    if chased.status is not LoanStatus.OPEN:
+        return False
+    stage = current_stage(chased.due_date, business_date(now, policy), policy)
+    if stage is None:
+        return False
+    return item is None or not marked_handled(item, chased.cycle, stage.id, now)[0]
+
+
 class MissingNewImage(ValueError):
     """An INSERT or MODIFY without NewImage: the stream's view type must include new images."""
 
@@ -168,7 +198,10 @@ def intake_record(change: LoanChange, invalid: InvalidLoan, retention_days: int)
 
 
 class LoanChanges:
-    """Applies LoansTable changes: records invalid items and keeps the ladder index."""
+    """Applies LoansTable changes: records invalid items, keeps the ladder index, wakes the planner for loans due.
+
+    Without `policy` and `state` (the backfill's) it wakes no planner shard.
+    """
 
     def __init__(
         self,
@@ -176,11 +209,17 @@ class LoanChanges:
         ladder: LadderRepository,
         retention_days: int,
         closer: CaseCloser | None = None,
+        *,
+        policy: Policy | None = None,
+        state: PlannerWakes | None = None,
     ) -> None:
         self.deliveries = deliveries
         self.ladder = ladder
         self.retention_days = retention_days
         self.closer = closer
+        self.policy = policy
+        self.state = state
+        self._waking: set[int] = set()  # buckets of the loans found due now, until `wake_planners`
 
     def apply(self, change: LoanChange) -> IntakeResult:
         verdict = check(change)
@@ -220,22 +259,60 @@ class LoanChanges:
     def _enter(self, loan: Loan, change: LoanChange) -> IndexOutcome:
         """An OPEN loan into the index (or moved in it); a value the index cannot take records it and leaves."""
         try:
-            values, removes = index_values(loan)
-            new = change.kind is ChangeKind.INSERT or change.sequence_number == BACKFILL_SEQ
-            item = self.ladder.enter(loan.loan_id, values, removes, self._seq(change), contact_values(loan), new=new)
-            if item is None:
-                return IndexOutcome.STALE
-            chased = chased_due(item)
-            if chased is not None and chased != item.get("ladder_due"):
-                # Under a repayment plan: the next unpaid instalment, computed from the item just written.
-                self.ladder.follow(item, chased)
+            item = self._index(loan, change)
         except Exception as exc:
             if not is_loan_fault(exc):
                 raise
             # A value DynamoDB refuses, a corrupt plan on the CONTROL item: recorded, out of the index.
             result = self.on_invalid(change, InvalidLoan(loan.loan_id, UNPROCESSABLE, type(exc).__name__))
             return result.index or IndexOutcome.LEFT
-        return IndexOutcome.ENTERED
+        self._note_due(loan, item, change)
+        return IndexOutcome.STALE if item is None else IndexOutcome.ENTERED
+
+    def _index(self, loan: Loan, change: LoanChange) -> dict[str, Any] | None:
+        """Write the loan's index item; the item as written, None when a newer (or the same) change was applied."""
+        values, removes = index_values(loan)
+        new = change.kind is ChangeKind.INSERT or change.sequence_number == BACKFILL_SEQ
+        item = self.ladder.enter(loan.loan_id, values, removes, self._seq(change), contact_values(loan), new=new)
+        if item is None:
+            return None
+        chased = chased_due(item)
+        if chased is not None and chased != item.get("ladder_due"):
+            # Under a repayment plan: the next unpaid instalment, computed from the item just written.
+            self.ladder.follow(item, chased)
+        return item
+
+    def _note_due(self, loan: Loan, item: Mapping[str, Any] | None, change: LoanChange) -> None:
+        """Keep the loan's bucket for `wake_planners` when a stage of it is due at the change's time (`due_now`).
+
+        Never for the backfill (millions of loans), nor a loan no SMS can reach (the planner skips it). A stale
+        change is judged on its own values: it may be the redelivery of a batch whose pokes failed.
+        """
+        if self.policy is None or self.state is None or change.sequence_number == BACKFILL_SEQ:
+            return
+        if isinstance(loan, UnreachableLoan):
+            return
+        try:
+            due = due_now(loan, item, change.changed_at, self.policy)
+        except Exception as exc:
+            if not is_loan_fault(exc):
+                raise
+            return  # a CONTROL item the planner cannot read either: it sets the loan aside, with its reason
+        if due:
+            self._waking.add(bucket_of(loan.borrower_id))
+
+    def wake_planners(self) -> int:
+        """Poke, once each, the planner shards of the loans found due since the last call; how many were poked.
+
+        Called after a stream batch's records are applied. If it raises, Lambda delivers the batch again: its
+        index writes are done and stale by then, and its records poke again (`_note_due`).
+        """
+        buckets, self._waking = self._waking, set()
+        if not buckets or self.state is None:
+            return 0
+        woken = self.state.wake_planners(buckets)
+        logger.info("planner shards woken for loans due now", extra={"shards": woken, "buckets": len(buckets)})
+        return woken
 
     def on_ended(self, verdict: Loan | InvalidLoan, change: LoanChange) -> None:
         """A loan upstream marks PAID, CLOSED or WRITTEN_OFF closes its collection cases (once)."""

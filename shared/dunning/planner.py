@@ -47,7 +47,7 @@ from dunning.chased import effective_loan
 from dunning.dal.ladder import Cursor
 from dunning.dal.ports import JobSink, LadderPages, PlannerState, RecordSink
 from dunning.dal.snapshots import snapshot_from_index
-from dunning.dal.state import ClaimKey, ClaimWrite, stage_mark
+from dunning.dal.state import ClaimKey, ClaimWrite, marked_handled
 from dunning.models.jobs import JobLine, SendJob
 from dunning.models.loan import Loan, LoanStatus, mobile, outstanding
 from dunning.models.money import quantize
@@ -349,9 +349,7 @@ class Planner:
             run.report.waiting["outside_window"] += 1
             run.wake.no_later_than(opens)
             return
-        marked = item.get("planned") == stage_mark(loan.cycle, stage.id)
-        until = dt.datetime.fromisoformat(str(item["planned_until"])) if item.get("planned_until") else None
-        handled = marked and (until is None or run.now < until)
+        handled, until = marked_handled(item, loan.cycle, stage.id, run.now)
         if handled and run.trust_marks:
             run.report.waiting["already_handled"] += 1
             run.wake.no_later_than(until)

@@ -218,7 +218,9 @@ def bureau_reporter(settings: Settings) -> BureauReporter:
 
 def loan_changes(settings: Settings) -> LoanChanges:
     """LoanChangesFunction: every LoansTable write checked as it happens (the table's stream)."""
+    from dunning.config import current_policy
     from dunning.dal.ladder import LadderRepository
+    from dunning.dal.state import StateRepository
     from dunning.loan_changes import LoanChanges
 
     return LoanChanges(
@@ -226,4 +228,7 @@ def loan_changes(settings: Settings) -> LoanChanges:
         ladder=LadderRepository(settings.state_table),
         retention_days=settings.record_retention_days,
         closer=case_closer(settings),
+        policy=current_policy(settings),  # the ladder: whether a loan written is due now
+        # Only the planner's pokes, keyed by the deployment's PlanningShards: no phone-hash key needed.
+        state=StateRepository(settings.state_table, planning_shards=settings.planning_shards),
     )

@@ -102,16 +102,22 @@ def table_items(stack: LocalStack, logical_id: str) -> list[dict[str, Any]]:
     return boto3.client("dynamodb").scan(TableName=stack.physical_id(logical_id))["Items"]
 
 
+def is_planner_poke(item: dict[str, Any]) -> bool:
+    """A `PLANNER / POKE...` item: a loan written already due wakes its shard (LoanChangesFunction), as events do."""
+    return item["pk"]["S"] == "PLANNER" and item["sk"]["S"].startswith("POKE")
+
+
 def product_state(stack: LocalStack) -> list[dict[str, Any]]:
     """StateTable's items but what the ladder index copies from LoansTable: a CONTROL item holding only
-    upstream's values and index attributes (loan_changes.index_values) is not the product's state."""
+    upstream's values and index attributes (loan_changes.index_values) is not the product's state, nor is
+    a planner poke (a shard reads again; it decides from the same items)."""
     from dunning.dal.ladder import LEAVING
 
     index_only = {"pk", "sk", "loan_id", "upstream_seq", *LEAVING}
     return [
         item
         for item in table_items(stack, "StateTable")
-        if not (item["sk"]["S"] == "CONTROL" and set(item) <= index_only)
+        if not (item["sk"]["S"] == "CONTROL" and set(item) <= index_only) and not is_planner_poke(item)
     ]
 
 

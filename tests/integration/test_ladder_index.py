@@ -234,8 +234,13 @@ def test_backfill_indexes_an_existing_table_once_and_never_over_a_stream_write(
         loan("L-4", phone="12345"),
     )
 
+    pokes = StateRepository(local_stack.physical_id("StateTable"), planning_shards=SHARDS)
+    before = [pokes.planner_agenda(shard, shards)[1] for shard, shards in ((0, 1), (5, 8), (63, 64))]
     assert cli.main(["backfill", "--stack-name", local_stack.name, "--segments", "3"]) == 0
     first = json.loads(capsys.readouterr().out)
+    # Every shard woken once at the end, not once per loan indexed.
+    after = [pokes.planner_agenda(shard, shards)[1] for shard, shards in ((0, 1), (5, 8), (63, 64))]
+    assert after == [version + 1 for version in before]
     assert (
         first["items"] == 4 and first["index"] == {"entered": 3, "left": 1} and first["invalid"] == {"invalid_phone": 1}
     )
@@ -443,6 +448,7 @@ def test_a_borrower_event_pokes_only_for_a_loan_in_the_ladder(local_stack: Local
     # Pokes are keyed by the stack's PlanningShards (its default); an unsharded run watches them all.
     state = StateRepository(local_stack.physical_id("StateTable"), planning_shards=SHARDS)
     dispute = json.loads(json.dumps(scheduled("loan_event_dispute.json", PLAN_AT)))
+    before = state.planner_agenda(0, 1)[1]  # written at the wall clock: L-1's change may have woken its shard
 
     versions = []
     for loan_id in ("L-2", "L-1"):
@@ -450,7 +456,7 @@ def test_a_borrower_event_pokes_only_for_a_loan_in_the_ladder(local_stack: Local
         dispute["id"] = f"dispute-{loan_id}"
         with time_machine.travel(PLAN_AT, tick=False):
             invoke(local_stack, "LoanEventsFunction", dispute)
-        versions.append(state.planner_agenda(0, 1)[1])
+        versions.append(state.planner_agenda(0, 1)[1] - before)
 
     assert versions == [0, 1]  # the paid loan woke nobody
 

@@ -21,6 +21,9 @@ from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamLambdaOn
 from boto3.dynamodb.conditions import Key
 from moto.core.models import botocore_stubber
 
+from dunning.dal import aws
+from dunning.dal.ladder import LADDER_INDEX
+from dunning.sharding import bucket_of
 from dunning_tools.local import LocalStack, LocalStackError, deploy_stack, drain_stream, invoke
 from tests.integration.fixtures_stream import app as fake_consumer
 
@@ -226,6 +229,86 @@ def test_existing_table_is_read_through_the_stream_named_by_the_parameter(
     drain_stream(stack)
 
     assert [r["reason"] for r in _records(stack, "L-up")] == ["invalid_status"]
+
+
+# ---------------------------------------------------------------- the planner shards woken (PlanningShards: 64)
+
+
+def _pokes(stack: LocalStack) -> dict[str, int]:
+    """The poke items' versions by sort key (`POKE#<shard>#64`, `POKE`): one per UpdateItem made on them."""
+    table = boto3.resource("dynamodb").Table(stack.physical_id("StateTable"))
+    items = table.query(KeyConditionExpression=Key("pk").eq("PLANNER"), ConsistentRead=True)["Items"]
+    return {str(i["sk"]): int(i["version"]) for i in items if str(i["sk"]).startswith("POKE")}
+
+
+def _shard_poke(borrower_id: str) -> str:
+    return f"POKE#{bucket_of(borrower_id) % 64}#64"
+
+
+def test_overdue_loans_written_in_one_batch_wake_their_shard_once(seeded: LocalStack) -> None:
+    with time_machine.travel(SEEDED_AT + dt.timedelta(minutes=1), tick=False):
+        drain_stream(seeded)
+
+    # L-ok-1 and L-ok-2 (B-1) are overdue; the invalid items, L-nophone included (indexed, unreachable), wake nobody.
+    assert _pokes(seeded) == {_shard_poke("B-1"): 1}
+
+
+def test_a_bulk_import_of_overdue_loans_pokes_each_shard_once_per_batch(
+    local_stack: LocalStack, seed_loans: Callable[..., None]
+) -> None:
+    borrowers = [f"B-{n}" for n in range(100)]
+    with time_machine.travel(SEEDED_AT, tick=False):
+        seed_loans(*(_loan(f"L-bulk-{n}", borrower_id=b) for n, b in enumerate(borrowers)), drain=False)
+        assert len(drain_stream(local_stack)) == 1  # one batch (BatchSize 100)
+
+    shards = {_shard_poke(b) for b in borrowers}
+    assert _pokes(local_stack) == dict.fromkeys(shards, 1)  # one UpdateItem per shard, not one per loan
+    assert len(shards) < len(borrowers)
+
+
+def test_loans_due_later_closed_or_invalid_wake_nobody(
+    local_stack: LocalStack, seed_loans: Callable[..., None]
+) -> None:
+    with time_machine.travel(SEEDED_AT, tick=False):
+        seed_loans(
+            _loan("L-later", due_date="2026-12-20"),  # a new loan due in 30 days: the common case
+            _loan("L-paid", status="PAID"),
+            *(item for item, _ in INVALID.values()),
+            _loan("L-escalated", due_date="2026-09-01"),  # past the SMS ladder: escalation's
+        )
+
+    assert _pokes(local_stack) == {}
+
+
+def test_a_failed_poke_fails_the_batch_and_its_redelivery_pokes_again(
+    local_stack: LocalStack, seed_loans: Callable[..., None]
+) -> None:
+    refused: list[str] = []
+
+    def refuse_a_poke(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"]["pk"]["S"] == "PLANNER" and not refused:
+            refused.append(params["Key"]["sk"]["S"])
+            raise RuntimeError("StateTable throttled the poke")
+
+    events = aws.client("dynamodb").meta.events
+    events.register("before-parameter-build.dynamodb.UpdateItem", refuse_a_poke, unique_id="refuse-a-poke")
+    try:
+        with time_machine.travel(SEEDED_AT, tick=False):
+            seed_loans(_loan("L-1"), drain=False)
+            with pytest.raises(RuntimeError, match="throttled"):
+                drain_stream(local_stack)
+            assert _indexed(local_stack) == ["L-1"] and _pokes(local_stack) == {}  # written; the poke was not
+            assert drain_stream(local_stack) == [{"batchItemFailures": []}]  # the same batch again
+    finally:
+        events.unregister("before-parameter-build.dynamodb.UpdateItem", unique_id="refuse-a-poke")
+
+    assert refused == [_shard_poke("B-1")]
+    assert _pokes(local_stack) == {_shard_poke("B-1"): 1}
+
+
+def _indexed(stack: LocalStack) -> list[str]:
+    table = boto3.resource("dynamodb").Table(stack.physical_id("StateTable"))
+    return sorted(str(i["loan_id"]) for i in table.scan(IndexName=LADDER_INDEX, ConsistentRead=False)["Items"])
 
 
 # ---------------------------------------------------------------- drain_stream's own rules (a stand-in consumer)

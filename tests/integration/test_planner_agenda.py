@@ -85,13 +85,58 @@ def test_a_loan_upstream_adds_while_the_planner_sleeps_is_found_after_longest_sl
     start = dt.datetime(2026, 11, 18, 1, 0, tzinfo=dt.UTC)  # 09:00 in Shanghai: the window opens
     (first,) = run_hours(local_stack, start, 1, fires=1)
     assert first["jobs_enqueued"] == 1
-    put_loan(local_stack)  # no event of ours announces it
+    pokes = _poke_versions(local_stack)
+    # No event of ours announces it, and its change wakes no shard: stamped when nothing of it was due yet
+    # (a loan that falls due while the shard sleeps), so only the sleep's bound finds it.
+    with time_machine.travel(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), tick=False):
+        put_loan(local_stack)  # due 2026-11-16
+    assert _poke_versions(local_stack) == pokes
 
     later = run_hours(local_stack, start + dt.timedelta(hours=1), 7, fires=1)  # 02:00Z .. 08:00Z
 
     read = [start.hour + 1 + n for n, report in enumerate(later) if read_the_book(report)]
     assert read[0] - start.hour <= LONGEST_SLEEP.total_seconds() // 3600
     assert len(sms_sent(PHONE)) == 1
+
+
+def test_a_loan_upstream_writes_already_overdue_is_planned_at_the_next_fire_not_after_the_sleep(
+    local_stack: LocalStack, run_hours: RunHours
+) -> None:
+    """A migrated or late-booked loan already past its due date: its change wakes its shard (LoanChangesFunction)."""
+    put_loan(
+        local_stack, loan_id="L-LATER", borrower_id="B-LATER", phone="+8613800138001", due_date="2026-12-16"
+    )  # due next month
+    start = dt.datetime(2026, 11, 18, 1, 0, tzinfo=dt.UTC)  # 09:00 in Shanghai: the window opens
+    (first,) = run_hours(local_stack, start, 1, fires=1)
+    agenda, _ = StateRepository(local_stack.physical_id("StateTable"), planning_shards=64).planner_agenda(0, 1)
+    assert read_the_book(first) and agenda is not None
+    assert agenda.wake_at == start + LONGEST_SLEEP  # asleep until 07:00Z but for a poke
+
+    with time_machine.travel(start + dt.timedelta(minutes=30), tick=False):
+        put_loan(local_stack)  # overdue since 2026-11-16; the stream is drained at the write's time
+    woken, again = run_hours(local_stack, start + dt.timedelta(hours=1), 2, fires=1)  # 02:00Z, 03:00Z
+
+    assert read_the_book(woken) and woken["jobs_enqueued"] == 1
+    assert again["asleep_until"] is not None  # one read for the change, not one an hour
+    (sent,) = [r for r in records(local_stack) if r["loan_id"] == "L-20261101-0001"]
+    assert (sent["outcome"], sent["created_at"]) == ("SENT", "2026-11-18T02:00:00.000Z")
+    assert len(sms_sent(PHONE)) == 1
+
+
+def test_a_loan_upstream_writes_due_later_wakes_no_planner(local_stack: LocalStack, run_hours: RunHours) -> None:
+    start = dt.datetime(2026, 11, 18, 1, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start - dt.timedelta(hours=1), tick=False):
+        put_loan(local_stack, loan_id="L-EARLY", borrower_id="B-EARLY", phone="+8613800138001")  # overdue
+    (first,) = run_hours(local_stack, start, 1, fires=1)
+    assert first["jobs_enqueued"] == 1
+    before = poke_version(local_stack)
+
+    with time_machine.travel(start + dt.timedelta(minutes=30), tick=False):
+        put_loan(local_stack, due_date="2026-12-18")  # a new loan due in 30 days: the common case
+    (asleep,) = run_hours(local_stack, start + dt.timedelta(hours=1), 1, fires=1)
+
+    assert poke_version(local_stack) == before
+    assert asleep["asleep_until"] is not None and asleep["loans_read"] == 0
 
 
 def test_a_deferral_at_send_time_wakes_the_planner(local_stack: LocalStack) -> None:
@@ -139,6 +184,7 @@ def test_a_borrower_whose_window_never_opens_does_not_stop_the_run(moto_aws: Non
 def test_payments_and_redelivered_events_wake_the_planner_too(local_stack: LocalStack) -> None:
     """A payment may move a plan to an instalment due now; a redelivery may follow a crash before the poke."""
     put_loan(local_stack)
+    before = poke_version(local_stack)  # written at the wall clock: its change may have woken its shard
     at = dt.datetime(2026, 11, 18, 1, 0, tzinfo=dt.UTC)
     send_event(local_stack, event("loan_event_dispute.json"), at)
     after_event = poke_version(local_stack)
@@ -146,4 +192,11 @@ def test_payments_and_redelivered_events_wake_the_planner_too(local_stack: Local
     after_redelivery = poke_version(local_stack)
     send_event(local_stack, event("loan_event_payment_received.json"), at)
 
-    assert (after_event, after_redelivery, poke_version(local_stack)) == (1, 2, 3)
+    assert (after_event, after_redelivery, poke_version(local_stack)) == (before + 1, before + 2, before + 3)
+
+
+def _poke_versions(stack: LocalStack) -> list[dict[str, Any]]:
+    """The planner's poke items (PLANNER / POKE#...): what a poke bumps."""
+    table = boto3.resource("dynamodb").Table(stack.physical_id("StateTable"))
+    items = table.scan(ConsistentRead=True)["Items"]
+    return sorted((i for i in items if str(i.get("sk", "")).startswith("POKE")), key=str)

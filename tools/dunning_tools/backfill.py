@@ -6,7 +6,8 @@ It is idempotent (an item it indexed is left alone the next time) and never over
 it only fills CONTROL items that no stream record has written, and any stream record wins over it. Run
 it once after the first deploy with `ExistingLoansTableName` (the stream mapping is live by then, so
 nothing written meanwhile is missed). Invalid items are counted, not recorded: the stream records
-them when upstream writes them.
+them when upstream writes them. It wakes no planner shard per loan (`LoanChanges` never pokes for the
+backfill); the command wakes every shard once at its end (`cli._backfill`).
 """
 
 from __future__ import annotations

@@ -230,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="index the loans an existing LoansTable already holds (once, after the first deploy)",
         description=(
             "Scans LoansTable in parallel segments through LoanChangesFunction's code: every OPEN valid loan"
-            " enters the ladder index. Idempotent; never overwrites what the stream wrote."
+            " enters the ladder index. Idempotent; never overwrites what the stream wrote. At its end it wakes"
+            " every planner shard once: the next hourly fire reads the book."
         ),
     )
     backfill.add_argument("--segments", type=int, default=4, help="parallel Scan segments (1..64)")
@@ -381,6 +382,7 @@ def _cases(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 def _backfill(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from dunning.dal.deliveries import DeliveriesRepository
     from dunning.dal.ladder import LadderRepository
+    from dunning.dal.state import StateRepository
     from dunning.loan_changes import LoanChanges
     from dunning_tools.backfill import MAX_SEGMENTS, backfill
 
@@ -394,6 +396,9 @@ def _backfill(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     tables = _resolve_tables(parser, args, "loans", "state", "deliveries")
     changes = LoanChanges(DeliveriesRepository(tables["deliveries"]), LadderRepository(tables["state"]), 400)
     report = backfill(tables["loans"], changes, segments=args.segments)
+    # No poke per loan indexed (millions): one for every planner shard at the end, so the loans it indexed already
+    # due are planned at the next hourly fire, not after the shards' sleep (6 hours at most).
+    StateRepository(tables["state"]).wake_planner()
     print(json.dumps(report.as_dict()))
     print(f"{report.items} loan item(s) read, {report.outcomes['entered']} in the ladder index", file=sys.stderr)
     return 0

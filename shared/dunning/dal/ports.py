@@ -46,6 +46,12 @@ class PlannerState(Protocol):
     def mark_deferred(self, key: ClaimKey, retry_after: dt.datetime) -> None: ...
 
 
+class PlannerWakes(Protocol):
+    """The planner shards' pokes (`dal.state.StateRepository`): a shard poked reads the book at its next fire."""
+
+    def wake_planners(self, buckets: Iterable[int]) -> int: ...
+
+
 class RecordSink(Protocol):
     """Where SUPPRESSED records go (`dal.deliveries.DeliveriesRepository`)."""
 

@@ -23,6 +23,7 @@ hashed key when the number opts out again, and removed when the number is erased
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +109,16 @@ def shard_poke_key(shard: int, shards: int) -> RawItem:
 def stage_mark(cycle: str, stage: str) -> str:
     """The CONTROL item's `planned` value for a stage."""
     return f"{cycle}#{stage}"
+
+
+def marked_handled(
+    item: Mapping[str, Any], cycle: str, stage: str, now: dt.datetime
+) -> tuple[bool, dt.datetime | None]:
+    """Whether a CONTROL item's mark says the planner handled the stage (a deferral only until `planned_until`),
+    and that `planned_until` (None: no deferral on the item)."""
+    until = dt.datetime.fromisoformat(str(item["planned_until"])) if item.get("planned_until") else None
+    marked = item.get("planned") == stage_mark(cycle, stage)
+    return marked and (until is None or now < until), until
 
 
 @dataclass(frozen=True)
@@ -465,9 +476,23 @@ class StateRepository:
 
         With the loan's bucket only the shard holding it wakes; without, every shard.
         """
-        if bucket is not None and not 0 <= bucket < LADDER_BUCKETS:
+        self._poke(POKE_KEY if bucket is None else shard_poke_key(self._shard_of(bucket), self.planning_shards))
+
+    def wake_planners(self, buckets: Iterable[int]) -> int:
+        """Wake the shards holding these buckets (the loans of a stream batch), each once however many of its
+        loans there are: the poke items are few and hot. Returns how many shards were woken."""
+        shards = sorted({self._shard_of(bucket) for bucket in buckets})
+        for shard in shards:
+            self._poke(shard_poke_key(shard, self.planning_shards))
+        return len(shards)
+
+    def _shard_of(self, bucket: int) -> int:
+        """The deployment's shard (PlanningShards) whose poke a loan of this bucket bumps."""
+        if not 0 <= bucket < LADDER_BUCKETS:
             raise ValueError(f"bucket must be in 0..{LADDER_BUCKETS - 1}, got {bucket}")
-        key = POKE_KEY if bucket is None else shard_poke_key(bucket % self.planning_shards, self.planning_shards)
+        return bucket % self.planning_shards
+
+    def _poke(self, key: RawItem) -> None:
         dynamodb().update_item(
             TableName=self.table,
             Key=key,
