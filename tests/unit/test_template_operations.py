@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from dunning_tools.local.language_extensions import load_template
+from tests.unit.test_cold_init_imports import loaded
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE: dict[str, Any] = load_template(REPO_ROOT / "template.yaml")
@@ -90,6 +91,25 @@ def test_each_function_policy_is_least_privilege(function: str) -> None:
         assert not [a for a in actions if "*" in a], f"{function}: wildcard action in {actions}"
         if statement["Resource"] == "*":
             assert set(actions) <= ACTIONS_WITHOUT_RESOURCE, f"{function}: {actions} on Resource '*'"
+
+
+def _may_read_the_policy_parameter(function: str) -> bool:
+    """Whether the function's role may read the SSM parameter named by PolicyParameterName, when one is given."""
+    for policy in RESOURCES[function]["Properties"].get("Policies", []):
+        for statement in policy.get("Statement", []):
+            condition, granted, _ = statement.get("Fn::If", (None, {}, None))
+            if condition == "HasPolicyParameter" and granted.get("Action") == ["ssm:GetParameter"]:
+                return True
+    return False
+
+
+def test_every_function_that_reads_the_policy_may_read_its_parameter_and_no_other_may() -> None:
+    # Which functions read the policy: those whose service, built in a fresh process, loads `dunning.config`.
+    code_dirs = {f: RESOURCES[f]["Properties"]["CodeUri"].strip("/").split("/")[-1] for f in FUNCTIONS}
+    readers = {f for f in FUNCTIONS if "dunning.config" in loaded(code_dirs[f])}
+
+    assert {"SendRemindersFunction", "LoanChangesFunction"} <= readers
+    assert {f for f in FUNCTIONS if _may_read_the_policy_parameter(f)} == readers
 
 
 def test_every_parameter_is_in_a_console_group() -> None:
