@@ -39,6 +39,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "shared"), str(ROOT / "tools")]
 
 # 12:00 in Shanghai, 10:00 in Urumqi: every borrower of the book is inside the send window.
 PLAN_AT = dt.datetime(2026, 11, 28, 4, 0, tzinfo=dt.UTC)
+# The book was written this long before planning, when none of it was due (its oldest due date is 29 days back).
+BOOKED_BEFORE = dt.timedelta(days=60)
 PARAMETERS = {"MaxPartsPerSecond": "1000", "LogLevel": "ERROR"}
 READS = ("GetItem", "BatchGetItem", "Query", "Scan")
 FUNCTIONS = ("PlanRemindersFunction", "SendRemindersFunction", "RecordDeliveryFunction")
@@ -164,10 +166,14 @@ def run(loans: int, overdue: int, seed: int) -> dict[str, Any]:
         book = generate_book(loans, overdue, seed, PLAN_AT.date())
         table = stack.physical_id("LoansTable")
         dynamodb = boto3.client("dynamodb")
-        for start in range(0, len(book), 25):
-            dynamodb.batch_write_item(
-                RequestItems={table: [{"PutRequest": {"Item": to_item(i)}} for i in book[start : start + 25]]}
-            )
+        # Written as upstream books loans, before any of them is due (the stream stamps each write with the clock):
+        # a book in its steady state. Inserted already overdue (a migration), each of the 64 planner shards
+        # with such a loan would be poked, and the planning run would read one more item per woken shard.
+        with time_machine.travel(PLAN_AT - BOOKED_BEFORE, tick=False):
+            for start in range(0, len(book), 25):
+                dynamodb.batch_write_item(
+                    RequestItems={table: [{"PutRequest": {"Item": to_item(i)}} for i in book[start : start + 25]]}
+                )
         # Upstream's writes reach the ladder index through LoansTable's stream (not metered: not per SMS).
         with (
             time_machine.travel(PLAN_AT - dt.timedelta(hours=1), tick=False),

@@ -77,9 +77,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
-    # Once per shard after the records, not per record. Should it raise, Lambda delivers the batch again: its index
-    # writes are done (the records come back stale) and they poke again.
-    changes.wake_planners()
+    changes.wake_planners()  # once per shard after the records, not per record; best effort (it never raises for AWS)
     return response
 
 

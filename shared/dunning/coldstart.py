@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import gc
 
+_COLLECTING = gc.isenabled()  # as the process had it (Lambda's runtime: on)
 gc.disable()
 
 
 def loaded() -> None:
     """The handler's module is loaded: what it built is kept for the container's life, collect the rest."""
     gc.freeze()
-    gc.enable()
+    if _COLLECTING:
+        gc.enable()

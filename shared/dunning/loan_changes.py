@@ -12,11 +12,14 @@ a repayment plan the item chases the next unpaid instalment (`chased.chased_due`
 backfill (`dunning backfill`) sends an existing table's items through the same `LoanChanges.apply`.
 A deleted item's records stay as the audit trail.
 
-A change that puts an OPEN loan into the index (or moves it) with a stage of the ladder already due at the
-change's time, which the planner has not handled (`due_now`: an overdue loan migrated or booked late, a due
-date moved back), wakes the loan's planner shard, which would otherwise read it at its next wake (6 hours at
-most). The buckets are collected over a stream batch and each shard is poked once after it (`wake_planners`):
-a bulk import of overdue loans writes a few pokes, not one per loan. The backfill never pokes.
+A loan upstream writes for the first time (an INSERT) OPEN and with a stage of the ladder already due at the
+write's time (`stage_due_at`: an overdue loan migrated or booked late) wakes its planner shard, which would
+otherwise find it at its next wake (6 hours at most). Only an insert: a rewrite of a loan the index holds
+(a nightly fee accrual, a due date moved) leaves the shard to its agenda, or every such batch would poke
+every shard and cost each its marks. The buckets are collected over a stream batch and each shard is poked
+once after it (`wake_planners`): a bulk import of overdue loans writes a few pokes, not one per loan. A poke
+is best effort: one that fails is logged and counted (PlannerPokeFailures), never fails the batch (the
+loan is then found at the shard's next wake). The backfill never pokes; its command wakes every shard at its end.
 
 An item upstream marks PAID, CLOSED or WRITTEN_OFF closes the loan's open collection cases
 (`on_ended`, `case_closing.CaseCloser`: CollectionCaseClosed once, whatever the redeliveries), also
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from dunning.case_closing import CLOSING_REASONS, CaseCloser
@@ -132,21 +136,20 @@ def contact_values(loan: Loan) -> dict[str, str] | None:
     return {"phone": loan.phone, "borrower_name": loan.borrower_name}
 
 
-def due_now(loan: Loan, item: Mapping[str, Any] | None, now: dt.datetime, policy: Policy) -> bool:
+def stage_due_at(loan: Loan, item: Mapping[str, Any], now: dt.datetime, policy: Policy) -> bool:
     """Whether the planner has a stage of this OPEN loan to take at `now` that it has not taken yet.
 
     A stage is due when the ladder has one for the date collection chases (`chased.effective_loan`: the next
     unpaid instalment under a plan) on the business day of `now`; it is taken when the index item's mark says
-    so (`dal.state.marked_handled`), so a rewrite of a loan already handled wakes nobody. `item` is the index
-    item as written; None when it is not known (a stale change, judged on its own values).
+    so (`dal.state.marked_handled`). `item` is the loan's index item as just written.
     """
-    chased = effective_loan(loan, LoanControl.model_validate(item) if item is not None else None)
+    chased = effective_loan(loan, LoanControl.model_validate(item))
     if chased.status is not LoanStatus.OPEN:
         return False
     stage = current_stage(chased.due_date, business_date(now, policy), policy)
     if stage is None:
         return False
-    return item is None or not marked_handled(item, chased.cycle, stage.id, now)[0]
+    return not marked_handled(item, chased.cycle, stage.id, now)[0]
 
 
 class MissingNewImage(ValueError):
@@ -283,17 +286,17 @@ class LoanChanges:
         return item
 
     def _note_due(self, loan: Loan, item: Mapping[str, Any] | None, change: LoanChange) -> None:
-        """Keep the loan's bucket for `wake_planners` when a stage of it is due at the change's time (`due_now`).
+        """Keep the loan's bucket for `wake_planners` when upstream inserts it with a stage due (`stage_due_at`).
 
-        Never for the backfill (millions of loans), nor a loan no SMS can reach (the planner skips it). A stale
-        change is judged on its own values: it may be the redelivery of a batch whose pokes failed.
+        Only an insert that wrote the index item (a stale one was applied before: its first delivery decided);
+        never the backfill (millions of loans), nor a loan no SMS can reach (the planner skips it).
         """
-        if self.policy is None or self.state is None or change.sequence_number == BACKFILL_SEQ:
+        if self.policy is None or self.state is None or item is None or change.kind is not ChangeKind.INSERT:
             return
-        if isinstance(loan, UnreachableLoan):
+        if change.sequence_number == BACKFILL_SEQ or isinstance(loan, UnreachableLoan):
             return
         try:
-            due = due_now(loan, item, change.changed_at, self.policy)
+            due = stage_due_at(loan, item, change.changed_at, self.policy)
         except Exception as exc:
             if not is_loan_fault(exc):
                 raise
@@ -304,13 +307,20 @@ class LoanChanges:
     def wake_planners(self) -> int:
         """Poke, once each, the planner shards of the loans found due since the last call; how many were poked.
 
-        Called after a stream batch's records are applied. If it raises, Lambda delivers the batch again: its
-        index writes are done and stale by then, and its records poke again (`_note_due`).
+        Called after a stream batch's records are applied. Best effort: a poke only saves the wait for the
+        shard's next wake (6 hours at most), so one that fails is logged and counted, and the batch goes on.
         """
         buckets, self._waking = self._waking, set()
         if not buckets or self.state is None:
             return 0
-        woken = self.state.wake_planners(buckets)
+        try:
+            woken = self.state.wake_planners(buckets)
+        except (ClientError, BotoCoreError) as exc:
+            metrics.add_metric(name="PlannerPokeFailures", unit=MetricUnit.Count, value=1)
+            logger.warning(
+                "planner shards not woken: their next wake finds the loans", extra={"error": type(exc).__name__}
+            )
+            return 0
         logger.info("planner shards woken for loans due now", extra={"shards": woken, "buckets": len(buckets)})
         return woken
 

@@ -25,6 +25,7 @@ SUBPROCESS_TESTS = frozenset(
         "test_cold_init_imports.py::test_the_scheduled_functions_build_the_scheduled_event_alone",
         "test_cold_init_imports.py::test_without_a_policy_parameter_no_function_loads_the_parameters_utility",
         "test_cold_init_imports.py::test_only_the_delivery_status_function_builds_the_cloudwatch_logs_models",
+        "test_cold_init_imports.py::test_a_handler_loads_without_a_garbage_collection_and_leaves_the_collector_on",
     }
 )
 TEMPLATE_READERS = frozenset(

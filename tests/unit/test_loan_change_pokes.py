@@ -1,5 +1,6 @@
-"""LoanChanges wakes the planner shard of a loan written already due: once per shard per stream batch, never for
-a loan due later, one that left the index, an invalid one or the backfill. Without AWS: the index and the pokes
+"""LoanChanges wakes the planner shard of a loan upstream inserts already due: once per shard per stream batch,
+never for a loan due later, a rewrite of an indexed loan, one that left the index, an invalid one or the backfill;
+a poke that fails is counted, not raised. Without AWS: the index and the pokes
 are in memory (StateRepository's own shard arithmetic, only its UpdateItem replaced)."""
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from dunning.dal.ladder import BACKFILL_SEQ, LadderRepository
 from dunning.dal.state import StateRepository
-from dunning.loan_changes import ChangeKind, IndexOutcome, LoanChange, LoanChanges, check, due_now
+from dunning.loan_changes import ChangeKind, IndexOutcome, LoanChange, LoanChanges, check, stage_due_at
 from dunning.models.loan import Loan
 from dunning.models.policy import load_policy_file
+from dunning.observability import metrics
 from dunning.sharding import bucket_of
 from tests.fakes_send import FakeSendDeliveries, FakeTables
 
@@ -105,7 +108,8 @@ class CountedPokes(StateRepository):
 
     def _poke(self, key: RawItem) -> None:
         if self.refuse:
-            raise RuntimeError("StateTable throttled the poke")
+            throttled = {"Error": {"Code": "ThrottlingException", "Message": "StateTable throttled the poke"}}
+            raise ClientError(throttled, "UpdateItem")  # type: ignore[arg-type]
         self.pokes[key["sk"]["S"]] += 1
 
 
@@ -138,19 +142,21 @@ def shard_poke(borrower_id: str) -> str:
 def test_a_loan_is_due_now_when_the_ladder_has_a_stage_for_it_on_the_business_day_of_the_change(
     due: str, at: dt.datetime, expected: bool
 ) -> None:
-    assert due_now(loan(due=due), None, at, POLICY) is expected
+    assert stage_due_at(loan(due=due), loan_item(due=due), at, POLICY) is expected
 
 
 def test_a_stage_the_planner_marked_handled_is_not_due_again_until_its_deferral_ends() -> None:
     overdue = loan(due="2026-11-16")
     mark = {"planned": "2026-11-16#follow_up_3"}
 
-    assert due_now(overdue, {**loan_item(), **mark}, AT, POLICY) is False
-    assert due_now(overdue, {**loan_item(), "planned": "2026-11-16#overdue_notice"}, AT, POLICY) is True  # older
-    assert due_now(overdue, {**loan_item(), "planned": "2026-10-16#follow_up_3"}, AT, POLICY) is True  # other cycle
+    assert stage_due_at(overdue, {**loan_item(), **mark}, AT, POLICY) is False
+    assert stage_due_at(overdue, {**loan_item(), "planned": "2026-11-16#overdue_notice"}, AT, POLICY) is True  # older
+    assert (
+        stage_due_at(overdue, {**loan_item(), "planned": "2026-10-16#follow_up_3"}, AT, POLICY) is True
+    )  # other cycle
     later, earlier = "2026-11-20T05:00:00.000Z", "2026-11-20T03:00:00.000Z"
-    assert due_now(overdue, {**loan_item(), **mark, "planned_until": later}, AT, POLICY) is False
-    assert due_now(overdue, {**loan_item(), **mark, "planned_until": earlier}, AT, POLICY) is True
+    assert stage_due_at(overdue, {**loan_item(), **mark, "planned_until": later}, AT, POLICY) is False
+    assert stage_due_at(overdue, {**loan_item(), **mark, "planned_until": earlier}, AT, POLICY) is True
 
 
 def test_under_a_repayment_plan_the_next_unpaid_instalment_decides() -> None:
@@ -158,12 +164,12 @@ def test_under_a_repayment_plan_the_next_unpaid_instalment_decides() -> None:
     plan = [{"due_date": "2026-12-16", "amount": Decimal("1500.00")}, {"due_date": "2027-01-16", "amount": "1500.00"}]
     paid_plan = [{"due_date": "2026-11-01", "amount": Decimal("10.00")}]
 
-    assert due_now(overdue, {**loan_item(), "plan": plan}, AT, POLICY) is False  # its instalment is next month
+    assert stage_due_at(overdue, {**loan_item(), "plan": plan}, AT, POLICY) is False  # its instalment is next month
     past = [{"due_date": "2026-11-18", "amount": Decimal("1500.00")}, *plan[1:]]
-    assert due_now(overdue, {**loan_item(), "plan": past}, AT, POLICY) is True
-    assert due_now(loan(due="2026-11-16", amount_due=Decimal("0")), {**loan_item(), "plan": paid_plan}, AT, POLICY) is (
-        False
-    )
+    assert stage_due_at(overdue, {**loan_item(), "plan": past}, AT, POLICY) is True
+    assert stage_due_at(
+        loan(due="2026-11-16", amount_due=Decimal("0")), {**loan_item(), "plan": paid_plan}, AT, POLICY
+    ) is (False)
 
 
 # ---------------------------------------------------------------- one poke per shard per batch
@@ -234,7 +240,7 @@ def test_the_backfill_wakes_nobody_whatever_it_indexes() -> None:
     changes = loan_changes(state, index)
 
     for n in range(50):
-        result = changes.apply(change(loan_item(f"L-{n}", f"B-{n}"), seq=BACKFILL_SEQ, kind=ChangeKind.MODIFY))
+        result = changes.apply(change(loan_item(f"L-{n}", f"B-{n}"), seq=BACKFILL_SEQ))  # as an insert would
         assert result.index is IndexOutcome.ENTERED
     # Nor when built as the backfill command builds it: without a policy or a state.
     bare = LoanChanges(FakeSendDeliveries(FakeTables()), MemoryIndex(), 400)
@@ -244,20 +250,19 @@ def test_the_backfill_wakes_nobody_whatever_it_indexes() -> None:
     assert len(index.items) == 50
 
 
-def test_a_rewrite_of_a_loan_the_planner_handled_wakes_nobody_but_a_due_date_moved_back_does() -> None:
+def test_only_an_insert_wakes_a_rewrite_of_an_indexed_loan_leaves_the_shard_to_its_agenda() -> None:
+    # A nightly fee accrual rewrites every overdue loan: poking for each would cost every shard its marks.
     state = CountedPokes()
-    index = MemoryIndex()
-    changes = loan_changes(state, index)
+    changes = loan_changes(state)
     changes.apply(change(loan_item(), seq=100))
-    changes.wake_planners()
-    index.items["L-1"]["planned"] = "2026-11-16#follow_up_3"  # the planner took the stage
+    assert changes.wake_planners() == 1
 
     changes.apply(change(loan_item(amount_due=Decimal("2900.00")), seq=101, kind=ChangeKind.MODIFY))
-    assert changes.wake_planners() == 0
+    changes.apply(change(loan_item(due="2026-11-10"), seq=102, kind=ChangeKind.MODIFY))  # a due date moved back
+    changes.apply(change(loan_item("L-2", "B-2"), seq=103, kind=ChangeKind.MODIFY))  # first seen by a MODIFY
 
-    changes.apply(change(loan_item(due="2026-11-10"), seq=102, kind=ChangeKind.MODIFY))  # an earlier instalment
-    assert changes.wake_planners() == 1
-    assert state.pokes == {shard_poke("B-1"): 2}
+    assert changes.wake_planners() == 0
+    assert state.pokes == {shard_poke("B-1"): 1}
 
 
 def test_a_control_item_the_planner_cannot_read_keeps_the_loan_indexed_and_wakes_nobody() -> None:
@@ -271,23 +276,24 @@ def test_a_control_item_the_planner_cannot_read_keeps_the_loan_indexed_and_wakes
     assert changes.wake_planners() == 0 and "ladder_due" in index.items["L-1"]
 
 
-def test_a_redelivered_change_pokes_again_judged_on_its_own_values() -> None:
-    """A batch whose pokes failed comes again: its index writes are done, its records stale; they poke again."""
+def test_a_poke_that_fails_is_counted_not_raised_and_a_redelivered_insert_wakes_nobody() -> None:
     state = CountedPokes(refuse=True)
     index = MemoryIndex()
     changes = loan_changes(state, index)
     batch = [change(loan_item()), change(loan_item("L-2", "B-2", due="2026-12-20"))]
     for record in batch:
         changes.apply(record)
-    with pytest.raises(RuntimeError, match="throttled"):
-        changes.wake_planners()
+
+    metrics.clear_metrics()
+    assert changes.wake_planners() == 0  # throttled: the batch goes on, the shard's next wake finds the loan
+    assert state.pokes == {} and sorted(index.items) == ["L-1", "L-2"]
+    assert metrics.metric_set["PlannerPokeFailures"]["Value"] == [1.0]
+    metrics.clear_metrics()
 
     state.refuse = False
     redelivered = loan_changes(state, index)
     assert [redelivered.apply(record).index for record in batch] == [IndexOutcome.STALE, IndexOutcome.STALE]
-
-    assert redelivered.wake_planners() == 1
-    assert state.pokes == {shard_poke("B-1"): 1}  # not the loan due next month
+    assert redelivered.wake_planners() == 0  # stale: its first delivery decided
 
 
 def test_the_state_repository_pokes_each_deployment_shard_once_for_a_set_of_buckets() -> None:

@@ -56,7 +56,7 @@ FUNCTIONS = {
     "BureauReportFunction": (300, 1024, 9, 2),
     "EscalateFunction": (300, 512, 10, 2),
     "InboundSmsFunction": (60, 512, 9, 2),
-    "LoanChangesFunction": (60, 512, 7, 3),
+    "LoanChangesFunction": (60, 512, 8, 3),  # + ssm:GetParameter on the policy parameter (it reads the policy)
     "LoanEventsFunction": (60, 512, 13, 2),
     "PlanRemindersFunction": (300, 512, 7, 2),
     "RecordDeliveryFunction": (60, 512, 5, 2),
