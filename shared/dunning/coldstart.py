@@ -7,8 +7,8 @@ Loading a function builds ~100,000 long-lived objects (modules, pydantic's valid
 service models) and leaves almost no garbage (~700 objects), yet with the collector on, the
 collections it triggers walk them all: 35 to 45 ms of a ~0.4 s cold start (`make bench`, cold init).
 `loaded()` then moves what was loaded out of the collector's sight for good (`gc.freeze`, as the
-`gc` documentation advises before a fork) and turns it back on, so the collections of every later
-invocation skip those objects too.
+`gc` documentation advises before a fork) and turns it back on (if the process had it on), so the
+collections of every later invocation skip those objects too.
 """
 
 from __future__ import annotations
