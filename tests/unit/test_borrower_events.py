@@ -229,6 +229,8 @@ def test_envelope_picks_the_model_by_detail_type() -> None:
          "ISO 4217"),
         ("PaymentReceived", {"loan_id": "L-1", "amount": "1", "currency": "CNY", "paid_at": "2026-11-20T00:00:00"},
          "timezone"),
+        ("PaymentReceived", {"loan_id": "L-1", "amount": "1", "currency": "CNY", "paid_at": 1_795_000_000},
+         "ISO-8601"),  # not seconds since the epoch (the fuzz test's hostile value)
         ("PromiseToPay", {"loan_id": "L-1", "promised_date": "20/11/2026", "amount": "1"}, "YYYY-MM-DD"),
         ("RepaymentPlanAgreed", {"loan_id": "L-1", "instalments": []}, "instalments"),
         ("RepaymentPlanAgreed", {"loan_id": "L-1", "instalments": [

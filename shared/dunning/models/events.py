@@ -6,10 +6,20 @@ builds the models of the events it takes, not these at every cold start.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import datetime as dt
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    field_validator,
+    model_validator,
+)
 
 from dunning.models.loan import IsoDate, PhoneNumber
 from dunning.models.money import Amount, check_minor_unit, is_currency
@@ -22,6 +32,17 @@ PositiveMoney = Annotated[
 Reason = Annotated[str, Field(min_length=1, max_length=500, description="free text for the audit trail")]
 
 
+def _timestamp_text(value: Any) -> Any:
+    """A timestamp as the contract writes it (ISO-8601 text with its offset), never a number: pydantic would read
+    1795000000 as seconds since the epoch, and a producer's bug would pass for a time."""
+    if isinstance(value, str | dt.datetime):
+        return value
+    raise ValueError("must be an ISO-8601 date-time with its offset, as text")
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_text)]
+
+
 class _Detail(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -30,7 +51,7 @@ class PaymentReceived(_Detail):
     loan_id: LoanId
     amount: PositiveMoney
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-    paid_at: AwareDatetime
+    paid_at: Timestamp
 
     @field_validator("currency")
     @classmethod
