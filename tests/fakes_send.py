@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from dunning.dal.aws import from_item, to_item
+from dunning.dal.aws import Written, from_item, to_item
 from dunning.dal.deliveries import DeliveriesRepository
+from dunning.dal.ladder import LadderRepository
 from dunning.dal.phone_keys import PhoneHasher, PhoneKeys
-from dunning.dal.state import ClaimKey, StateRepository, claim_key
+from dunning.dal.state import ClaimKey, StateRepository, claim_key, control_key, erasure_key
 from dunning.dal.transact import MAX_ITEMS, Refused, Unit
 from dunning.models.delivery import DeliveryRecord, StoredRecord
 from dunning.models.state import ClaimState, SendClaim
@@ -296,6 +297,30 @@ class FakeSendState(StateRepository):
 
     def claim(self, key: ClaimKey) -> dict[str, Any] | None:
         return self.tables.get(self.table, claim_key(*key))
+
+
+class FakeLadderIndex(LadderRepository):
+    """`LadderRepository` (the ladder index: CONTROL items ordered by stream sequence), its own conditional writes
+    made through FakeTables; `item` and `erased` read them there."""
+
+    def __init__(self, tables: FakeTables, table: str = "StateTable") -> None:
+        super().__init__(table)
+        self.tables = tables
+
+    def _write(self, write: Any, *, return_new: bool = False) -> Written:
+        ((op, request),) = write.items()
+        refused = self.tables.write_units(
+            [Unit(None, [{op: {**request, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}])]
+        )
+        if refused:
+            return Written(False, refused[0].found.get(0))
+        return Written(True, self.tables.get(self.table, request["Key"]) if return_new else None)
+
+    def item(self, loan_id: str) -> dict[str, Any] | None:
+        return self.tables.get(self.table, control_key(loan_id))
+
+    def erased(self, borrower_id: str) -> bool:
+        return self.tables.get(self.table, erasure_key(borrower_id)) is not None
 
 
 class FakeSendDeliveries(DeliveriesRepository):

@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from botocore.exceptions import ClientError
 
-from dunning.dal.ladder import BACKFILL_SEQ, LadderRepository
+from dunning.dal.aws import from_item
+from dunning.dal.ladder import BACKFILL_SEQ
 from dunning.dal.state import StateRepository
 from dunning.loan_changes import ChangeKind, IndexOutcome, LoanChange, LoanChanges, check, stage_due_at
 from dunning.models.loan import Loan
 from dunning.models.policy import load_policy_file
 from dunning.observability import metrics
 from dunning.sharding import bucket_of
-from tests.fakes_send import FakeSendDeliveries, FakeTables
+from tests.fakes_send import FakeLadderIndex, FakeSendDeliveries, FakeTables
 
 if TYPE_CHECKING:
     from dunning.dal.aws import RawItem
@@ -65,37 +66,10 @@ def loan(**changes: Any) -> Loan:
     return verdict
 
 
-class MemoryIndex(LadderRepository):
-    """The CONTROL items in memory, ordered by sequence as `LadderRepository` orders them."""
-
-    def __init__(self) -> None:
-        super().__init__("StateTable")
-        self.items: dict[str, dict[str, Any]] = {}
-
-    def enter(
-        self,
-        loan_id: str,
-        values: dict[str, Any],
-        removes: tuple[str, ...],
-        seq: str,
-        contact: dict[str, str] | None = None,
-        *,
-        new: bool = False,
-    ) -> dict[str, Any] | None:
-        old = self.items.get(loan_id, {})
-        if old.get("upstream_seq") is not None and (seq == BACKFILL_SEQ or str(old["upstream_seq"]) >= seq):
-            return None
-        kept = {k: v for k, v in old.items() if k not in removes}
-        self.items[loan_id] = {**kept, **values, **(contact or {}), "loan_id": loan_id, "upstream_seq": seq}
-        return dict(self.items[loan_id])
-
-    def leave(self, loan_id: str, seq: str) -> bool:
-        self.items.pop(loan_id, None)
-        return True
-
-    def follow(self, item: dict[str, Any], due: str) -> bool:
-        self.items[str(item["loan_id"])]["ladder_due"] = due
-        return True
+def index_items(index: FakeLadderIndex) -> dict[str, dict[str, Any]]:
+    """The loans' CONTROL items the index holds, by loan id."""
+    found = (from_item(raw) for raw in index.tables.items.values())
+    return {str(item["loan_id"]): item for item in found if item.get("sk") == "CONTROL"}
 
 
 class CountedPokes(StateRepository):
@@ -113,10 +87,9 @@ class CountedPokes(StateRepository):
         self.pokes[key["sk"]["S"]] += 1
 
 
-def loan_changes(state: CountedPokes | None = None, index: MemoryIndex | None = None) -> LoanChanges:
-    return LoanChanges(
-        FakeSendDeliveries(FakeTables()), index or MemoryIndex(), 400, policy=POLICY, state=state or CountedPokes()
-    )
+def loan_changes(state: CountedPokes | None = None, index: FakeLadderIndex | None = None) -> LoanChanges:
+    index = index or FakeLadderIndex(FakeTables())
+    return LoanChanges(FakeSendDeliveries(index.tables), index, 400, policy=POLICY, state=state or CountedPokes())
 
 
 def shard_poke(borrower_id: str) -> str:
@@ -236,18 +209,18 @@ def test_a_removed_loan_wakes_nobody() -> None:
 
 def test_the_backfill_wakes_nobody_whatever_it_indexes() -> None:
     state = CountedPokes()
-    index = MemoryIndex()
+    index = FakeLadderIndex(FakeTables())
     changes = loan_changes(state, index)
 
     for n in range(50):
         result = changes.apply(change(loan_item(f"L-{n}", f"B-{n}"), seq=BACKFILL_SEQ))  # as an insert would
         assert result.index is IndexOutcome.ENTERED
     # Nor when built as the backfill command builds it: without a policy or a state.
-    bare = LoanChanges(FakeSendDeliveries(FakeTables()), MemoryIndex(), 400)
+    bare = LoanChanges(FakeSendDeliveries(FakeTables()), FakeLadderIndex(FakeTables()), 400)
     bare.apply(change(loan_item()))
 
     assert changes.wake_planners() == 0 and bare.wake_planners() == 0 and state.pokes == {}
-    assert len(index.items) == 50
+    assert len(index_items(index)) == 50
 
 
 def test_only_an_insert_wakes_a_rewrite_of_an_indexed_loan_leaves_the_shard_to_its_agenda() -> None:
@@ -267,18 +240,27 @@ def test_only_an_insert_wakes_a_rewrite_of_an_indexed_loan_leaves_the_shard_to_i
 
 def test_a_control_item_the_planner_cannot_read_keeps_the_loan_indexed_and_wakes_nobody() -> None:
     state = CountedPokes()
-    index = MemoryIndex()
+    index = FakeLadderIndex(FakeTables())
     changes = loan_changes(state, index)
-    index.items["L-1"] = {"loan_id": "L-1", "planned": "2026-11-16#follow_up_3", "planned_until": "not a time"}
+    index.tables.put(
+        "StateTable",
+        {
+            "pk": "LOAN#L-1",
+            "sk": "CONTROL",
+            "loan_id": "L-1",
+            "planned": "2026-11-16#follow_up_3",
+            "planned_until": "not a time",
+        },
+    )
 
     assert changes.apply(change(loan_item())).index is IndexOutcome.ENTERED  # the planner sets it aside, not us
 
-    assert changes.wake_planners() == 0 and "ladder_due" in index.items["L-1"]
+    assert changes.wake_planners() == 0 and "ladder_due" in index_items(index)["L-1"]
 
 
 def test_a_poke_that_fails_is_counted_not_raised_and_a_redelivered_insert_wakes_nobody() -> None:
     state = CountedPokes(refuse=True)
-    index = MemoryIndex()
+    index = FakeLadderIndex(FakeTables())
     changes = loan_changes(state, index)
     batch = [change(loan_item()), change(loan_item("L-2", "B-2", due="2026-12-20"))]
     for record in batch:
@@ -286,7 +268,7 @@ def test_a_poke_that_fails_is_counted_not_raised_and_a_redelivered_insert_wakes_
 
     metrics.clear_metrics()
     assert changes.wake_planners() == 0  # throttled: the batch goes on, the shard's next wake finds the loan
-    assert state.pokes == {} and sorted(index.items) == ["L-1", "L-2"]
+    assert state.pokes == {} and sorted(index_items(index)) == ["L-1", "L-2"]
     assert metrics.metric_set["PlannerPokeFailures"]["Value"] == [1.0]
     metrics.clear_metrics()
 

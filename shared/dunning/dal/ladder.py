@@ -35,7 +35,7 @@ from dunning.dal.aws import conditional_write, dynamodb, from_item, to_item
 from dunning.dal.state import control_key, erasure_key
 
 if TYPE_CHECKING:
-    from dunning.dal.aws import RawItem
+    from dunning.dal.aws import RawItem, Write, Written
 
 LADDER_INDEX = "LadderIndex"
 SEQ_WIDTH = 40  # DynamoDB stream sequence numbers have 21 to 40 digits
@@ -210,7 +210,7 @@ class LadderRepository:
         """Remove the borrower's contact details from the loan's CONTROL item (only if they are that borrower's)."""
         names = {f"#c{i}": name for i, name in enumerate((*CONTACT, CONTACT_OF))}
         names["#of"] = CONTACT_OF
-        written = conditional_write(
+        written = self._write(
             {
                 "Update": {
                     "TableName": self.table,
@@ -265,7 +265,7 @@ class LadderRepository:
             names["#holder"] = CONTACT_OF
             values[":holder"] = {"S": holding}
             condition += " AND #holder = :holder"
-        written = conditional_write(
+        written = self._write(
             {
                 "Update": {
                     "TableName": self.table,
@@ -279,6 +279,11 @@ class LadderRepository:
             return_new=True,
         )
         return (written.item, None) if written.ok else (None, written.item)
+
+    def _write(self, write: Write, *, return_new: bool = False) -> Written:
+        """Every write of the index is one conditional write (`dal.aws.conditional_write`); the unit tier's
+        fake (`tests/fakes_send.FakeLadderIndex`) makes it in memory, the repository's own requests unchanged."""
+        return conditional_write(write, return_new=return_new)
 
     def follow(self, item: dict[str, Any], due: str) -> bool:
         """Set `ladder_due` to what `item` (the CONTROL item as last written) chases, unless it changed since.
@@ -295,7 +300,7 @@ class LadderRepository:
             else:
                 values[f":{name}"] = {"S": str(item[name])}
                 conditions.append(f"{placeholder} = :{name}")
-        return conditional_write(
+        return self._write(
             {
                 "Update": {
                     "TableName": self.table,
